@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds the local control plane from Go modules: kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3), kwok and
+# helm, and extracts the Gateway API and Istio CRDs from their modules.
+#
+# Versions are pinned in versions.env; module checksums in modules/*/go.sum. The result is
+# cached outside the repo, keyed by those files, so a second run returns in well under a
+# second. The last line of stdout is always `VIGIL_BIN_DIR=<dir>` on success.
+#
+# Usage: hack/controlplane/build.sh [--print-dir]
+#   --print-dir   print the cache dir for the pinned versions and exit (builds nothing)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache_root=${VIGIL_CACHE:-$HOME/.cache/vigil}
+key=$(cat "$here/versions.env" "$here"/modules/*/go.mod "$here"/modules/*/go.sum "$here/build.sh" \
+      | sha256sum | cut -c1-12)
+dest="$cache_root/bin/${KUBERNETES_VERSION}-${key}"
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
+crd_files=(gateway-api-httproutes.yaml gateway-api-standard.yaml istio-crds.yaml)
+
+if [[ "${1:-}" == "--print-dir" ]]; then
+  echo "$dest"; exit 0
+fi
+
+complete() {
+  local b
+  for b in "${binaries[@]}"; do [[ -x "$dest/$b" ]] || return 1; done
+  for b in "${crd_files[@]}"; do [[ -s "$dest/crds/$b" ]] || return 1; done
+}
+
+if complete; then
+  echo "control plane ${KUBERNETES_VERSION}: reusing cached binaries in $dest" >&2
+  echo "VIGIL_BIN_DIR=$dest"
+  exit 0
+fi
+
+die() { echo "error: $*" >&2; exit 1; }
+
+command -v go >/dev/null 2>&1 || die "the Go toolchain is not on PATH; install Go >= ${GO_MIN_VERSION} (Debian: apt-get install golang-go, or put go on PATH) and run again"
+go_have=$(go env GOVERSION | sed 's/^go//')
+if [[ "$(printf '%s\n%s\n' "$GO_MIN_VERSION" "$go_have" | sort -V | head -1)" != "$GO_MIN_VERSION" ]]; then
+  die "Go $go_have is too old to build Kubernetes ${KUBERNETES_VERSION}; need >= ${GO_MIN_VERSION} (set GOTOOLCHAIN=go1.27.3 to let go fetch a newer toolchain)"
+fi
+
+work="$dest.partial"
+rm -rf "$work"
+mkdir -p "$work/crds"
+log_dir="$cache_root/logs"
+mkdir -p "$log_dir"
+start=$(date +%s)
+
+elapsed() { local s=$(( $(date +%s) - start )); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
+
+# build STEP NAME VERSION MODULE_DIR OUT_DIR LDFLAGS TARGETS...
+# Runs `go build -v` and prints a progress line every 20 s (packages compiled so far).
+build() {
+  local step=$1 name=$2 version=$3 moddir=$4 out=$5 ldflags=$6; shift 6
+  local log="$log_dir/build-$name-$version.log"
+  echo "[$step] building $name $version ... (log: $log)" >&2
+  (
+    cd "$here/modules/$moddir"
+    go build -v -trimpath -ldflags="$ldflags" -o "$out" "$@"
+  ) >"$log" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 20
+    kill -0 "$pid" 2>/dev/null && echo "      $name: $(grep -vc '^#' "$log" || true) packages compiled, $(elapsed) elapsed" >&2
+  done
+  if ! wait "$pid"; then
+    tail -n 20 "$log" >&2
+    die "building $name $version failed (full log: $log). Try: check that the Go module proxy is reachable (go env GOPROXY), that GOFLAGS has no -mod=vendor, and rerun; if the version is not served, change it in hack/controlplane/versions.env and run 'go mod tidy' in hack/controlplane/modules/$moddir"
+  fi
+  echo "      $name done at $(elapsed)" >&2
+}
+
+k8s_minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+ver_pkg_flags() {  # -X flags so `kubectl version` and the apiserver report the real version
+  local pkg=$1
+  echo "-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+}
+k8s_ldflags="-s -w $(ver_pkg_flags k8s.io/component-base/version) $(ver_pkg_flags k8s.io/client-go/pkg/version)"
+
+echo "building the control plane (Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION}, helm ${HELM_VERSION}) into $dest" >&2
+echo "a cold build takes about 15-25 minutes on 2 cores; later runs reuse the cache" >&2
+
+build 1/4 kubernetes "$KUBERNETES_VERSION" kubernetes "$work/" "$k8s_ldflags" tool
+build 2/4 etcd "$ETCD_VERSION" etcd "$work/etcd" "-s -w" .
+build 3/4 kwok "$KWOK_VERSION" kwok "$work/" "-s -w" tool
+build 4/4 helm "$HELM_VERSION" helm "$work/" "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" tool
+
+echo "[crds] extracting Gateway API ${GATEWAY_API_VERSION} and Istio ${ISTIO_CLIENT_GO_VERSION} CRDs from their modules" >&2
+mod_dir() { (cd "$here/modules/kubernetes" && go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'); }
+gw=$(mod_dir "sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}") || die "could not fetch sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION} from the Go module proxy"
+cp "$gw/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" "$work/crds/gateway-api-httproutes.yaml"
+cat "$gw"/config/crd/standard/*.yaml > "$work/crds/gateway-api-standard.yaml"
+istio=$(mod_dir "istio.io/api@${ISTIO_CLIENT_GO_VERSION}") || die "could not fetch istio.io/api@${ISTIO_CLIENT_GO_VERSION} from the Go module proxy"
+cp "$istio/kubernetes/customresourcedefinitions.gen.yaml" "$work/crds/istio-crds.yaml"
+chmod -R u+w "$work/crds"
+
+rm -rf "$dest"
+mv "$work" "$dest"
+complete || die "the build finished but $dest is incomplete; remove it and run again"
+echo "control plane built in $(elapsed): $dest" >&2
+echo "VIGIL_BIN_DIR=$dest"
