@@ -32,15 +32,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vigil.demo.dataset import GROUPS
 from vigil.demo.faults import FaultConfig, FaultSpecError, faults_from_env
+from vigil.demo.headers import (
+    MIRROR_HEADER, REQUEST_ID_HEADER, STABLE_PREDICTION_HEADER, VERSION_HEADER,
+)
 from vigil.demo.metrics import ModelMetrics
 from vigil.demo.model import DemoModel, FaultDraws, Prediction, fails, latency_seconds
 
 log = logging.getLogger("vigil.demo.modelserver")
 
-MIRROR_HEADER = "X-Vigil-Mirror"
-STABLE_PREDICTION_HEADER = "X-Vigil-Stable-Prediction"
-REQUEST_ID_HEADER = "X-Request-Id"
-VERSION_HEADER = "X-Vigil-Version"
 MAX_REMEMBERED_PREDICTIONS = 200_000
 
 
