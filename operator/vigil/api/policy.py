@@ -1,0 +1,160 @@
+"""RiskPolicy: how much a new model version must prove, and how fast it may take traffic.
+
+Policy as code: one RiskPolicy governs many ModelDeployments in its namespace. Everything the
+decision core needs to know about "how careful" lives here, so a reviewer reads one object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import Enum
+
+from pydantic import Field, field_validator, model_validator
+
+from vigil.api.common import CamelModel, Duration, parse_duration
+from vigil.api.gates import Gate
+
+
+class RiskTier(str, Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class NoDataAction(str, Enum):
+    HOLD = "hold"
+    ROLLBACK = "rollback"
+
+
+class BaselineMode(str, Enum):
+    """`stable`: compare with the stable pods. `fresh`: start new pods of the stable version
+    with the canary (same replica count), so pod age and warm-up do not look like a regression."""
+
+    STABLE = "stable"
+    FRESH = "fresh"
+
+
+class ShadowPolicy(CamelModel):
+    enabled: bool = Field(False, description="Mirror traffic to the new version before any canary step.")
+    duration: Duration = Field("10m", description="How long the shadow phase lasts at least.")
+    mirror_percent: int = Field(100, ge=1, le=100, description="Share of requests mirrored to the shadow.")
+
+
+class NoDataPolicy(CamelModel):
+    action: NoDataAction = Field(
+        NoDataAction.HOLD,
+        description="hold: wait (never promote) while metrics are missing; rollback after rollbackAfter intervals.",
+    )
+    rollback_after: int = Field(
+        5, ge=1, le=1000, description="Analysis intervals without data before the canary is rolled back."
+    )
+
+
+class HoldbackPolicy(CamelModel):
+    """After promotion keep a little traffic on the previous version and keep analysing with the
+    roles swapped, so a late regression (a leak, a slow drift) still rolls back with evidence."""
+
+    weight: int = Field(5, ge=1, le=50, description="Percent of traffic left on the previous version.")
+    bake_time: Duration = Field("30m", description="How long the holdback lasts.")
+
+
+class FreezeWindow(CamelModel):
+    """No rollout starts or advances inside a freeze window (rollbacks still happen)."""
+
+    start: datetime
+    end: datetime
+    reason: str = Field("", max_length=256)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FreezeWindow:
+        if self.end <= self.start:
+            raise ValueError("freezeWindows[].end must be after freezeWindows[].start")
+        return self
+
+
+# Rules the apiserver checks itself (CEL), so `kubectl apply` rejects a bad policy at once.
+RISKPOLICY_CEL_RULES = [
+    {"rule": "self.steps.all(s, s <= self.maxWeight)",
+     "message": "every steps[] weight must be <= maxWeight", "fieldPath": ".steps"},
+    {"rule": "self.steps.isSorted() && self.steps.all(x, self.steps.exists_one(y, y == x))",
+     "message": "steps must be strictly increasing", "fieldPath": ".steps"},
+]
+
+
+class RiskPolicySpec(CamelModel):
+    """What a new model version must prove before it gets more traffic."""
+
+    model_config = CamelModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": RISKPOLICY_CEL_RULES}}
+
+    risk_tier: RiskTier = Field(RiskTier.MEDIUM, description="low | medium | high | critical.")
+    steps: list[int] = Field(
+        default_factory=lambda: [10, 25, 50],
+        min_length=1,
+        max_length=20,
+        description="Canary weights in percent, strictly increasing, each <= maxWeight.",
+        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 100}},
+    )
+    max_weight: int = Field(50, ge=1, le=100, description="Highest canary weight before promotion.")
+    shadow: ShadowPolicy = Field(default_factory=ShadowPolicy)
+    bake_time: Duration = Field("5m", description="Minimum time at each canary step.")
+    min_samples: int = Field(
+        200, ge=1, le=10_000_000, description="Canary requests needed at a step before it can pass."
+    )
+    analysis_interval: Duration = Field("1m", description="How often the analysis runs.")
+    confidence: float = Field(
+        0.95, ge=0.5, le=0.9999, description="1 - the chance of a false rollback over the whole rollout."
+    )
+    gates: list[Gate] = Field(
+        default_factory=list, max_length=20, description="Metrics the new version must not regress."
+    )
+    no_data: NoDataPolicy = Field(default_factory=NoDataPolicy)
+    failure_limit: int = Field(1, ge=1, le=100, description="Failed analyses before the canary is rolled back.")
+    required_approvals: int = Field(
+        0, ge=0, le=10, description="Approvals (annotation vigil.dev/approved-by) needed before promotion."
+    )
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list, max_length=50)
+    holdback: HoldbackPolicy | None = Field(None, description="Post-promotion holdback bake.")
+    baseline: BaselineMode = Field(BaselineMode.STABLE)
+    allow_step_overrides: bool = Field(
+        False, description="Whether a ModelDeployment may set its own steps (still <= maxWeight)."
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_increasing(cls, steps: list[int]) -> list[int]:
+        for weight in steps:
+            if not 1 <= weight <= 100:
+                raise ValueError(f"steps: {weight} is not a percentage in 1..100")
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise ValueError(f"steps must be strictly increasing, got {steps}")
+        return steps
+
+    @field_validator("bake_time", "analysis_interval")
+    @classmethod
+    def _positive_duration(cls, value: str) -> str:
+        if parse_duration(value).total_seconds() <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @model_validator(mode="after")
+    def _steps_within_max(self) -> RiskPolicySpec:
+        too_high = [w for w in self.steps if w > self.max_weight]
+        if too_high:
+            raise ValueError(f"steps {too_high} exceed maxWeight {self.max_weight}")
+        kinds = [g.metric for g in self.gates]
+        dup = {k for k in kinds if kinds.count(k) > 1}
+        if dup:
+            raise ValueError(f"gates: metric {sorted(str(getattr(d, 'value', d)) for d in dup)} listed twice")
+        return self
+
+    def fingerprint(self) -> str:
+        """A short hash of the policy as applied: audit records cite it as the policy version."""
+        blob = json.dumps(self.to_wire(), sort_keys=True).encode()
+        return "sha256:" + hashlib.sha256(blob).hexdigest()[:16]
+
+    def frozen_at(self, now: datetime) -> FreezeWindow | None:
+        return next((w for w in self.freeze_windows if w.start <= now < w.end), None)
+
