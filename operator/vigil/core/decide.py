@@ -193,12 +193,10 @@ def _start_rollout(ctx: _Ctx, restart: bool) -> str:
 
 def _rollback(ctx: _Ctx, trigger: Trigger, reason: str, message: str) -> str:
     s = ctx.status
-    failed = s.canary_version if s.phase is not Phase.HOLDBACK else s.stable_version
-    failed_digest = s.canary_digest if s.phase is not Phase.HOLDBACK else s.stable_digest
-    if s.phase is Phase.HOLDBACK or (s.phase is Phase.PAUSED and s.paused_from is Phase.HOLDBACK):
-        # roles were swapped after promotion: the previous version becomes stable again
+    failed, failed_digest = s.canary_version, s.canary_digest
+    if (failed, failed_digest) == (s.stable_version, s.stable_digest):
+        # already promoted (Promoting, Holdback): the previous version becomes stable again
         s.stable_version, s.stable_digest = s.previous_version, s.previous_digest
-        s.canary_version, s.canary_digest = failed, failed_digest
         s.previous_version = s.previous_digest = None
     _move(ctx, trigger, reason, message)
     s.failed_digests = ([d for d in s.failed_digests if not d.startswith(f"{failed_digest}@")]
