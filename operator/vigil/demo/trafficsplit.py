@@ -36,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from vigil.demo.backends import BackendMap, BackendMapError, parse_entries
 from vigil.demo.headers import BACKEND_HEADER, MIRROR_HEADER, STABLE_PREDICTION_HEADER
+from vigil.demo.processes import die_with_parent
 from vigil.demo.routes import EMPTY_ROUTE, ROUTE_KINDS, BackendRef, Mirror, RouteSplit, WeightedBackend
 from vigil.demo.routewatch import FileRouteWatcher, KubeRouteWatcher, RouteSource, RouteTarget
 
@@ -351,6 +352,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     from prometheus_client import disable_created_metrics
