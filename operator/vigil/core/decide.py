@@ -365,7 +365,9 @@ def _manual(ctx: _Ctx) -> str | None:
     if ann.get(ANN_ABORT) and ann.get(ANN_ABORT) == s.canary_version and s.phase in ANALYSING | {Phase.PAUSED, Phase.PROMOTING}:
         ctx.evidence["manual"] = {"action": "abort", "user": user}
         return _rollback(ctx, Trigger.ABORT, "Aborted", f"rollout of {s.canary_version} aborted by {user}")
-    if ann.get(ANN_PROMOTE) and ann.get(ANN_PROMOTE) == s.canary_version and s.phase in (Phase.SHADOW, Phase.CANARY, Phase.PAUSED):
+    not_promoted_yet = s.canary_version != s.stable_version
+    if ann.get(ANN_PROMOTE) and ann.get(ANN_PROMOTE) == s.canary_version and not_promoted_yet \
+            and s.phase in (Phase.SHADOW, Phase.CANARY, Phase.PAUSED):
         ctx.evidence["manual"] = {"action": "promote", "user": user}
         s.paused_from = None
         return _promote(ctx, Trigger.MANUAL_PROMOTE, "ManualPromote",
