@@ -86,10 +86,16 @@ class DemoModel:
         rng = np.random.default_rng(train_seed)
         order = rng.permutation(self.dataset.n_rows)
         train = order[: int(TRAIN_SHARE * self.dataset.n_rows)]
-        self._pipeline = make_pipeline(
+        pipeline = make_pipeline(
             StandardScaler(), LogisticRegression(C=REGULARISATION_C, max_iter=2000)
         )
-        self._pipeline.fit(self.dataset.features[train], self.dataset.labels[train])
+        pipeline.fit(self.dataset.features[train], self.dataset.labels[train])
+        scaler, regression = pipeline[0], pipeline[-1]
+        # Per-request scoring straight from the fitted parameters: the same numbers as
+        # predict_proba, without sklearn's per-call validation (~100x faster per row).
+        self._weights = regression.coef_[0] / scaler.scale_
+        self._intercept = float(regression.intercept_[0] - np.dot(self._weights, scaler.mean_))
+        self.pipeline = pipeline
 
     def check_features(self, features: np.ndarray | list[float]) -> np.ndarray:
         """The features as one row, or ValueError saying what is wrong with them."""
@@ -102,7 +108,8 @@ class DemoModel:
 
     def base_score(self, features: np.ndarray | list[float]) -> float:
         """Positive-class probability before any fault."""
-        return float(self._pipeline.predict_proba(self.check_features(features))[0, 1])
+        logit = float(np.dot(self.check_features(features)[0], self._weights)) + self._intercept
+        return _sigmoid(logit)
 
     def predict(
         self,
@@ -121,6 +128,8 @@ def _logit(p: float) -> float:
 
 
 def _sigmoid(z: float) -> float:
+    if z < -700:  # math.exp overflows past ~709
+        return 0.0
     return 1.0 / (1.0 + math.exp(-z))
 
 
