@@ -179,13 +179,16 @@ class ModelServer:
         )
 
 
+SERVER_KEY = web.AppKey("server", ModelServer)
+
+
 def build_app(server: ModelServer) -> web.Application:
     app = web.Application()
     app.router.add_post("/predict", server.predict)
     app.router.add_post("/feedback", server.feedback)
     app.router.add_get("/metrics", server.metrics_endpoint)
     app.router.add_get("/healthz", server.healthz)
-    app["server"] = server
+    app[SERVER_KEY] = server
     return app
 
 

@@ -315,6 +315,9 @@ def stable_prediction(primary: Forwarded) -> str | None:
     return str(value) if value in (0, 1) else None
 
 
+SPLITTER_KEY = web.AppKey("splitter", TrafficSplitter)
+
+
 def build_app(splitter: TrafficSplitter) -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app.router.add_get("/metrics", splitter.metrics_endpoint)
@@ -324,7 +327,7 @@ def build_app(splitter: TrafficSplitter) -> web.Application:
     app.router.add_route("*", "/{tail:.*}", splitter.handle)
     app.on_startup.append(splitter.on_startup)
     app.on_cleanup.append(splitter.on_cleanup)
-    app["splitter"] = splitter
+    app[SPLITTER_KEY] = splitter
     return app
 
 
