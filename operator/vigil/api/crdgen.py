@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from vigil.api import GROUP, VERSION
+from vigil.api.audit import AuditRecordSpec
 from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from vigil.api.policy import RiskPolicySpec
 
@@ -152,6 +153,22 @@ def all_crds() -> dict[str, dict[str, Any]]:
                 {"name": "Tier", "type": "string", "jsonPath": ".spec.riskTier"},
                 {"name": "Max Weight", "type": "integer", "jsonPath": ".spec.maxWeight"},
                 {"name": "Confidence", "type": "number", "jsonPath": ".spec.confidence"},
+                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            ],
+        ),
+        "vigil.dev_auditrecords.yaml": crd(
+            kind="AuditRecord",
+            plural="auditrecords",
+            short_names=["audit"],
+            spec_model=AuditRecordSpec,
+            status_model=None,
+            description="An immutable, hash-chained record of one rollout decision.",
+            columns=[
+                {"name": "Model Deployment", "type": "string", "jsonPath": ".spec.modelDeployment"},
+                {"name": "Seq", "type": "integer", "jsonPath": ".spec.seq"},
+                {"name": "Action", "type": "string", "jsonPath": ".spec.action"},
+                {"name": "Phase", "type": "string", "jsonPath": ".spec.phase"},
+                {"name": "Version", "type": "string", "jsonPath": ".spec.version"},
                 {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
             ],
         ),

@@ -14,7 +14,7 @@ from enum import Enum
 from pydantic import Field, field_validator, model_validator
 
 from vigil.api.common import CamelModel, Duration, parse_duration
-from vigil.api.gates import Gate
+from vigil.api.gates import Gate, MetricKind
 
 
 class RiskTier(str, Enum):
@@ -108,7 +108,9 @@ class RiskPolicySpec(CamelModel):
         0.95, ge=0.5, le=0.9999, description="1 - the chance of a false rollback over the whole rollout."
     )
     gates: list[Gate] = Field(
-        default_factory=list, max_length=20, description="Metrics the new version must not regress."
+        default_factory=lambda: [Gate(metric=MetricKind.ERROR_RATE)],
+        max_length=20,
+        description="Metrics the new version must not regress (default: errorRate only).",
     )
     no_data: NoDataPolicy = Field(default_factory=NoDataPolicy)
     failure_limit: int = Field(1, ge=1, le=100, description="Failed analyses before the canary is rolled back.")

@@ -59,7 +59,7 @@ class _Ctx:
     """One call's inputs plus what the call accumulates (status edits, events, evidence)."""
 
     name: str
-    spec: ModelDeploymentSpec
+    spec: ModelDeploymentSpec | None  # None only when blocked on an unreadable spec
     policy: RiskPolicySpec
     old: ModelDeploymentStatus
     obs: Observation
@@ -75,17 +75,17 @@ class _Ctx:
 
     @property
     def version(self) -> str:
-        return self.spec.version
+        return self.spec.version if self.spec else ""
 
     @property
     def digest(self) -> str:
-        return self.spec.artifact.digest
+        return self.spec.artifact.digest if self.spec else ""
 
     def event(self, type_: str, reason: str, message: str) -> None:
         self.events.append(EventSpec(type_, reason, message))
 
     def steps(self) -> list[int]:
-        if self.spec.steps and self.policy.allow_step_overrides:
+        if self.spec and self.spec.steps and self.policy.allow_step_overrides:
             return [w for w in self.spec.steps if w <= self.policy.max_weight] or self.policy.steps
         return self.policy.steps
 
@@ -401,9 +401,15 @@ def _blocked(ctx: _Ctx, reason: str, message: str) -> Decision:
     return _finish(ctx, action, reason, touch_world=False)
 
 
+def blocked(status: ModelDeploymentStatus, generation: int, reason: str, message: str, now: datetime) -> Decision:
+    """The decision when the spec itself cannot be read: report it, touch nothing."""
+    ctx = _Ctx("", None, RiskPolicySpec(), status, Observation(generation=generation), now, default_analyzer)
+    return _blocked(ctx, reason, message)
+
+
 def _finish(ctx: _Ctx, action: str, reason: str, *, touch_world: bool = True) -> Decision:
     s = ctx.status
-    serving = s.stable_version == ctx.version and s.stable_digest == ctx.digest
+    serving = ctx.spec is not None and s.stable_version == ctx.version and s.stable_digest == ctx.digest
     if action == "none" and s.phase is ctx.old.phase:
         # nothing happened: keep the reason the conditions already carry
         reason = next((c.reason for c in ctx.old.conditions if c.type == "Progressing"), reason)
@@ -423,7 +429,8 @@ def _finish(ctx: _Ctx, action: str, reason: str, *, touch_world: bool = True) ->
         requeue = 60.0
     else:
         requeue = min(parse_duration(ctx.policy.analysis_interval).total_seconds(), 60.0)
-    ctx.evidence.setdefault("policy", ctx.policy.fingerprint())
+    if touch_world:
+        ctx.evidence.setdefault("policy", ctx.policy.fingerprint())
     return Decision(
         action=action, status=s, workloads=workloads, traffic=traffic, events=tuple(ctx.events),
         evidence=ctx.evidence, requeue_after=requeue,

@@ -1,0 +1,1 @@
+"""The audit trail: hash-chained, immutable records of every rollout decision."""

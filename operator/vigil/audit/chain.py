@@ -1,0 +1,60 @@
+"""Hash chain of audit records: build the next record, verify a chain. Pure: no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+GENESIS = "genesis"
+
+
+def canonical(record: dict[str, Any]) -> bytes:
+    """The bytes that are hashed: sorted keys, no whitespace, the `hash` field left out."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def seal(record: dict[str, Any]) -> dict[str, Any]:
+    """Return `record` with its `hash` set."""
+    return {**record, "hash": "sha256:" + hashlib.sha256(canonical(record)).hexdigest()}
+
+
+def next_record(prev_hash: str | None, seq: int, **fields: Any) -> dict[str, Any]:
+    return seal({**fields, "seq": seq, "prevHash": prev_hash or GENESIS})
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    records: int
+    head: str | None
+    problems: tuple[str, ...]
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"OK: {self.records} records, chain intact, head {self.head}"
+        return f"BROKEN: {self.records} records; " + "; ".join(self.problems)
+
+
+def verify(records: Iterable[dict[str, Any]], expected_head: str | None = None) -> ChainReport:
+    """Check hashes, links and sequence numbers; `expected_head` is the hash status points at."""
+    ordered = sorted(records, key=lambda r: int(r.get("seq", 0)))
+    problems: list[str] = []
+    prev = GENESIS
+    for i, rec in enumerate(ordered, start=1):
+        seq = rec.get("seq")
+        if seq != i:
+            problems.append(f"record {seq} found where {i} was expected (a record is missing)")
+            break
+        if rec.get("prevHash") != prev:
+            problems.append(f"record {seq} links to {rec.get('prevHash')}, expected {prev}")
+        if seal(rec)["hash"] != rec.get("hash"):
+            problems.append(f"record {seq} was altered: its hash does not match its content")
+        prev = rec.get("hash", "")
+    head = ordered[-1]["hash"] if ordered else None
+    if expected_head is not None and head != expected_head:
+        problems.append(f"the chain ends at {head} but the ModelDeployment status points at {expected_head} "
+                        "(records after the last one listed are missing)")
+    return ChainReport(not problems, len(ordered), head, tuple(problems))

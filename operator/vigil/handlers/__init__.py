@@ -1,0 +1,1 @@
+"""kopf registration only: thin functions that hand each ModelDeployment to the reconciler."""

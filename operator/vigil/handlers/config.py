@@ -1,0 +1,80 @@
+"""How the operator process is wired: API client, metrics provider, analyzer.
+
+Read from the environment at start-up (VIGIL_PROMETHEUS_URL, VIGIL_PROMETHEUS_TOKEN,
+VIGIL_PROMETHEUS_CA, VIGIL_PROMETHEUS_INSECURE); tests and the demo may call `configure()`
+before the operator starts to inject a provider or an analysis double.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from vigil.core.decide import Analyzer, default_analyzer
+from vigil.kube.client import Kube
+from vigil.reconciler import MetricsSource, Reconciler
+
+
+@dataclass
+class Wiring:
+    api_client: k8s.ApiClient | None = None
+    metrics: MetricsSource | None = None
+    analysis_target: Any = None
+    analyzer: Analyzer = default_analyzer
+    wakers: dict[tuple[str, str], threading.Event] = field(default_factory=dict)
+    reconciler: Reconciler | None = None
+
+
+WIRING = Wiring()
+
+
+def configure(**kwargs: Any) -> None:
+    """Override parts of the wiring (before the operator starts)."""
+    for key, value in kwargs.items():
+        setattr(WIRING, key, value)
+    WIRING.reconciler = None
+
+
+def _api_client() -> k8s.ApiClient:
+    try:
+        k8s_config.load_incluster_config()
+        return k8s.ApiClient()
+    except k8s_config.ConfigException:
+        return k8s_config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+
+
+def _default_metrics() -> tuple[Any, Any]:
+    url = os.environ.get("VIGIL_PROMETHEUS_URL")
+    if not url:
+        return None, None
+    from vigil.metrics import AnalysisTarget, PrometheusProvider
+
+    provider = PrometheusProvider(
+        url,
+        bearer_token=os.environ.get("VIGIL_PROMETHEUS_TOKEN") or None,
+        ca_file=os.environ.get("VIGIL_PROMETHEUS_CA") or None,
+        verify_tls=os.environ.get("VIGIL_PROMETHEUS_INSECURE", "") != "true",
+    )
+    return provider, AnalysisTarget
+
+
+def reconciler() -> Reconciler:
+    if WIRING.reconciler is None:
+        if WIRING.api_client is None:
+            WIRING.api_client = _api_client()
+        if WIRING.metrics is None:
+            WIRING.metrics, WIRING.analysis_target = _default_metrics()
+        WIRING.reconciler = Reconciler(
+            Kube(WIRING.api_client), metrics=WIRING.metrics, analysis_target=WIRING.analysis_target,
+            analyzer=WIRING.analyzer,
+        )
+    return WIRING.reconciler
+
+
+def waker(namespace: str, name: str) -> threading.Event:
+    return WIRING.wakers.setdefault((namespace, name), threading.Event())

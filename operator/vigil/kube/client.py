@@ -1,0 +1,178 @@
+"""The only code that talks to the Kubernetes API (plus the routers, which get a `Kube`).
+
+Writes are idempotent: workloads and routes are server-side applied with field manager
+`vigil` (the desired state, never "add 10%"); status is merge-patched with the resourceVersion
+that was read, so a stale writer gets a conflict instead of overwriting newer memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
+from pydantic import ValidationError
+
+from vigil.api import API_VERSION
+from vigil.api.policy import RiskPolicySpec
+from vigil.core.model import EventSpec, PolicyProblem, WorkloadState
+
+FIELD_MANAGER = "vigil"
+LABEL_MD = "vigil.dev/modeldeployment"
+LABEL_VERSION = "vigil.dev/version"
+LABEL_TRACK = "vigil.dev/track"  # "main" or "baseline"
+LABEL_MANAGED = "app.kubernetes.io/managed-by"
+ANN_DIGEST = "vigil.dev/digest"
+ANN_ROLE = "vigil.dev/role"
+
+
+def validation_message(err: ValidationError, prefix: str = "spec") -> str:
+    """One line per problem, naming the field as a user would write it."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]))
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def owner_reference(md: dict[str, Any]) -> dict[str, Any]:
+    meta = md["metadata"]
+    return {
+        "apiVersion": API_VERSION, "kind": "ModelDeployment", "name": meta["name"],
+        "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
+    }
+
+
+class Kube:
+    """Typed helpers over the dynamic client for the objects Vigil reads and writes."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self.api_client = api_client
+        self.dynamic = DynamicClient(api_client)
+        self._resources: dict[tuple[str, str], Any] = {}
+
+    def resource(self, api_version: str, kind: str) -> Any:
+        key = (api_version, kind)
+        if key not in self._resources:
+            self._resources[key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        return self._resources[key]
+
+    # ------------------------------------------------------------ generic
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
+        items = self.resource(api_version, kind).get(namespace=namespace, label_selector=selector).items
+        return [i.to_dict() for i in items]
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        res = self.resource(body["apiVersion"], body["kind"])
+        meta = body["metadata"]
+        return res.server_side_apply(
+            body=body, name=meta["name"], namespace=meta.get("namespace"),
+            field_manager=FIELD_MANAGER, force_conflicts=True,
+        ).to_dict()
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        try:
+            self.resource(api_version, kind).delete(name=name, namespace=namespace)
+        except NotFoundError:
+            pass
+
+    # ------------------------------------------------------------ Vigil objects
+    def get_modeldeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(API_VERSION, "ModelDeployment", namespace, name)
+
+    def get_policy(self, namespace: str, name: str) -> RiskPolicySpec | PolicyProblem:
+        body = self.get(API_VERSION, "RiskPolicy", namespace, name)
+        if body is None:
+            return PolicyProblem(
+                "PolicyNotFound",
+                f"RiskPolicy {name!r} not found in namespace {namespace!r}; create it or fix spec.policyRef.name "
+                "(a ModelDeployment may only use a policy in its own namespace). No traffic was changed.",
+            )
+        try:
+            return RiskPolicySpec.model_validate(body.get("spec") or {})
+        except ValidationError as err:
+            return PolicyProblem("InvalidPolicy", f"RiskPolicy {name!r} is invalid: {validation_message(err)}")
+
+    def patch_status(self, md: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch status, guarded by the resourceVersion that was read (409 if stale)."""
+        meta = md["metadata"]
+        body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
+        res = self.resource(API_VERSION, "ModelDeployment")
+        return res.status.patch(
+            body=body, name=meta["name"], namespace=meta["namespace"],
+            content_type="application/merge-patch+json", field_manager=FIELD_MANAGER,
+        ).to_dict()
+
+    # ------------------------------------------------------------ workloads
+    def workloads(self, namespace: str, md_name: str) -> dict[str, tuple[dict[str, Any], WorkloadState]]:
+        """Deployments Vigil owns for `md_name`, keyed `version` or `version@baseline`."""
+        out = {}
+        for d in self.list("apps/v1", "Deployment", namespace, f"{LABEL_MD}={md_name}"):
+            labels = d["metadata"].get("labels", {})
+            version = labels.get(LABEL_VERSION, "")
+            key = version + ("@baseline" if labels.get(LABEL_TRACK) == "baseline" else "")
+            spec, status = d.get("spec", {}), d.get("status") or {}
+            out[key] = (d, WorkloadState(
+                version=d["metadata"].get("annotations", {}).get("vigil.dev/version", version),
+                digest=d["metadata"].get("annotations", {}).get(ANN_DIGEST, ""),
+                replicas=int(spec.get("replicas") or 0),
+                ready_replicas=int(status.get("readyReplicas") or 0)
+                if status.get("observedGeneration", 0) >= d["metadata"].get("generation", 0) else 0,
+            ))
+        return out
+
+    # ------------------------------------------------------------ events
+    def emit_event(self, md: dict[str, Any], event: EventSpec, now: dt.datetime) -> None:
+        meta = md["metadata"]
+        core = k8s.CoreV1Api(self.api_client)
+        body = k8s.CoreV1Event(
+            metadata=k8s.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),
+            involved_object=k8s.V1ObjectReference(
+                api_version=API_VERSION, kind="ModelDeployment", name=meta["name"],
+                namespace=meta["namespace"], uid=meta["uid"], resource_version=meta.get("resourceVersion"),
+            ),
+            reason=event.reason, message=event.message[:1024], type=event.type,
+            first_timestamp=now, last_timestamp=now, count=1,
+            source=k8s.V1EventSource(component="vigil"),
+            reporting_component="vigil.dev/operator", reporting_instance="vigil",
+        )
+        core.create_namespaced_event(meta["namespace"], body)
+
+    def events_for(self, namespace: str, md_name: str) -> list[k8s.CoreV1Event]:
+        core = k8s.CoreV1Api(self.api_client)
+        sel = f"involvedObject.name={md_name},involvedObject.kind=ModelDeployment"
+        return list(core.list_namespaced_event(namespace, field_selector=sel).items)
+
+    # ------------------------------------------------------------ audit
+    def create_audit_record(self, md: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+        """Create record `seq`; if it already exists (a crash between record and status), return it."""
+        meta = md["metadata"]
+        name = f"{meta['name']}-{spec['seq']:06d}"
+        body = {
+            "apiVersion": API_VERSION, "kind": "AuditRecord",
+            "metadata": {"name": name, "namespace": meta["namespace"],
+                         "labels": {LABEL_MD: meta["name"], LABEL_MANAGED: "vigil"}},
+            "spec": spec,
+        }
+        res = self.resource(API_VERSION, "AuditRecord")
+        try:
+            return res.create(body=body, namespace=meta["namespace"]).to_dict()
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            existing = self.get(API_VERSION, "AuditRecord", meta["namespace"], name)
+            assert existing is not None
+            return existing
+
+    def audit_records(self, namespace: str, md_name: str) -> list[dict[str, Any]]:
+        return [r["spec"] for r in self.list(API_VERSION, "AuditRecord", namespace, f"{LABEL_MD}={md_name}")]
+

@@ -1,0 +1,79 @@
+"""Deployments and Services for each model version, as plain manifests (pure functions).
+
+One Deployment + Service per version (and one for a fresh baseline), named
+`<modeldeployment>-<version>`; the pod template never carries the role, so promoting a canary
+to stable changes no pod.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vigil.api.modeldeployment import ModelDeploymentSpec, workload_name
+from vigil.core.model import DesiredWorkload, Role
+from vigil.kube.client import (
+    ANN_DIGEST,
+    ANN_ROLE,
+    LABEL_MANAGED,
+    LABEL_MD,
+    LABEL_TRACK,
+    LABEL_VERSION,
+    owner_reference,
+)
+
+
+def service_name(md_name: str, key: str) -> str:
+    """Service for a traffic key: a version, or `version@baseline` for the fresh baseline."""
+    version, _, track = key.partition("@")
+    return workload_name(md_name, version, "-baseline" if track == "baseline" else "")
+
+
+def _label_value(version: str) -> str:
+    return version[:63]
+
+
+def manifests(md: dict[str, Any], spec: ModelDeploymentSpec, want: DesiredWorkload) -> list[dict[str, Any]]:
+    """Deployment and Service serving `want.version`, owned by the ModelDeployment."""
+    md_name, ns = md["metadata"]["name"], md["metadata"]["namespace"]
+    track = "baseline" if want.role is Role.BASELINE else "main"
+    key = want.version + ("@baseline" if track == "baseline" else "")
+    name = service_name(md_name, key)
+    selector = {LABEL_MD: md_name, LABEL_VERSION: _label_value(want.version), LABEL_TRACK: track}
+    labels = {**selector, LABEL_MANAGED: "vigil", "app.kubernetes.io/name": spec.model}
+    meta = {
+        "name": name, "namespace": ns, "labels": labels,
+        "annotations": {ANN_DIGEST: want.digest, ANN_ROLE: want.role.value, "vigil.dev/version": want.version},
+        "ownerReferences": [owner_reference(md)],
+    }
+    server = spec.server
+    env = [{"name": k, "value": v} for k, v in sorted(server.env.items())] + [
+        {"name": "VIGIL_MODEL", "value": spec.model},
+        {"name": "VIGIL_MODEL_VERSION", "value": want.version},
+        {"name": "VIGIL_ARTIFACT_DIGEST", "value": want.digest},
+        {"name": "VIGIL_NAMESPACE", "value": ns},
+    ]
+    container: dict[str, Any] = {
+        "name": "model-server", "image": server.image, "args": list(server.args), "env": env,
+        "ports": [{"name": "http", "containerPort": server.port}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5},
+    }
+    if server.resources:
+        container["resources"] = server.resources
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+        "spec": {
+            "replicas": want.replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {
+                    ANN_DIGEST: want.digest, "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(server.port)}},
+                "spec": {"containers": [container]},
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1", "kind": "Service", "metadata": meta,
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": spec.traffic.port, "targetPort": "http"}]},
+    }
+    return [deployment, service]
