@@ -64,7 +64,7 @@ class BackendMap:
     static: dict[str, str]
     file: Path | None = None
     _from_file: dict[str, str] | None = None
-    _file_stamp: tuple[float, int] | None = None
+    _file_stamp: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self._from_file = {}
@@ -94,7 +94,7 @@ class BackendMap:
             stat = self.file.stat()
         except FileNotFoundError:
             return False
-        stamp = (stat.st_mtime, stat.st_size)
+        stamp = (stat.st_mtime_ns, stat.st_size)
         if stamp == self._file_stamp:
             return False
         try:
