@@ -23,7 +23,9 @@ from vigil.api.audit import AuditRecordSpec
 from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from vigil.api.policy import RiskPolicySpec
 
-CRD_DIR = Path(__file__).resolve().parents[3] / "crds"
+REPO = Path(__file__).resolve().parents[3]
+CRD_DIR = REPO / "crds"
+CHART_CRD_DIR = REPO / "charts" / "vigil" / "crds"  # Helm installs CRDs from here
 _DROP = {"title", "$defs", "discriminator"}
 
 
@@ -183,11 +185,11 @@ def render(doc: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if crds/ is out of date")
-    parser.add_argument("--out", type=Path, default=CRD_DIR)
+    parser.add_argument("--out", type=Path, action="append", help="output dir (default: crds/ and the chart's)")
     args = parser.parse_args(argv)
     stale = []
-    for name, doc in all_crds().items():
-        path = args.out / name
+    targets = [(out / name, doc) for out in (args.out or [CRD_DIR, CHART_CRD_DIR]) for name, doc in all_crds().items()]
+    for path, doc in targets:
         text = render(doc)
         if args.check:
             if not path.exists() or path.read_text() != text:

@@ -113,11 +113,11 @@ class LocalCluster:
         """Start everything and wait until the API is ready and CRDs and nodes exist."""
         t0 = time.monotonic()
         self._refuse_or_clear_existing()
-        self.bins = ensure_built()
-        if self.apiserver_port is not None:
-            ensure_port_free(self.apiserver_port, "kube-apiserver")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
+            if self.apiserver_port is not None:
+                ensure_port_free(self.apiserver_port, "kube-apiserver")
+            self.bins = ensure_built()
+            self.state_dir.mkdir(parents=True, exist_ok=True)
             self._start_all(timeout)
         except BaseException:
             self.down()

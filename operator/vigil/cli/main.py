@@ -1,0 +1,197 @@
+"""`vigil` commands, and `kubectl vigil` (the same code as a kubectl plugin).
+
+    vigil dev up|down|status      the local control plane (etcd, apiserver, controllers, kwok)
+    vigil operator                run the operator against $KUBECONFIG
+    vigil demo                    the end-to-end demo (see docs/demo.md)
+    vigil audit verify NAME       check the audit chain of a ModelDeployment
+    vigil pause|resume|promote|abort|approve NAME   manual controls (annotations)
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any, Callable
+
+from vigil.dev.process import StartError
+
+
+def _api(kubeconfig: str | None) -> Any:
+    from kubernetes import config as k8s_config
+
+    return k8s_config.new_client_from_config(config_file=kubeconfig or os.environ.get("KUBECONFIG"))
+
+
+# ------------------------------------------------------------------ dev cluster
+def cmd_dev(args: argparse.Namespace) -> int:
+    from vigil.dev.cluster import STATE_ROOT, ClusterInfo, LocalCluster
+
+    cluster = LocalCluster(args.name, nodes=args.nodes, detached=True)
+    if args.action == "up":
+        cluster.up()
+        print(f"export KUBECONFIG={cluster.kubeconfig}")
+        return 0
+    if args.action == "down":
+        info = ClusterInfo.load(cluster.state_dir)
+        cluster.down()
+        print(f"cluster {args.name!r} " + ("stopped and removed" if info else "was not running"))
+        return 0
+    found = False
+    for d in sorted(STATE_ROOT.glob("*")) if STATE_ROOT.is_dir() else []:
+        info = ClusterInfo.load(d)
+        if info:
+            found = True
+            state = "running" if info.running() else "stopped (run `vigil dev down`)"
+            print(f"{info.name}: {state}  server={info.server}  KUBECONFIG={info.kubeconfig}")
+    if not found:
+        print("no local clusters")
+    return 0
+
+
+# ------------------------------------------------------------------ operator
+def cmd_operator(args: argparse.Namespace) -> int:
+    import kopf
+
+    import vigil.handlers.operator  # noqa: F401  (registers the handlers)
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    kopf.configure(verbose=args.verbose)
+    kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace or [],
+             liveness_endpoint=args.liveness)
+    return 0
+
+
+# ------------------------------------------------------------------ audit
+def cmd_audit(args: argparse.Namespace) -> int:
+    from vigil.audit import chain
+    from vigil.kube.client import Kube
+
+    kube = Kube(_api(args.kubeconfig))
+    md = kube.get_modeldeployment(args.namespace, args.name)
+    if md is None:
+        print(f"ModelDeployment {args.namespace}/{args.name} not found", file=sys.stderr)
+        return 2
+    records = kube.audit_records(args.namespace, args.name)
+    head = (md.get("status") or {}).get("auditHead")
+    report = chain.verify(records, expected_head=head)
+    if args.action == "list":
+        for r in sorted(records, key=lambda r: r["seq"]):
+            print(f"{r['seq']:>4} {r['time']} {r['action']:<12} {r['phase']:<12} {r.get('version') or '':<10} "
+                  f"w={r.get('weight')} {r.get('actor')}: {r.get('message', '')[:100]}")
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+# ------------------------------------------------------------------ manual controls
+def _annotate(args: argparse.Namespace, annotations: dict[str, str | None]) -> int:
+    from kubernetes import client as k8s
+
+    user = args.user or os.environ.get("VIGIL_USER") or getpass.getuser()
+    body = {"metadata": {"annotations": {**annotations, "vigil.dev/requested-by": user}}}
+    k8s.CustomObjectsApi(_api(args.kubeconfig)).patch_namespaced_custom_object(
+        "vigil.dev", "v1alpha1", args.namespace, "modeldeployments", args.name, body)
+    print(f"modeldeployment.vigil.dev/{args.name} annotated: {annotations}")
+    return 0
+
+
+def _version_of(args: argparse.Namespace) -> str:
+    from kubernetes import client as k8s
+
+    md = k8s.CustomObjectsApi(_api(args.kubeconfig)).get_namespaced_custom_object(
+        "vigil.dev", "v1alpha1", args.namespace, "modeldeployments", args.name)
+    return str(md["spec"]["version"])
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    if args.control == "pause":
+        return _annotate(args, {"vigil.dev/paused": "true"})
+    if args.control == "resume":
+        return _annotate(args, {"vigil.dev/paused": None})
+    version = args.version or _version_of(args)
+    if args.control == "promote":
+        return _annotate(args, {"vigil.dev/promote": version})
+    if args.control == "abort":
+        return _annotate(args, {"vigil.dev/abort": version})
+    from kubernetes import client as k8s
+
+    md = k8s.CustomObjectsApi(_api(args.kubeconfig)).get_namespaced_custom_object(
+        "vigil.dev", "v1alpha1", args.namespace, "modeldeployments", args.name)
+    ann = md["metadata"].get("annotations") or {}
+    user = args.user or os.environ.get("VIGIL_USER") or getpass.getuser()
+    names = set(ann.get("vigil.dev/approved-by", "").split(",")) if ann.get("vigil.dev/approved-version") == version else set()
+    names = {n for n in names | {user} if n}
+    return _annotate(args, {"vigil.dev/approved-by": ",".join(sorted(names)), "vigil.dev/approved-version": version})
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vigil.demo.run import main as demo_main
+
+    return demo_main(args)
+
+
+# ------------------------------------------------------------------ parser
+def build_parser(prog: str = "vigil") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p.add_argument("--kubeconfig", default=None)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="the local control plane")
+    dev.add_argument("action", choices=["up", "down", "status"])
+    dev.add_argument("--name", default="vigil")
+    dev.add_argument("--nodes", type=int, default=3)
+    dev.set_defaults(func=cmd_dev)
+
+    op = sub.add_parser("operator", help="run the operator")
+    op.add_argument("--namespace", "-n", action="append", help="watch only these namespaces")
+    op.add_argument("--verbose", action="store_true")
+    op.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
+    op.set_defaults(func=cmd_operator)
+
+    audit = sub.add_parser("audit", help="audit records of a ModelDeployment")
+    audit.add_argument("action", choices=["verify", "list"])
+    audit.add_argument("name")
+    audit.add_argument("--namespace", "-n", default="default")
+    audit.set_defaults(func=cmd_audit)
+
+    for control in ("pause", "resume", "promote", "abort", "approve"):
+        c = sub.add_parser(control, help=f"{control} the rollout of a ModelDeployment")
+        c.add_argument("name")
+        c.add_argument("--namespace", "-n", default="default")
+        c.add_argument("--version", default=None, help="the version meant (default: spec.version)")
+        c.add_argument("--user", default=None, help="who asks (default: $VIGIL_USER or the login name)")
+        c.set_defaults(func=cmd_control, control=control)
+
+    demo = sub.add_parser("demo", help="run the end-to-end demo")
+    demo.add_argument("--scenario", default="drift-latency")
+    demo.add_argument("--fast", action="store_true")
+    demo.add_argument("--out", default="out/demo")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def _run(argv: list[str] | None, prog: str) -> int:
+    args = build_parser(prog).parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except StartError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return _run(argv, "vigil")
+
+
+def kubectl_plugin(argv: list[str] | None = None) -> int:
+    """`kubectl vigil ...`: kubectl finds `kubectl-vigil` on PATH."""
+    return _run(argv, "kubectl vigil")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

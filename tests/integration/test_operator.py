@@ -1,0 +1,278 @@
+"""The operator against the real apiserver: rollouts, routers, events, audit, restarts, bad input.
+
+The analysis is a test double here (a version listed in BAD fails, others pass); the real
+statistics on real Prometheus data are exercised by the demo and the metrics tests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from vigil.audit import chain
+from vigil.handlers.config import configure
+from vigil.kube.client import Kube
+
+from ..conftest import KubeHandle
+
+GROUP, VERSION = "vigil.dev", "v1alpha1"
+BAD: set[str] = set()
+
+
+@dataclass(frozen=True)
+class Target:
+    namespace: str
+    model: str
+    baseline_version: str | None
+    canary_version: str | None
+    selector: dict
+
+
+class VersionMetrics:
+    """Metrics double: reports which version is the canary, so the analyzer double can judge it."""
+
+    def collect(self, target: Target, gates: Any, start: Any, end: Any) -> dict:
+        return {"canary": target.canary_version}
+
+
+@dataclass
+class Result:
+    outcome: str
+
+    def to_dict(self) -> dict:
+        return {"outcome": self.outcome, "verdicts": [{"metric": "errorRate", "outcome": self.outcome,
+                                                       "samples": {"baseline": 1000, "canary": 100}}]}
+
+    def summary(self) -> str:
+        return f"errorRate {self.outcome} (test double)"
+
+
+def judge(gates: Any, metrics: dict, **_: Any) -> Result:
+    return Result("Fail" if metrics.get("canary") in BAD else "Pass")
+
+
+@pytest.fixture
+def operator(kube: KubeHandle) -> Iterator[KopfRunner]:
+    os.environ["KUBECONFIG"] = str(kube.kubeconfig)
+    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=Target, analyzer=judge)
+    with KopfRunner(["run", "-m", "vigil.handlers.operator", "--standalone", "--all-namespaces"]) as runner:
+        yield runner
+    assert runner.exception is None, runner.exception
+
+
+def wait_for(check, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+
+
+def policy_body(**spec: Any) -> dict:
+    base = {"steps": [20, 50], "maxWeight": 50, "bakeTime": "2s", "analysisInterval": "1s", "minSamples": 1}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RiskPolicy", "metadata": {"name": "policy"},
+            "spec": {**base, **spec}}
+
+
+def md_body(version: str, router: str = "gatewayapi", policy: str = "policy") -> dict:
+    traffic: dict[str, Any] = {"router": router}
+    if router == "gatewayapi":
+        traffic["gatewayRef"] = {"name": "gw"}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment", "metadata": {"name": "fraud"},
+        "spec": {"model": "fraud", "version": version,
+                 "artifact": {"uri": f"s3://models/fraud/{version}", "digest": "sha256:" + (version[-1] * 64)},
+                 "server": {"image": "example/model-server:1"}, "replicas": 2,
+                 "policyRef": {"name": policy}, "traffic": traffic},
+    }
+
+
+class Cluster:
+    def __init__(self, kube: KubeHandle, namespace: str) -> None:
+        self.ns = namespace
+        self.custom = k8s.CustomObjectsApi(kube.api_client)
+        self.apps = k8s.AppsV1Api(kube.api_client)
+        self.kube = Kube(kube.api_client)
+
+    def create(self, plural: str, body: dict) -> dict:
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, plural, body)
+
+    def md(self) -> dict:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, "modeldeployments", "fraud")
+
+    def set_version(self, version: str) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "modeldeployments", "fraud", {
+            "spec": {"version": version, "artifact": {"uri": f"s3://models/fraud/{version}",
+                                                      "digest": "sha256:" + version[-1] * 64}}})
+
+    def status(self) -> dict:
+        return self.md().get("status") or {}
+
+    def route_weights(self, router: str) -> dict[str, int] | None:
+        if router == "gatewayapi":
+            r = self.kube.get("gateway.networking.k8s.io/v1", "HTTPRoute", self.ns, "fraud")
+            return None if r is None else {b["name"]: b["weight"] for b in r["spec"]["rules"][0]["backendRefs"]}
+        if router == "istio":
+            r = self.kube.get("networking.istio.io/v1", "VirtualService", self.ns, "fraud")
+            return None if r is None else {x["destination"]["host"]: x["weight"] for x in r["spec"]["http"][0]["route"]}
+        deps = self.apps.list_namespaced_deployment(self.ns).items
+        return {d.metadata.name: d.spec.replicas for d in deps if d.spec.replicas}
+
+    def phase_is(self, phase: str) -> dict | None:
+        s = self.status()
+        return s if s.get("phase") == phase and s.get("observedGeneration") == self.md()["metadata"]["generation"] else None
+
+    def conditions(self) -> dict[str, tuple[str, str]]:
+        return {c["type"]: (c["status"], c["reason"]) for c in self.status().get("conditions", [])}
+
+    def events(self) -> list[str]:
+        return [e.reason for e in self.kube.events_for(self.ns, "fraud")]
+
+
+@pytest.mark.parametrize("router", ["gatewayapi", "istio", "replicas"])
+def test_good_version_promoted_bad_version_rolled_back(kube: KubeHandle, namespace: str, operator: KopfRunner,
+                                                       router: str) -> None:
+    c = Cluster(kube, namespace)
+    BAD.add("v3")
+    c.create("riskpolicies", policy_body())
+    c.create("modeldeployments", md_body("v1", router))
+    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    assert c.conditions()["Ready"][0] == "True"
+    if router != "replicas":
+        assert c.route_weights(router) == {"fraud-v1": 100}
+
+    # a good version: weights go up step by step and it is promoted
+    c.set_version("v2")
+    seen: list[dict] = []
+
+    def promoted():
+        w = c.route_weights(router)
+        if w and (not seen or seen[-1] != w):
+            seen.append(w)
+        s = c.status()
+        return s.get("phase") == "Succeeded" and s.get("stableVersion") == "v2"
+
+    wait_for(promoted, timeout=90, what="v2 promoted")
+    if router == "replicas":
+        assert c.status()["routerApproximate"] if "routerApproximate" in c.status() else True
+        assert c.route_weights(router) == {"fraud-v2": 2}
+    else:
+        canary_weights = [w.get("fraud-v2", 0) for w in seen]
+        assert 20 in canary_weights and 50 in canary_weights and canary_weights[-1] == 100
+        assert canary_weights == sorted(canary_weights), f"canary weight went down: {seen}"
+        assert c.route_weights(router) == {"fraud-v2": 100}
+    reasons = c.events()
+    assert {"RolloutStarted", "StepPassed", "Promoting", "Promoted"} <= set(reasons)
+
+    # a bad version: rolled back, canary at zero, Stalled
+    c.set_version("v3")
+    wait_for(lambda: c.phase_is("RolledBack"), timeout=60, what="v3 rolled back")
+    if router != "replicas":
+        assert c.route_weights(router) == {"fraud-v2": 100}
+    assert c.apps.read_namespaced_deployment("fraud-v3", namespace).spec.replicas == 0
+    cond = c.conditions()
+    assert cond["Stalled"][0] == "True" and cond["Reconciling"][0] == "False" and cond["Ready"][0] == "False"
+    assert "RolledBack" in c.events()
+
+    # audit: one record per decision, chained, matching status
+    status = c.status()
+    records = c.kube.audit_records(namespace, "fraud")
+    report = chain.verify(records, expected_head=status["auditHead"])
+    assert report.ok, report.summary()
+    actions = [r["action"] for r in sorted(records, key=lambda r: r["seq"])]
+    assert actions[0] == "deployed" and "promote" in actions and actions[-1] == "rolled-back"
+    rollback = next(r for r in records if r["action"] == "rollback")
+    assert rollback["evidence"]["analysis"]["verdicts"][0]["outcome"] == "Fail"
+    assert rollback["policy"].startswith("sha256:")
+
+
+def test_audit_records_are_immutable_and_tampering_is_detected(kube: KubeHandle, namespace: str,
+                                                                operator: KopfRunner) -> None:
+    c = Cluster(kube, namespace)
+    c.create("riskpolicies", policy_body())
+    c.create("modeldeployments", md_body("v1", "istio"))
+    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    c.set_version("v2")
+    wait_for(lambda: c.status().get("stableVersion") == "v2", timeout=60, what="v2 promoted")
+    name = "fraud-000001"
+    with pytest.raises(ApiException) as err:
+        c.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "auditrecords", name,
+                                                {"spec": {"message": "nothing to see"}})
+    assert err.value.status == 422 and "immutable" in err.value.body
+    # a deleted record breaks the chain, and the verify command says so
+    c.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "auditrecords", "fraud-000002")
+    report = chain.verify(c.kube.audit_records(namespace, "fraud"), expected_head=c.status()["auditHead"])
+    assert not report.ok and "missing" in report.summary()
+    from vigil.cli.main import main
+
+    assert main(["--kubeconfig", str(kube.kubeconfig), "audit", "verify", "fraud", "-n", namespace]) == 1
+
+
+def test_invalid_modeldeployment_rejected_with_field_named(kube: KubeHandle, namespace: str) -> None:
+    c = Cluster(kube, namespace)
+    bad = md_body("v1")
+    bad["spec"]["artifact"]["digest"] = "md5:1234"
+    with pytest.raises(ApiException) as err:
+        c.create("modeldeployments", bad)
+    assert err.value.status == 422 and "spec.artifact.digest" in err.value.body
+    no_gateway = md_body("v1")
+    del no_gateway["spec"]["traffic"]["gatewayRef"]
+    with pytest.raises(ApiException) as err:
+        c.create("modeldeployments", no_gateway)
+    assert err.value.status == 422 and "gatewayRef is required" in err.value.body
+    bad_policy = policy_body(steps=[50, 20])
+    with pytest.raises(ApiException) as err:
+        c.create("riskpolicies", bad_policy)
+    assert err.value.status == 422 and "strictly increasing" in err.value.body
+
+
+def test_missing_policy_stalls_with_no_traffic_change(kube: KubeHandle, namespace: str, operator: KopfRunner) -> None:
+    c = Cluster(kube, namespace)
+    c.create("modeldeployments", md_body("v1", "gatewayapi", policy="nope"))
+    wait_for(lambda: c.status().get("phase") == "Failed", what="Failed phase")
+    cond = c.conditions()
+    assert cond["Stalled"] == ("True", "PolicyNotFound")
+    md = c.md()
+    stalled = next(x for x in md["status"]["conditions"] if x["type"] == "Stalled")
+    assert "'nope' not found" in stalled["message"]
+    assert c.route_weights("gatewayapi") is None
+    assert c.apps.list_namespaced_deployment(namespace).items == []
+    # the policy appears: the ModelDeployment recovers by itself
+    c.create("riskpolicies", {**policy_body(), "metadata": {"name": "nope"}})
+    wait_for(lambda: c.phase_is("Succeeded"), what="recovered after the policy appeared")
+
+
+def test_restart_mid_rollout_resumes_at_the_same_step(kube: KubeHandle, namespace: str) -> None:
+    c = Cluster(kube, namespace)
+    os.environ["KUBECONFIG"] = str(kube.kubeconfig)
+    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=Target, analyzer=judge)
+    c.create("riskpolicies", policy_body(steps=[10, 30, 50], bakeTime="4s"))
+    args = ["run", "-m", "vigil.handlers.operator", "--standalone", "--all-namespaces"]
+    with KopfRunner(args) as runner:
+        c.create("modeldeployments", md_body("v1", "istio"))
+        wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+        c.set_version("v2")
+        wait_for(lambda: (c.status().get("step") or {}).get("index") == 1, timeout=60, what="step 1")
+    assert runner.exception is None
+    stopped_at = c.status()
+    assert stopped_at["step"]["index"] == 1 and stopped_at["phase"] == "Canary"
+    time.sleep(1)
+    assert c.route_weights("istio") == {"fraud-v1": 70, "fraud-v2": 30}  # nothing moves while it is down
+    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=Target, analyzer=judge)
+    with KopfRunner(args) as runner:
+        wait_for(lambda: c.status().get("stableVersion") == "v2", timeout=90, what="v2 promoted after restart")
+    assert runner.exception is None
+    records = sorted(c.kube.audit_records(namespace, "fraud"), key=lambda r: r["seq"])
+    assert chain.verify(records, expected_head=c.status()["auditHead"]).ok
+    step_weights = [r["weight"] for r in records if r["action"] in ("start", "step")]
+    assert step_weights == [10, 30, 50], f"a step was repeated or skipped: {step_weights}"
