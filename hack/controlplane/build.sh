@@ -16,11 +16,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/versions.env"
 
 cache_root=${VIGIL_CACHE:-$HOME/.cache/vigil}
-key=$(cat "$here/versions.env" "$here"/modules/*/go.mod "$here"/modules/*/go.sum "$here/build.sh" \
+# The key covers what decides the binaries: versions and module checksums.
+key=$(cat "$here/versions.env" "$here"/modules/*/go.mod "$here"/modules/*/go.sum "$here"/modules/etcd/main.go \
       | sha256sum | cut -c1-12)
 dest="$cache_root/bin/${KUBERNETES_VERSION}-${key}"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
-crd_files=(gateway-api-httproutes.yaml gateway-api-standard.yaml istio-crds.yaml)
+crd_files=(gateway-api-httproutes.yaml gateway-api-standard.yaml istio-crds.yaml kwok-stages.yaml)
 
 if [[ "${1:-}" == "--print-dir" ]]; then
   echo "$dest"; exit 0
@@ -30,6 +31,11 @@ complete() {
   local b
   for b in "${binaries[@]}"; do [[ -x "$dest/$b" ]] || return 1; done
   for b in "${crd_files[@]}"; do [[ -s "$dest/crds/$b" ]] || return 1; done
+}
+
+binaries_complete() {
+  local b
+  for b in "${binaries[@]}"; do [[ -x "$dest/$b" ]] || return 1; done
 }
 
 if complete; then
@@ -46,12 +52,6 @@ if [[ "$(printf '%s\n%s\n' "$GO_MIN_VERSION" "$go_have" | sort -V | head -1)" !=
   die "Go $go_have is too old to build Kubernetes ${KUBERNETES_VERSION}; need >= ${GO_MIN_VERSION} (set GOTOOLCHAIN=go1.27.3 to let go fetch a newer toolchain)"
 fi
 
-work="$dest.partial"
-rm -rf "$work"
-mkdir -p "$work/crds"
-log_dir="$cache_root/logs"
-mkdir -p "$log_dir"
-start=$(date +%s)
 
 elapsed() { local s=$(( $(date +%s) - start )); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
 
@@ -84,25 +84,53 @@ ver_pkg_flags() {  # -X flags so `kubectl version` and the apiserver report the 
 }
 k8s_ldflags="-s -w $(ver_pkg_flags k8s.io/component-base/version) $(ver_pkg_flags k8s.io/client-go/pkg/version)"
 
-echo "building the control plane (Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION}, helm ${HELM_VERSION}) into $dest" >&2
-echo "a cold build takes about 15-25 minutes on 2 cores; later runs reuse the cache" >&2
 
-build 1/4 kubernetes "$KUBERNETES_VERSION" kubernetes "$work/" "$k8s_ldflags" tool
-build 2/4 etcd "$ETCD_VERSION" etcd "$work/etcd" "-s -w" .
-build 3/4 kwok "$KWOK_VERSION" kwok "$work/" "-s -w" tool
-build 4/4 helm "$HELM_VERSION" helm "$work/" "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" tool
-
-echo "[crds] extracting Gateway API ${GATEWAY_API_VERSION} and Istio ${ISTIO_CLIENT_GO_VERSION} CRDs from their modules" >&2
 mod_dir() { (cd "$here/modules/kubernetes" && go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'); }
-gw=$(mod_dir "sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}") || die "could not fetch sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION} from the Go module proxy"
-cp "$gw/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" "$work/crds/gateway-api-httproutes.yaml"
-cat "$gw"/config/crd/standard/*.yaml > "$work/crds/gateway-api-standard.yaml"
-istio=$(mod_dir "istio.io/api@${ISTIO_CLIENT_GO_VERSION}") || die "could not fetch istio.io/api@${ISTIO_CLIENT_GO_VERSION} from the Go module proxy"
-cp "$istio/kubernetes/customresourcedefinitions.gen.yaml" "$work/crds/istio-crds.yaml"
-chmod -R u+w "$work/crds"
 
-rm -rf "$dest"
-mv "$work" "$dest"
+# extract_assets DIR: CRDs of Gateway API and Istio, and kwok's stage configuration, taken from
+# their modules as the Go module proxy serves them (never written by hand).
+extract_assets() {
+  local out=$1/crds
+  mkdir -p "$out"
+  echo "[assets] Gateway API ${GATEWAY_API_VERSION} and Istio ${ISTIO_CLIENT_GO_VERSION} CRDs, kwok ${KWOK_VERSION} stages" >&2
+  local gw istio kwok
+  gw=$(mod_dir "sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}") || die "could not fetch sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION} from the Go module proxy (go env GOPROXY)"
+  cp "$gw/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" "$out/gateway-api-httproutes.yaml"
+  cat "$gw"/config/crd/standard/*.yaml > "$out/gateway-api-standard.yaml"
+  istio=$(mod_dir "istio.io/api@${ISTIO_CLIENT_GO_VERSION}") || die "could not fetch istio.io/api@${ISTIO_CLIENT_GO_VERSION} from the Go module proxy (go env GOPROXY)"
+  cp "$istio/kubernetes/customresourcedefinitions.gen.yaml" "$out/istio-crds.yaml"
+  kwok=$(mod_dir "sigs.k8s.io/kwok@${KWOK_VERSION}") || die "could not fetch sigs.k8s.io/kwok@${KWOK_VERSION} from the Go module proxy (go env GOPROXY)"
+  local f
+  : > "$out/kwok-stages.yaml"
+  for f in "$kwok"/kustomize/stage/node/fast/node-initialize.yaml \
+           "$kwok"/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           "$kwok"/kustomize/stage/pod/fast/*.yaml; do
+    [[ "$(basename "$f")" == kustomization.yaml ]] && continue
+    { echo "---"; cat "$f"; } >> "$out/kwok-stages.yaml"
+  done
+  chmod -R u+w "$out"
+}
+
+start=$(date +%s)
+if binaries_complete; then
+  # Binaries are there, only assets are missing (for example a new asset was added).
+  extract_assets "$dest"
+else
+  work="$dest.partial"
+  rm -rf "$work"
+  mkdir -p "$work"
+  log_dir="$cache_root/logs"
+  mkdir -p "$log_dir"
+  echo "building the control plane (Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION}, helm ${HELM_VERSION}) into $dest" >&2
+  echo "a cold build takes about 15-25 minutes on 2 cores; later runs reuse the cache" >&2
+  build 1/4 kubernetes "$KUBERNETES_VERSION" kubernetes "$work/" "$k8s_ldflags" tool
+  build 2/4 etcd "$ETCD_VERSION" etcd "$work/etcd" "-s -w" .
+  build 3/4 kwok "$KWOK_VERSION" kwok "$work/" "-s -w" tool
+  build 4/4 helm "$HELM_VERSION" helm "$work/" "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" tool
+  extract_assets "$work"
+  rm -rf "$dest"
+  mv "$work" "$dest"
+fi
 complete || die "the build finished but $dest is incomplete; remove it and run again"
-echo "control plane built in $(elapsed): $dest" >&2
+echo "control plane ready in $(elapsed): $dest" >&2
 echo "VIGIL_BIN_DIR=$dest"
