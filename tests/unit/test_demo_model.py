@@ -153,11 +153,29 @@ def test_confidence_bucket_is_the_lower_edge(confidence: float, bucket: str) -> 
     assert confidence_bucket(confidence) == bucket
 
 
-def test_fast_scoring_matches_sklearn(model: DemoModel) -> None:
+def test_the_numpy_fit_is_sklearns_logistic_regression(model: DemoModel) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from vigil.demo.model import REGULARISATION_C
+
     data = model.dataset
-    expected = model.pipeline.predict_proba(data.features)[:, 1]
+    reference = make_pipeline(
+        StandardScaler(), LogisticRegression(C=REGULARISATION_C, tol=1e-12, max_iter=10_000)
+    ).fit(data.features[model.train_rows], data.labels[model.train_rows])
+    expected = reference.predict_proba(data.features)[:, 1]
     got = np.array([model.base_score(data.features[i]) for i in range(data.n_rows)])
-    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_the_data_is_sklearns_breast_cancer_set() -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    bunch, data = load_breast_cancer(), load_dataset()
+    np.testing.assert_array_equal(data.features, bunch.data)
+    np.testing.assert_array_equal(data.labels, bunch.target)
+    assert list(data.feature_names) == list(bunch.feature_names)
 
 
 def test_bad_features_are_refused(model: DemoModel) -> None:

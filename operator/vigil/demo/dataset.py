@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -56,20 +58,46 @@ def group_of(features: np.ndarray | list[float]) -> str:
     return GROUPS[1] if bucket < MINORITY_SHARE_PERCENT else GROUPS[0]
 
 
+_MEASURES = ("radius", "texture", "perimeter", "area", "smoothness", "compactness",
+             "concavity", "concave points", "symmetry", "fractal dimension")
+FEATURE_NAMES: tuple[str, ...] = (
+    tuple(f"mean {m}" for m in _MEASURES)
+    + tuple(f"{m} error" for m in _MEASURES)
+    + tuple(f"worst {m}" for m in _MEASURES)
+)
+
+
+def _sklearn_data_file(name: str) -> Path | None:
+    """Path of a data file shipped inside scikit-learn, found without importing it.
+
+    Importing sklearn costs ~1.5 s, most of a model server's start-up; the file is the
+    same one ``sklearn.datasets.load_breast_cancer`` reads.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / name
+    return path if path.is_file() else None
+
+
+def _read_breast_cancer() -> tuple[np.ndarray, np.ndarray]:
+    path = _sklearn_data_file("breast_cancer.csv")
+    if path is None:  # a scikit-learn with another layout: take the slow, official way
+        from sklearn.datasets import load_breast_cancer
+
+        bunch = load_breast_cancer()
+        return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.int64)
+    raw = np.loadtxt(path, delimiter=",", skiprows=1)
+    return raw[:, :-1].astype(np.float64), raw[:, -1].astype(np.int64)
+
+
 @functools.lru_cache(maxsize=1)
 def load_dataset() -> DemoDataset:
     """scikit-learn's breast-cancer data (ships with the package, no download)."""
-    from sklearn.datasets import load_breast_cancer
-
-    bunch = load_breast_cancer()
-    features = np.asarray(bunch.data, dtype=np.float64)
+    features, labels = _read_breast_cancer()
+    if features.shape != (569, len(FEATURE_NAMES)):
+        raise RuntimeError(f"unexpected breast-cancer data shape {features.shape}")
     features.setflags(write=False)
-    labels = np.asarray(bunch.target, dtype=np.int64)
     labels.setflags(write=False)
     groups = tuple(group_of(row) for row in features)
-    return DemoDataset(
-        features=features,
-        labels=labels,
-        groups=groups,
-        feature_names=tuple(str(n) for n in bunch.feature_names),
-    )
+    return DemoDataset(features=features, labels=labels, groups=groups, feature_names=FEATURE_NAMES)
