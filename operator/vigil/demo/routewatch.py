@@ -94,12 +94,14 @@ class KubeRouteWatcher:
     def _run(self, deliver: RouteCallback, report: ErrorCallback) -> None:
         from kubernetes import client, config
 
-        api_client = config.new_client_from_config(config_file=self.kubeconfig)
-        api = client.CustomObjectsApi(api_client)
         kind = ROUTE_KINDS[self.target.kind]
+        api_client = None
         backoff = 0.2
         while not self._stopping.is_set():
             try:
+                if api_client is None:  # a kubeconfig written late is picked up on retry
+                    api_client = config.new_client_from_config(config_file=self.kubeconfig)
+                api = client.CustomObjectsApi(api_client)
                 resource_version = self._list(api, kind, deliver, report)
                 backoff = 0.2
                 self._watch_from(api, kind, resource_version, deliver, report)
@@ -109,7 +111,8 @@ class KubeRouteWatcher:
                 report(f"watching {self.target.describe()}: {type(exc).__name__}: {exc}")
                 time.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        api_client.close()
+        if api_client is not None:
+            api_client.close()
 
     def _list(self, api: Any, kind: Any, deliver: RouteCallback, report: ErrorCallback) -> str:
         listing = api.list_namespaced_custom_object(
