@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
@@ -66,9 +65,14 @@ def route_from_object(target: RouteTarget, obj: Mapping[str, Any] | None) -> Rou
 class KubeRouteWatcher:
     """List + watch one route object in a real apiserver."""
 
-    def __init__(self, kubeconfig: str, target: RouteTarget) -> None:
+    def __init__(self, kubeconfig: str, target: RouteTarget, *,
+                 api_factory: Callable[[], Any] | None = None,
+                 watch_factory: Callable[[], Any] | None = None) -> None:
+        """``api_factory``/``watch_factory`` replace the kubernetes client in unit tests."""
         self.kubeconfig = kubeconfig
         self.target = target
+        self._api_factory = api_factory
+        self._watch_factory = watch_factory
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._watch: Any = None
@@ -82,7 +86,7 @@ class KubeRouteWatcher:
             loop.call_soon_threadsafe(on_error, message)
 
         self._thread = threading.Thread(
-            target=self._run, args=(deliver, report), name="route-watch", daemon=True
+            target=self.run, args=(deliver, report), name="route-watch", daemon=True
         )
         self._thread.start()
 
@@ -91,17 +95,32 @@ class KubeRouteWatcher:
         if self._watch is not None:
             self._watch.stop()
 
-    def _run(self, deliver: RouteCallback, report: ErrorCallback) -> None:
+    def _make_api(self) -> tuple[Any, Callable[[], None]]:
+        """A CustomObjectsApi and how to close it."""
+        if self._api_factory is not None:
+            return self._api_factory(), lambda: None
         from kubernetes import client, config
 
+        api_client = config.new_client_from_config(config_file=self.kubeconfig)
+        return client.CustomObjectsApi(api_client), api_client.close
+
+    def _new_watch(self) -> Any:
+        if self._watch_factory is not None:
+            return self._watch_factory()
+        from kubernetes import watch
+
+        return watch.Watch()
+
+    def run(self, deliver: RouteCallback, report: ErrorCallback) -> None:
+        """List, then watch; on any failure back off and list again. Blocks until stop()."""
         kind = ROUTE_KINDS[self.target.kind]
-        api_client = None
+        api: Any = None
+        close: Callable[[], None] = lambda: None  # noqa: E731
         backoff = 0.2
         while not self._stopping.is_set():
             try:
-                if api_client is None:  # a kubeconfig written late is picked up on retry
-                    api_client = config.new_client_from_config(config_file=self.kubeconfig)
-                api = client.CustomObjectsApi(api_client)
+                if api is None:  # a kubeconfig written late is picked up on retry
+                    api, close = self._make_api()
                 resource_version = self._list(api, kind, deliver, report)
                 backoff = 0.2
                 self._watch_from(api, kind, resource_version, deliver, report)
@@ -109,10 +128,9 @@ class KubeRouteWatcher:
                 if self._stopping.is_set():
                     break
                 report(f"watching {self.target.describe()}: {type(exc).__name__}: {exc}")
-                time.sleep(backoff)
+                self._stopping.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        if api_client is not None:
-            api_client.close()
+        close()
 
     def _list(self, api: Any, kind: Any, deliver: RouteCallback, report: ErrorCallback) -> str:
         listing = api.list_namespaced_custom_object(
@@ -126,10 +144,8 @@ class KubeRouteWatcher:
     def _watch_from(self, api: Any, kind: Any, resource_version: str,
                     deliver: RouteCallback, report: ErrorCallback) -> None:
         """Follow events until an error; a server-side timeout just resumes."""
-        from kubernetes import watch
-
         while not self._stopping.is_set():
-            self._watch = watch.Watch()
+            self._watch = self._new_watch()
             stream = self._watch.stream(
                 api.list_namespaced_custom_object, kind.group, kind.version,
                 self.target.namespace, kind.plural,
