@@ -164,7 +164,9 @@ def report_queries(model: str, namespace: str | None, window: str) -> dict[str, 
     errors = selector(model, namespace, 'outcome="error"')
     return {
         # Served requests: a shadow's mirrored copies (counted by its shadow comparisons)
-        # are taken out, so shares add up to ~100% of user traffic.
+        # are taken out, so shares add up to ~100% of user traffic. Copies of requests
+        # the answering version failed carry no stable prediction and are not compared,
+        # so they still show as the shadow's (stable error rate x mirror share).
         "served_rate": (
             f"sum by (version) (rate(vigil_model_requests_total{sel}[{window}]))"
             f" - sum by (version) (rate(vigil_model_shadow_comparisons_total{sel}[{window}]))"
