@@ -1,0 +1,1 @@
+"""Benchmark of Vigil's analysis against the canary judges in common use."""

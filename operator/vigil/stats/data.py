@@ -1,0 +1,258 @@
+"""What the analysis reads: raw cumulative counter samples, one type per metric kind.
+
+The provider hands over counters exactly as scraped (one series per pod and label set, on a
+shared time grid, NaN where a series has no sample), never pre-aggregated rates. Summing
+counters across pods before differencing would turn one pod's restart into a huge negative
+jump; the engine therefore differences each series on its own, treats a drop as a counter
+reset (the new value is what was counted since the restart), and only then adds series up.
+
+These types are plain data with no I/O, so `vigil.stats` stays pure; `vigil.metrics`
+re-exports them for the provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NoData:
+    """A metric that could not be read; `reason` says why in one line. Never counts as a pass."""
+
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class CounterSeries:
+    """One scraped series: its labels and its cumulative samples on the panel's time grid."""
+
+    labels: Mapping[str, str]
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", np.asarray(self.values, dtype=float))
+
+
+@dataclass(frozen=True, eq=False)
+class CounterPanel:
+    """All raw series of one counter family for one version, sampled at `timestamps` (s)."""
+
+    timestamps: np.ndarray
+    series: tuple[CounterSeries, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "timestamps", np.asarray(self.timestamps, dtype=float))
+        object.__setattr__(self, "series", tuple(self.series))
+        for s in self.series:
+            if s.values.shape != self.timestamps.shape:
+                raise ValueError(
+                    f"series {dict(s.labels)} has {s.values.size} samples for "
+                    f"{self.timestamps.size} timestamps"
+                )
+
+    @classmethod
+    def from_counts(cls, timestamps: Sequence[float] | np.ndarray,
+                    counts: Sequence[tuple[Mapping[str, str], Sequence[float] | np.ndarray]],
+                    start: float = 0.0) -> CounterPanel:
+        """Build a panel from per-interval counts (one array of len(timestamps) - 1 per series),
+        as a counter that read `start` at the first timestamp."""
+        series = tuple(
+            CounterSeries(dict(labels), start + np.concatenate([[0.0], np.cumsum(np.asarray(inc, dtype=float))]))
+            for labels, inc in counts
+        )
+        return cls(np.asarray(timestamps, dtype=float), series)
+
+    @property
+    def intervals(self) -> int:
+        return max(self.timestamps.size - 1, 0)
+
+    def increments(self, key: Callable[[Mapping[str, str]], Hashable | None]) -> dict[Hashable, np.ndarray]:
+        """Per-interval increases summed over series with the same `key(labels)` (None: skip).
+
+        Returns arrays of length `intervals`: entry k is what was counted between
+        timestamps[k] and timestamps[k+1].
+        """
+        keys = [key(s.labels) for s in self.series]
+        kept = [i for i, k in enumerate(keys) if k is not None]
+        if not kept:
+            return {}
+        inc = matrix_increments(np.stack([self.series[i].values for i in kept]))
+        names = list(dict.fromkeys(keys[i] for i in kept))
+        slot = np.array([names.index(keys[i]) for i in kept])
+        total = np.zeros((len(names), self.intervals))
+        np.add.at(total, slot, inc)
+        return dict(zip(names, total))
+
+    def latest_sample_time(self) -> float | None:
+        """Time of the newest sample of any series (None if the panel is empty)."""
+        newest = [self.timestamps[np.flatnonzero(~np.isnan(s.values))[-1]]
+                  for s in self.series if np.any(~np.isnan(s.values))]
+        return float(max(newest)) if newest else None
+
+
+def matrix_increments(values: np.ndarray) -> np.ndarray:
+    """Reset-aware per-interval increases of cumulative counter series (rows of `values`).
+
+    * a drop is a restart: the increase is the new value (counted since zero);
+    * a gap (NaN) is bridged: the increase lands in the interval of the next sample;
+    * a series first seen after the window's first timestamp was created inside the
+      window (a new pod, or a label value seen for the first time), so its first value
+      is an increase from zero. A series present at the first timestamp only sets the
+      reference point.
+    Returns shape (series, samples - 1).
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    steps = values.shape[1]
+    present = ~np.isnan(values)
+    seen = np.maximum.accumulate(np.where(present, np.arange(steps), -1), axis=1)
+    before = np.concatenate([np.full((values.shape[0], 1), -1), seen[:, :-1]], axis=1)
+    previous = np.take_along_axis(np.nan_to_num(values), np.maximum(before, 0), axis=1)
+    current = np.nan_to_num(values)
+    inc = np.where(before >= 0, np.where(current >= previous, current - previous, current), np.maximum(current, 0.0))
+    return np.where(present, inc, 0.0)[:, 1:]
+
+
+def series_increments(values: np.ndarray) -> np.ndarray:
+    """`matrix_increments` of one series."""
+    return matrix_increments(values)[0]
+
+
+def _label(name: str) -> Callable[[Mapping[str, str]], str | None]:
+    return lambda labels: labels.get(name)
+
+
+def _labels(*names: str) -> Callable[[Mapping[str, str]], tuple[str, ...] | None]:
+    def key(labels: Mapping[str, str]) -> tuple[str, ...] | None:
+        values = tuple(labels.get(n) for n in names)
+        return None if any(v is None for v in values) else values  # type: ignore[return-value]
+
+    return key
+
+
+def parse_le(text: str) -> float:
+    return float("inf") if text in ("+Inf", "Inf", "inf") else float(text)
+
+
+@dataclass(frozen=True, eq=False)
+class ArmData:
+    """Base of the per-kind data: the same counter family for baseline and canary."""
+
+    baseline: CounterPanel
+    canary: CounterPanel
+
+    def __post_init__(self) -> None:
+        if not np.array_equal(self.baseline.timestamps, self.canary.timestamps):
+            raise ValueError("baseline and canary must be sampled on the same time grid")
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return self.canary.timestamps
+
+    def arms(self) -> tuple[CounterPanel, CounterPanel]:
+        return self.baseline, self.canary
+
+
+@dataclass(frozen=True, eq=False)
+class RequestCounts(ArmData):
+    """`vigil_model_requests_total{outcome="success"|"error"}`: error rate, and traffic for SRM."""
+
+    def outcomes(self, panel: CounterPanel) -> tuple[np.ndarray, np.ndarray]:
+        """(requests, errors) per interval."""
+        inc = panel.increments(_label("outcome"))
+        zero = np.zeros(panel.intervals)
+        errors = inc.get("error", zero)
+        return errors + inc.get("success", zero), errors
+
+
+@dataclass(frozen=True, eq=False)
+class HistogramData(ArmData):
+    """A Prometheus histogram's `_bucket` series (label `le`, cumulative over buckets)."""
+
+    def buckets(self, panel: CounterPanel) -> tuple[np.ndarray, np.ndarray]:
+        """(upper edges incl. +Inf, per-interval counts per bin shaped (intervals, bins))."""
+        inc = panel.increments(_label("le"))
+        edges = self.edges()
+        if not edges:
+            return np.array([np.inf]), np.zeros((panel.intervals, 1))
+        cumulative = np.stack([inc.get(e, np.zeros(panel.intervals)) for e in edges], axis=-1)
+        cumulative = np.maximum.accumulate(cumulative, axis=-1)  # cumulative over `le`
+        counts = np.diff(cumulative, axis=-1, prepend=0.0)
+        return np.array([parse_le(e) for e in edges]), counts
+
+    def edges(self) -> list[str]:
+        seen = {s.labels["le"] for p in self.arms() for s in p.series if "le" in s.labels}
+        return sorted(seen, key=parse_le)
+
+
+class LatencyHistogram(HistogramData):
+    """`vigil_model_request_duration_seconds_bucket`."""
+
+
+class ScoreHistogram(HistogramData):
+    """`vigil_model_prediction_score_bucket` (positive-class score)."""
+
+
+@dataclass(frozen=True, eq=False)
+class GroupPredictions(ArmData):
+    """`vigil_model_predictions_total{group, predicted_class}`."""
+
+    positive_class: str = "1"
+
+    def by_group(self, panel: CounterPanel, groups: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(predictions, positive predictions) per interval and group, shaped (intervals, groups)."""
+        inc = panel.increments(_labels("group", "predicted_class"))
+        zero = np.zeros(panel.intervals)
+        total = np.stack([sum((v for (g, _), v in inc.items() if g == grp), zero) for grp in groups], -1)
+        positive = np.stack([inc.get((grp, self.positive_class), zero) for grp in groups], -1)
+        return total.reshape(panel.intervals, len(groups)), positive.reshape(panel.intervals, len(groups))
+
+    def groups(self) -> list[str]:
+        return sorted({s.labels["group"] for p in self.arms() for s in p.series if "group" in s.labels})
+
+
+@dataclass(frozen=True, eq=False)
+class LabelFeedback(ArmData):
+    """`vigil_model_label_feedback_total{group, confidence_bucket, correct}` (delayed labels)."""
+
+    def by_bucket(self, panel: CounterPanel, buckets: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(labelled, correct) per interval and confidence bucket, shaped (intervals, buckets)."""
+        inc = panel.increments(_labels("confidence_bucket", "correct"))
+        zero = np.zeros(panel.intervals)
+        correct = [inc.get((b, "true"), zero) for b in buckets]
+        wrong = [inc.get((b, "false"), zero) for b in buckets]
+        shape = (panel.intervals, len(buckets))
+        labelled = np.stack([c + w for c, w in zip(correct, wrong)], -1).reshape(shape)
+        return labelled, np.stack(correct, -1).reshape(shape)
+
+    def buckets(self) -> list[str]:
+        names = {s.labels["confidence_bucket"] for p in self.arms() for s in p.series
+                 if "confidence_bucket" in s.labels}
+        return sorted(names, key=float)
+
+
+@dataclass(frozen=True, eq=False)
+class ShadowComparisons:
+    """`vigil_model_shadow_comparisons_total{outcome="agree"|"disagree"}` of the shadow version."""
+
+    canary: CounterPanel
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return self.canary.timestamps
+
+    def comparisons(self) -> tuple[np.ndarray, np.ndarray]:
+        """(comparisons, disagreements) per interval."""
+        inc = self.canary.increments(_label("outcome"))
+        zero = np.zeros(self.canary.intervals)
+        disagree = inc.get("disagree", zero)
+        return disagree + inc.get("agree", zero), disagree
+
+    def arms(self) -> tuple[CounterPanel, ...]:
+        return (self.canary,)
+
+
+MetricData = RequestCounts | LatencyHistogram | ScoreHistogram | GroupPredictions | LabelFeedback | ShadowComparisons
+"""Raw counters for one gate, as `vigil.metrics` collects them."""

@@ -1,0 +1,93 @@
+"""The shape every gate's statistics take, and the one rule that turns them into outcomes.
+
+A gate produces two e-processes over the window: one against "the canary is within
+tolerance" (large values mean Fail) and one against "the canary is beyond tolerance"
+(large values mean Pass). Both are arrays over prefixes of the window so the benchmark
+can replay a whole rollout at once; `analyze` reads the last entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vigil.stats.sequential import logsumexp
+
+INCONCLUSIVE, PASS, FAIL = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class GateEvidence:
+    """Log e-processes and sample counts at every prefix, each shaped (..., T)."""
+
+    log_e_fail: np.ndarray
+    log_e_pass: np.ndarray
+    n_canary: np.ndarray
+    n_baseline: np.ndarray
+
+    def last(self) -> GateEvidence:
+        return GateEvidence(*(np.asarray(a)[..., -1] for a in
+                              (self.log_e_fail, self.log_e_pass, self.n_canary, self.n_baseline)))
+
+
+def classify(ev: GateEvidence, alpha_fail: float, alpha_pass: float, min_samples: int) -> np.ndarray:
+    """FAIL once the fail e-process reaches 1/alpha_fail; PASS once the pass e-process reaches
+    1/alpha_pass *and* the canary has `min_samples`; otherwise INCONCLUSIVE (codes above).
+
+    Fail needs no minimum: strong evidence of harm is enough at any sample size.
+    """
+    fail = ev.log_e_fail >= np.log(1.0 / alpha_fail)
+    passed = (ev.log_e_pass >= np.log(1.0 / alpha_pass)) & (ev.n_canary >= min_samples)
+    return np.where(fail, FAIL, np.where(passed, PASS, INCONCLUSIVE))
+
+
+def any_of(log_e: list[np.ndarray], weights: list[float] | None = None) -> np.ndarray:
+    """Evidence that at least one sub-hypothesis is false: the (weighted) mean of the e-values.
+
+    A mean of e-values with weights fixed in advance is an e-value under the intersection
+    null, and it is never weaker than (weighted) Bonferroni.
+    """
+    w = np.full(len(log_e), 1.0 / len(log_e)) if weights is None else np.asarray(weights) / np.sum(weights)
+    stacked = np.stack(log_e)
+    return logsumexp(stacked + np.log(w).reshape((-1,) + (1,) * (stacked.ndim - 1)), axis=0)
+
+
+def all_of(log_e: list[np.ndarray]) -> np.ndarray:
+    """Evidence that every sub-hypothesis holds (intersection-union): the weakest one."""
+    return np.min(np.stack(log_e), axis=0)
+
+
+def cumulative(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.cumsum(np.asarray(x, dtype=float), axis=axis)
+
+
+def ratio(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
+    """num/den with NaN where den is 0."""
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Error budgets of one gate: alpha_fail is already divided among the gates."""
+
+    alpha_fail: float
+    alpha_pass: float
+    min_samples: int
+
+
+def decide_last(ev: GateEvidence, th: Thresholds) -> tuple[int, str]:
+    """Outcome code at the end of the window and the clause that explains it."""
+    last = ev.last()
+    code = int(classify(last, th.alpha_fail, th.alpha_pass, th.min_samples))
+    e_fail, e_pass = float(np.exp(min(last.log_e_fail, 700))), float(np.exp(min(last.log_e_pass, 700)))
+    if code == FAIL:
+        return code, f"e={e_fail:.3g} >= {1 / th.alpha_fail:.3g}"
+    if code == PASS:
+        return code, f"within tolerance, e={e_pass:.3g} >= {1 / th.alpha_pass:.3g}"
+    short = th.min_samples - int(last.n_canary)
+    if e_pass >= 1 / th.alpha_pass and short > 0:
+        return code, f"looks within tolerance but needs {short} more canary samples"
+    return code, f"not decided yet (fail e={e_fail:.3g} of {1 / th.alpha_fail:.3g}, pass e={e_pass:.3g} of {1 / th.alpha_pass:.3g})"

@@ -1,0 +1,295 @@
+"""Anytime-valid evidence: e-processes whose error guarantee holds however often they are read.
+
+Every function returns the log of an e-process (a non-negative quantity with expectation
+at most 1 under its null at any stopping time). By Ville's inequality the chance that it
+*ever* reaches 1/alpha under the null is at most alpha, so the reconciler may look every
+minute, forever, and the false-alarm rate stays alpha. Functions work on arrays with any
+leading batch shape, so the benchmark runs thousands of simulated rollouts through the
+very same code as `analyze`.
+
+Three families:
+
+* rate ratios of event counts (errors, slow requests, score buckets), conditioning each
+  interval's events on their total so the unknown baseline rate drops out (the Poisson
+  "which arm did the event land in" construction of Lindon et al., KDD 2022), mixed over a
+  grid of alternatives;
+* one-sample Bernoulli proportions against a fixed rate (shadow disagreement);
+* normal mixtures for differences of proportions with plenty of counts (fairness,
+  calibration) and a chi-square-ball version for whole histograms (drift), asymptotically
+  valid, with the null's likelihood maximised as in universal inference (Wasserman,
+  Ramdas and Balakrishnan, 2020) so a tolerance can be built in;
+* the Dirichlet-multinomial test of Lindon and Malek (2022) for sample-ratio mismatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+from scipy.special import expit, gammaln, logit
+from scipy.stats import norm
+
+
+@dataclass(frozen=True)
+class OneSidedPrior:
+    """Mixing weights over how far beyond the null boundary the truth may lie.
+
+    `offsets` are positive distances in log (rate ratio) or logit (proportion) units; the
+    weights follow a half-normal of the given scale, discretised on a geometric grid so
+    that both small and large effects get mass. A discrete mixture of likelihood ratios is
+    exactly a test martingale, no approximation involved.
+    """
+
+    offsets: np.ndarray
+    log_weights: np.ndarray
+
+    @classmethod
+    def half_normal(cls, scale: float, points: int = 40, smallest: float = 0.005) -> OneSidedPrior:
+        u = np.geomspace(smallest, 5.0 * scale, points)
+        cells = np.concatenate([[0.0], (u[1:] + u[:-1]) / 2, [u[-1] + (u[-1] - u[-2]) / 2]])
+        w = norm.pdf(u / scale) * np.diff(cells)
+        return cls(u, np.log(w / w.sum()))
+
+
+RATE_PRIOR = OneSidedPrior.half_normal(scale=0.6)
+"""Default for rate ratios: most mass on 5%..2x beyond the tolerance, some up to 20x."""
+
+TAIL_PRIOR = OneSidedPrior.half_normal(scale=1.0)
+"""For latency tails, where a slower version multiplies the share of slow requests several-fold."""
+
+PROPORTION_PRIOR = OneSidedPrior.half_normal(scale=0.8)
+"""Default for one-sample proportions, in logit units."""
+
+
+def logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log(sum(exp(x))) along `axis`, stable; scipy's version costs more than the sum here."""
+    x = np.asarray(x, dtype=float)
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.squeeze(top, axis=axis) + np.log(np.sum(np.exp(x - top), axis=axis))
+
+
+def _mixture(cum_llr: np.ndarray, prior: OneSidedPrior) -> np.ndarray:
+    return logsumexp(cum_llr + prior.log_weights, axis=-1)
+
+
+# ----------------------------------------------------------------- rate ratios
+
+
+def rate_ratio_llr(x_c: np.ndarray, x_b: np.ndarray, a: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """Per-interval log likelihood ratio of "canary/baseline rate ratio is rho x the null".
+
+    Given m = x_c + x_b events in an interval, the canary's share is binomial with
+    theta(rho) = a rho / (a rho + 1), a = null ratio x canary exposure / baseline exposure.
+    Shapes: x_c, x_b, a (..., T); rho (G,) -> (..., T, G). Intervals without exposure on
+    either side carry no information (ratio 0).
+    """
+    x_c, x_b, a = (np.asarray(v, dtype=float)[..., None] for v in (x_c, x_b, a))
+    finite = np.isfinite(a)
+    a = np.where(finite, a, 0.0)
+    llr = x_c * np.log(rho) - (x_c + x_b) * (np.log1p(a * rho) - np.log1p(a))
+    return np.where(finite & (a > 0), llr, 0.0)
+
+
+def exposure_ratio(n_c: np.ndarray, n_b: np.ndarray, rho0: np.ndarray | float) -> np.ndarray:
+    """a = rho0 * n_c / n_b per interval (inf where the baseline saw nothing)."""
+    n_c, n_b = np.asarray(n_c, dtype=float), np.asarray(n_b, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n_b > 0, rho0 * n_c / np.where(n_b > 0, n_b, 1.0), np.inf)
+
+
+def rate_ratio_evidence(
+    x_c: np.ndarray,
+    x_b: np.ndarray,
+    n_c: np.ndarray,
+    n_b: np.ndarray,
+    rho0: np.ndarray | float,
+    prior: OneSidedPrior = RATE_PRIOR,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log e-processes at every prefix of the window, shaped like the inputs (..., T).
+
+    * fail: against "canary rate <= rho0 x baseline rate" (evidence of a regression),
+    * pass: against "canary rate >= rho0 x baseline rate" (evidence it is within tolerance).
+
+    x = events and n = exposure (requests) per interval; rho0 may vary per interval.
+    """
+    a = exposure_ratio(n_c, n_b, rho0)
+    up = np.cumsum(rate_ratio_llr(x_c, x_b, a, np.exp(prior.offsets)), axis=-2)
+    down = np.cumsum(rate_ratio_llr(x_c, x_b, a, np.exp(-prior.offsets)), axis=-2)
+    return _mixture(up, prior), _mixture(down, prior)
+
+
+def mantel_haenszel_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray) -> float:
+    """Rate ratio pooled over intervals without letting changing weights bias it."""
+    n = n_c + n_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num = np.nansum(np.where(n > 0, x_c * n_b / n, 0.0))
+        den = np.nansum(np.where(n > 0, x_b * n_c / n, 0.0))
+    if den == 0:
+        return float("inf") if num > 0 else float("nan")
+    return float(num / den)
+
+
+def rate_ratio_interval(
+    x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray, alpha: float,
+    prior: OneSidedPrior = RATE_PRIOR,
+) -> tuple[float, float]:
+    """Confidence-sequence interval for the rate ratio (canary/baseline) over one window:
+    the ratios r that a two-sided mixture test at level alpha has not rejected."""
+    rho = np.exp(np.concatenate([prior.offsets, -prior.offsets]))
+    log_w = np.concatenate([prior.log_weights, prior.log_weights]) - np.log(2.0)
+
+    def log_e(log_r: float) -> float:
+        a = exposure_ratio(n_c, n_b, np.exp(log_r))
+        return float(logsumexp(rate_ratio_llr(x_c, x_b, a, rho).sum(axis=-2) + log_w))
+
+    center = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
+    center = 1.0 if not np.isfinite(center) or center <= 0 else center
+    lo, hi = confidence_bounds(log_e, np.log(center), np.log(1e-3), np.log(1e3), np.log(1 / alpha))
+    return float(np.exp(lo)), float(np.exp(hi))
+
+
+def confidence_bounds(log_e: Callable[[float], float], center: float, lowest: float, highest: float,
+                      level: float) -> tuple[float, float]:
+    """Where a test family's log e-value crosses `level` left and right of `center`.
+
+    The e-value of "the parameter is v" grows as v moves away from the data, so the set
+    it has not rejected is an interval around the estimate; its ends are found by root
+    finding. Returns the search limits where no crossing exists, and (nan, nan) when
+    even the estimate is rejected.
+    """
+    if log_e(center) >= level:
+        return float("nan"), float("nan")
+    ends = []
+    for limit in (lowest, highest):
+        if log_e(limit) < level:
+            ends.append(limit)
+        else:
+            ends.append(optimize.brentq(lambda v: log_e(v) - level, center, limit, xtol=1e-3) if limit > center
+                        else optimize.brentq(lambda v: log_e(v) - level, limit, center, xtol=1e-3))
+    return ends[0], ends[1]
+
+
+# ------------------------------------------------------ one-sample proportions
+
+
+def proportion_evidence(
+    x: np.ndarray, m: np.ndarray, theta0: float, prior: OneSidedPrior = PROPORTION_PRIOR
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log e-processes for a Bernoulli rate against theta0, from cumulative counts (..., T).
+
+    fail: against "rate <= theta0"; pass: against "rate >= theta0".
+    """
+    x, m = np.asarray(x, dtype=float)[..., None], np.asarray(m, dtype=float)[..., None]
+    base = logit(theta0)
+
+    def llr(theta: np.ndarray) -> np.ndarray:
+        return x * np.log(theta / theta0) + (m - x) * np.log((1 - theta) / (1 - theta0))
+
+    return (_mixture(llr(expit(base + prior.offsets)), prior),
+            _mixture(llr(expit(base - prior.offsets)), prior))
+
+
+def proportion_interval(x: float, m: float, alpha: float, prior: OneSidedPrior = PROPORTION_PRIOR
+                        ) -> tuple[float, float]:
+    """Confidence-sequence interval for a Bernoulli rate from cumulative counts (x of m)."""
+    u = np.concatenate([prior.offsets, -prior.offsets])
+    log_w = np.concatenate([prior.log_weights, prior.log_weights]) - np.log(2.0)
+
+    def log_e(z: float) -> float:
+        theta0, theta = expit(z), expit(z + u)
+        return float(logsumexp(x * np.log(theta / theta0) + (m - x) * np.log((1 - theta) / (1 - theta0)) + log_w))
+
+    center = logit(np.clip((x + 0.5) / (m + 1.0), 1e-6, 1 - 1e-6))
+    lo, hi = confidence_bounds(log_e, float(center), -12.0, 12.0, np.log(1 / alpha))
+    return float(expit(lo)), float(expit(hi))
+
+
+# -------------------------------------------------------------- normal mixtures
+
+
+def normal_log_e(excess: np.ndarray, info: np.ndarray, scale: float) -> np.ndarray:
+    """One-sided normal-mixture e-process for an estimate with Fisher information `info`.
+
+    `excess` = estimate minus the null boundary, signed so that positive values speak
+    against the null. The mixing prior on the effect beyond the boundary is half-normal
+    with the given scale (in the estimate's units). Closed form:
+    2 / sqrt(v) * exp(s^2 c^2 / 2v) * Phi(c s / sqrt(v)), s = excess * info, v = 1 + c^2 info.
+    """
+    excess, info = np.asarray(excess, dtype=float), np.asarray(info, dtype=float)
+    s = excess * info
+    v = 1.0 + scale**2 * info
+    return np.log(2.0) - 0.5 * np.log(v) + scale**2 * s**2 / (2 * v) + norm.logcdf(scale * s / np.sqrt(v))
+
+
+def normal_halfwidth(info: np.ndarray, alpha: float, scale: float) -> np.ndarray:
+    """Half-width of the two-sided normal-mixture confidence sequence at level alpha."""
+    info = np.asarray(info, dtype=float)
+    v = 1.0 + scale**2 * info
+    with np.errstate(divide="ignore"):
+        return np.sqrt(v * (2 * np.log(1 / alpha) + np.log(v)) / (scale**2 * info**2))
+
+
+def ball_log_e(norm_s: np.ndarray, info: np.ndarray, dim: np.ndarray, radius: float, scale: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """E-processes for a d-dimensional normal mean mu (sum S ~ N(mu I, I)) against a ball.
+
+    fail: against ||mu|| <= radius. Numerator: N(0, scale^2) mixture over mu; denominator:
+    the likelihood maximised over the ball (universal inference), which keeps it valid
+    for every mu inside, not just mu = 0.
+    pass: against ||mu|| >= radius. Numerator: mu = 0 (no drift); denominator maximised
+    over the outside of the ball.
+    """
+    norm_s, info, dim = (np.asarray(v, dtype=float) for v in (norm_s, info, dim))
+    safe = np.where(info > 0, info, 1.0)
+    v = 1.0 + scale**2 * info
+    log_num = -dim / 2 * np.log(v) + scale**2 * norm_s**2 / (2 * v)
+    unconstrained = norm_s**2 / (2 * safe)
+    on_sphere = radius * norm_s - radius**2 * info / 2
+    inside = norm_s <= radius * info
+    fail = log_num - np.where(inside, unconstrained, on_sphere)
+    passed = -np.where(inside, on_sphere, unconstrained)
+    ok = info > 0
+    return np.where(ok, fail, 0.0), np.where(ok, passed, 0.0)
+
+
+# ------------------------------------------------------- sample-ratio mismatch
+
+
+def dirichlet_multinomial_log_e(counts: np.ndarray, p0: np.ndarray, concentration: float = 100.0) -> np.ndarray:
+    """Log e-value against "counts ~ Multinomial(p0)" (Lindon and Malek 2022; savvi's SRM test).
+
+    Bayes factor of a Dirichlet(concentration * p0) mixture to the null, from cumulative
+    counts (..., K). A martingale under the null, so it may be read at any time.
+    """
+    counts = np.asarray(counts, dtype=float)
+    a0 = concentration * np.asarray(p0, dtype=float)
+
+    def log_beta(a: np.ndarray) -> np.ndarray:
+        return gammaln(a).sum(axis=-1) - gammaln(a.sum(axis=-1))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        null = np.where(counts > 0, counts * np.log(p0), 0.0).sum(axis=-1)
+    return log_beta(a0 + counts) - log_beta(a0) - null
+
+
+def tolerance_band_log_e(delta: np.ndarray, info: np.ndarray, tolerance: float, scale: float
+                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Normal-mixture e-processes for a difference that should stay inside [-tol, +tol].
+
+    Returns ([against delta >= -tol, against delta <= tol]  -> evidence of Fail,
+             [against delta >= tol,  against delta <= -tol] -> evidence of Pass).
+    """
+    fail = [normal_log_e(-tolerance - delta, info, scale), normal_log_e(delta - tolerance, info, scale)]
+    passed = [normal_log_e(tolerance - delta, info, scale), normal_log_e(delta + tolerance, info, scale)]
+    return fail, passed
+
+
+def smoothed_variance(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Binomial variance of x/n with a half-count added, so 0 or n successes do not claim certainty."""
+    p = (x + 0.5) / (n + 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, p * (1 - p) / np.where(n > 0, n, 1.0), np.inf)
