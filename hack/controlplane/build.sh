@@ -96,7 +96,11 @@ extract_assets() {
   local gw istio kwok
   gw=$(mod_dir "sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}") || die "could not fetch sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION} from the Go module proxy (go env GOPROXY)"
   cp "$gw/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" "$out/gateway-api-httproutes.yaml"
-  cat "$gw"/config/crd/standard/*.yaml > "$out/gateway-api-standard.yaml"
+  : > "$out/gateway-api-standard.yaml"
+  for f in "$gw"/config/crd/standard/gateway.networking.k8s.io_*.yaml; do
+    [[ "$f" == *_vap_* ]] && continue  # an admission policy, not a CRD
+    { echo "---"; cat "$f"; } >> "$out/gateway-api-standard.yaml"
+  done
   istio=$(mod_dir "istio.io/api@${ISTIO_CLIENT_GO_VERSION}") || die "could not fetch istio.io/api@${ISTIO_CLIENT_GO_VERSION} from the Go module proxy (go env GOPROXY)"
   cp "$istio/kubernetes/customresourcedefinitions.gen.yaml" "$out/istio-crds.yaml"
   kwok=$(mod_dir "sigs.k8s.io/kwok@${KWOK_VERSION}") || die "could not fetch sigs.k8s.io/kwok@${KWOK_VERSION} from the Go module proxy (go env GOPROXY)"

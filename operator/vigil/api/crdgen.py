@@ -59,6 +59,10 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out[key] = value.model_dump(mode="json", by_alias=True, exclude_none=True)
         else:
             out[key] = value
+    if out.get("additionalProperties") is False:
+        # Kubernetes forbids it beside `properties`; unknown fields are rejected by the
+        # apiserver's strict field validation (kubectl's default) and pruned otherwise.
+        del out["additionalProperties"]
     if "enum" in out and "type" not in out:
         out["type"] = "string"
     if out.get("x-kubernetes-preserve-unknown-fields"):

@@ -119,12 +119,24 @@ class LocalCluster:
             self.bins = ensure_built()
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._start_all(timeout)
-        except BaseException:
+        except BaseException as err:
+            kept = self._keep_logs()
             self.down()
+            if isinstance(err, StartError) and kept:
+                raise StartError(f"{err}\n(all logs kept in {kept})") from None
             raise
         _log(f"cluster {self.name!r} ready in {time.monotonic() - t0:.1f}s; "
              f"export KUBECONFIG={self.kubeconfig}")
         return self
+
+    def _keep_logs(self) -> Path | None:
+        """Copy the logs of a failed start somewhere `down()` will not remove."""
+        logs = self.state_dir / "logs"
+        if not logs.is_dir():
+            return None
+        kept = Path(tempfile.mkdtemp(prefix=f"vigil-{self.name}-failed-logs-"))
+        shutil.copytree(logs, kept, dirs_exist_ok=True)
+        return kept
 
     def _refuse_or_clear_existing(self) -> None:
         info = ClusterInfo.load(self.state_dir)
@@ -196,7 +208,7 @@ class LocalCluster:
             "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false",
             f"--service-account-private-key-file={certs.sa_private}",
             f"--root-ca-file={certs.ca_cert}", "--use-service-account-credentials=false",
-            "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller",
+            "--controllers=*,-nodeipam",
             "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
             "--kube-api-qps=200", "--kube-api-burst=400",
         ], logs)
@@ -220,8 +232,12 @@ class LocalCluster:
         if self.install_vigil_crds and VIGIL_CRDS.is_dir() and any(VIGIL_CRDS.glob("*.yaml")):
             self._apply(VIGIL_CRDS)
         self._create_nodes()
-        wait_until(self._namespace_default_ready, timeout=60, what="the default ServiceAccount",
-                   proc=apiserver)
+        wait_until(self._namespace_default_ready, timeout=60,
+                   what="the default ServiceAccount (made by kube-controller-manager)", proc=apiserver)
+        for proc in self.procs:
+            if not proc.alive():
+                raise StartError(f"{proc.name} exited with code {proc.proc.returncode}; "
+                                 f"log {proc.log}:\n{proc.log_tail()}")
 
     def down(self) -> None:
         """Stop every process of this cluster and remove its state directory."""
@@ -288,6 +304,10 @@ class LocalCluster:
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
 
     def _namespace_default_ready(self) -> bool:
+        dead = [p for p in self.procs if not p.alive()]
+        if dead:
+            raise StartError(f"{dead[0].name} exited with code {dead[0].proc.returncode}; "
+                             f"log {dead[0].log}:\n{dead[0].log_tail()}")
         return self._get("/api/v1/namespaces/default/serviceaccounts/default").ok
 
     def _write_kubeconfig(self, certs: pki_mod.Pki, server: str) -> None:

@@ -160,6 +160,8 @@ def wait_until(
         try:
             if check():
                 return
+        except StartError:
+            raise
         except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
             pass
         time.sleep(interval)
