@@ -22,11 +22,11 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `vigil` impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
-from bench.methods import COMPARATORS, FAMILIES, harm, vigil  # noqa: E402
+from bench.methods import COMPARATORS, FAMILIES, first_decision, harm, vigil  # noqa: E402
 from bench.scenarios import Scenario, scenarios  # noqa: E402
 from bench.simulate import MINUTES, simulate  # noqa: E402
 from bench.timing import time_analyze  # noqa: E402
-from vigil.stats.evidence import FAIL, INCONCLUSIVE, PASS  # noqa: E402
+from vigil.stats.evidence import FAIL, PASS  # noqa: E402
 
 RATES = (200, 1000, 5000)
 
@@ -49,13 +49,11 @@ class Row:
 
 def summarise(scenario: Scenario, rpm: int, method: str, codes: np.ndarray, hurt: np.ndarray,
               can_pass: bool) -> Row:
-    decided = codes != INCONCLUSIVE
-    has = decided.any(axis=1)
-    first = np.argmax(decided, axis=1)
-    kind = np.where(has, codes[np.arange(codes.shape[0]), first], INCONCLUSIVE)
-    fail_at = np.where(kind == FAIL, first + 1, np.inf)
-    pass_at = np.where(kind == PASS, first + 1, np.inf)
-    stop = np.where(has, first, codes.shape[1] - 1)
+    kind, minute = first_decision(codes)
+    has = np.isfinite(minute)
+    fail_at = np.where(kind == FAIL, minute, np.inf)
+    pass_at = np.where(kind == PASS, minute, np.inf)
+    stop = np.where(has, minute - 1, codes.shape[1] - 1).astype(int)
     bad = np.cumsum(hurt, axis=1)[np.arange(codes.shape[0]), stop]
     return Row(
         scenario.name, rpm, method,

@@ -69,6 +69,16 @@ def vigil(family: str, c: Counts, alpha: float = ALPHA) -> np.ndarray:
 # ------------------------------------------------------------------- helpers
 
 
+def first_decision(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(outcome code, minute) of each rollout's first non-inconclusive answer; minute is
+    counted from 1, and INCONCLUSIVE with minute = inf when nothing was decided."""
+    decided = codes != INCONCLUSIVE
+    has = decided.any(axis=-1)
+    first = np.argmax(decided, axis=-1)
+    kind = np.where(has, np.take_along_axis(codes, first[..., None], -1)[..., 0], INCONCLUSIVE)
+    return kind, np.where(has, first + 1.0, np.inf)
+
+
 def after_failed_checks(failed: np.ndarray, limit: int = FAILED_CHECKS) -> np.ndarray:
     return np.where(np.cumsum(failed, axis=-1) >= limit, FAIL, INCONCLUSIVE)
 

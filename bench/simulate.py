@@ -46,7 +46,7 @@ def label_arrivals(rate: np.ndarray) -> np.ndarray:
     after a delay uniform on LABEL_DELAY minutes."""
     lo, hi = LABEL_DELAY
     out = np.zeros_like(rate)
-    for delay in range(lo, hi + 1):
+    for delay in range(lo, min(hi, rate.size - 1) + 1):
         out[delay:] += rate[: rate.size - delay] / (hi - lo + 1)
     return out
 

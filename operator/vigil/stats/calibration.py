@@ -39,7 +39,8 @@ def calibration_shift(L_c: np.ndarray, X_c: np.ndarray, L_b: np.ndarray, X_b: np
     w = np.nan_to_num(ratio(w, total))
     diff = np.nan_to_num(ratio(X_c, L_c) - ratio(X_b, L_b))
     shift = (w * diff).sum(axis=-1)
-    var = np.where(use, w**2 * (smoothed_variance(X_c, L_c) + smoothed_variance(X_b, L_b)), 0.0).sum(axis=-1)
+    each = np.where(use, smoothed_variance(X_c, L_c) + smoothed_variance(X_b, L_b), 0.0)
+    var = (w**2 * each).sum(axis=-1)
     enough = (np.where(use, L_c, 0).sum(axis=-1) >= MIN_LABELS) & (np.where(use, L_b, 0).sum(axis=-1) >= MIN_LABELS)
     info = np.where(enough & (var > 0), 1.0 / np.where(var > 0, var, 1.0), 0.0)
     return shift, info

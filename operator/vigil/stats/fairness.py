@@ -19,7 +19,7 @@ from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import normal_halfwidth, smoothed_variance, tolerance_band_log_e
 
-FAIRNESS_SCALE = 0.05
+FAIRNESS_SCALE = 0.08
 MIN_PER_GROUP = 30
 
 

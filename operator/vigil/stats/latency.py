@@ -31,7 +31,7 @@ from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import TAIL_PRIOR, mantel_haenszel_ratio, rate_ratio_evidence, rate_ratio_interval
 
-SLOT_WEIGHTS = [1.0, 2.0]  # the edge just above the quantile carries most of a slower tail's signal
+SLOT_WEIGHTS = [1.0, 3.0]  # the edge just above the quantile carries most of a slower tail's signal
 QUANTILE = {MetricKind.LATENCY_P50: 0.5, MetricKind.LATENCY_P99: 0.99}
 
 

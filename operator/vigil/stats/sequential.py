@@ -56,7 +56,7 @@ class OneSidedPrior:
 RATE_PRIOR = OneSidedPrior.half_normal(scale=0.6)
 """Default for rate ratios: most mass on 5%..2x beyond the tolerance, some up to 20x."""
 
-TAIL_PRIOR = OneSidedPrior.half_normal(scale=1.0)
+TAIL_PRIOR = OneSidedPrior.half_normal(scale=1.2)
 """For latency tails, where a slower version multiplies the share of slow requests several-fold."""
 
 PROPORTION_PRIOR = OneSidedPrior.half_normal(scale=0.8)

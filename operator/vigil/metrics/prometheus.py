@@ -1,0 +1,234 @@
+"""Read the metric contract from Prometheus (via prometheus-api-client).
+
+One range query per metric kind returns every raw counter series of both versions on a
+regular grid from `start` to `end`; one instant query tells when each version was last
+scraped. Anything that goes wrong becomes `NoData(reason)` for that metric only: an
+unreachable server, an HTTP or PromQL error, no series, NaN samples, a version whose
+newest sample is older than `max_staleness`. Nothing here raises into the reconciler,
+and nothing here ever stands in for a pass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from vigil.api.gates import Gate, MetricKind
+from vigil.metrics.promql import InvalidLabel
+from vigil.metrics.queries import CANARY_ONLY, counters_query, freshness_query
+from vigil.metrics.target import AnalysisTarget
+from vigil.stats.data import (
+    CounterPanel,
+    CounterSeries,
+    GroupPredictions,
+    LabelFeedback,
+    LatencyHistogram,
+    MetricData,
+    NoData,
+    RequestCounts,
+    ScoreHistogram,
+    ShadowComparisons,
+)
+
+MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series
+
+
+class MetricsProvider(Protocol):
+    """Where the analysis gets its counters from."""
+
+    def collect(
+        self, target: AnalysisTarget, gates: Sequence[Gate], start: datetime, end: datetime
+    ) -> dict[MetricKind, MetricData | NoData]: ...
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    """How to reach Prometheus. `headers` are sent with every request (e.g. a tenant id)."""
+
+    url: str
+    timeout_seconds: float = 10.0
+    retries: int = 3
+    backoff_seconds: float = 0.5  # urllib3 backoff factor: 0.5, 1, 2 ... seconds between tries
+    bearer_token: str | None = None
+    bearer_token_file: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    verify_tls: bool = True
+    ca_file: str | None = None
+    step_seconds: float = 60.0
+    max_staleness_seconds: float = 180.0
+    namespace_label: str = "namespace"
+
+    def request_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        token = self.bearer_token
+        if self.bearer_token_file:
+            token = Path(self.bearer_token_file).read_text().strip()  # re-read: tokens rotate
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+
+class QueryClient(Protocol):
+    def custom_query_range(self, query: str, start_time: datetime, end_time: datetime, step: str,
+                           params: dict | None = None) -> list[dict[str, Any]]: ...
+
+    def custom_query(self, query: str, params: dict | None = None) -> list[dict[str, Any]]: ...
+
+
+def connect(config: PrometheusConfig) -> PrometheusConnect:
+    """A prometheus-api-client connection with timeouts, retries with backoff, auth and TLS."""
+    session = requests.Session()
+    session.verify = config.ca_file if config.ca_file else config.verify_tls
+    retry = Retry(total=config.retries, connect=config.retries, read=config.retries,
+                  backoff_factor=config.backoff_seconds, status_forcelist=(429, 502, 503, 504),
+                  allowed_methods=("GET", "POST"), raise_on_status=False)
+    return PrometheusConnect(url=config.url.rstrip("/"), headers=config.request_headers(),
+                             disable_ssl=not config.verify_tls, retry=retry, session=session,
+                             timeout=config.timeout_seconds)
+
+
+class PrometheusProvider:
+    """`MetricsProvider` backed by Prometheus. `client` may be injected (tests, custom auth)."""
+
+    def __init__(self, config: PrometheusConfig, client: QueryClient | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self._client = client
+        self._clock = clock
+
+    @property
+    def client(self) -> QueryClient:
+        if self._client is None:
+            self._client = connect(self.config)
+        return self._client
+
+    def collect(
+        self, target: AnalysisTarget, gates: Sequence[Gate], start: datetime, end: datetime
+    ) -> dict[MetricKind, MetricData | NoData]:
+        """Counters for every gate's metric kind over [start, end]; NoData with a reason on failure."""
+        kinds = list(dict.fromkeys(g.metric for g in gates))
+        try:
+            target.validate(self.config.namespace_label)
+        except InvalidLabel as err:
+            return {k: NoData(f"invalid analysis target: {err}") for k in kinds}
+        if end <= start:
+            return {k: NoData(f"empty window: end {end.isoformat()} is not after start {start.isoformat()}") for k in kinds}
+        fetched: dict[str, MetricData | NoData] = {}
+        out: dict[MetricKind, MetricData | NoData] = {}
+        for kind in kinds:
+            key = counters_query(kind, target, self.config.namespace_label)
+            if key not in fetched:
+                fetched[key] = self._collect_kind(kind, target, start, end)
+            out[kind] = fetched[key]
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def grid(self, start: datetime, end: datetime) -> tuple[datetime, np.ndarray, float]:
+        """Whole-second start, the sample times and the step of the range query."""
+        t0 = math.floor(start.timestamp())
+        t1 = math.floor(end.timestamp())
+        span = max(t1 - t0, 1)
+        step = max(1.0, min(self.config.step_seconds, span / 2), math.ceil(span / MAX_POINTS))
+        times = t0 + step * np.arange(int(span // step) + 1)
+        return datetime.fromtimestamp(t0, tz=start.tzinfo), times, step
+
+    def _collect_kind(self, kind: MetricKind, target: AnalysisTarget, start: datetime, end: datetime
+                      ) -> MetricData | NoData:
+        query = counters_query(kind, target, self.config.namespace_label)
+        aligned, times, step = self.grid(start, end)
+        try:
+            result = self.client.custom_query_range(query, start_time=aligned,
+                                                    end_time=datetime.fromtimestamp(times[-1], tz=start.tzinfo),
+                                                    step=f"{step:g}s")
+            fresh = self.client.custom_query(freshness_query(kind, target, self.config.namespace_label),
+                                             params={"time": f"{end.timestamp():.3f}"})
+        except (requests.RequestException, PrometheusApiClientException, ValueError, KeyError, OSError) as err:
+            return NoData(f"{kind.value}: Prometheus query failed: {_one_line(err)}")
+        by_version = panels(result, times, target)
+        if isinstance(by_version, NoData):
+            return NoData(f"{kind.value}: {by_version.reason}")
+        problem = missing_or_stale(kind, target, by_version, fresh, end.timestamp(), self.config.max_staleness_seconds)
+        if problem:
+            return NoData(f"{kind.value}: {problem}")
+        return build(kind, by_version, target, times)
+
+
+def panels(result: list[dict[str, Any]], times: np.ndarray, target: AnalysisTarget
+           ) -> dict[str, CounterPanel] | NoData:
+    """Range-query result -> one CounterPanel per version on the grid `times` (NaN = no sample)."""
+    series: dict[str, list[CounterSeries]] = {}
+    for item in result:
+        labels = {k: v for k, v in item.get("metric", {}).items() if k != "__name__"}
+        version = labels.get("version")
+        if version not in (target.baseline_version, target.canary_version):
+            continue
+        values = np.full(times.size, np.nan)
+        step = times[1] - times[0] if times.size > 1 else 1.0
+        for ts, text in item.get("values", []):
+            value = float(text)
+            if not math.isfinite(value):
+                return NoData(f"sample {text} at {float(ts):.0f} in series {labels}: counters must be finite")
+            i = int(round((float(ts) - times[0]) / step))
+            if 0 <= i < times.size:
+                values[i] = value
+        if not np.isnan(values).all():
+            series.setdefault(version, []).append(CounterSeries(labels, values))
+    return {version: CounterPanel(times, tuple(s)) for version, s in series.items()}
+
+
+def missing_or_stale(kind: MetricKind, target: AnalysisTarget, by_version: Mapping[str, CounterPanel],
+                     fresh: list[dict[str, Any]], end: float, max_staleness: float) -> str | None:
+    """Why the data cannot be used (no series, or scraped too long ago), else None."""
+    newest = {}
+    for item in fresh:
+        version = item.get("metric", {}).get("version")
+        try:
+            newest[version] = float(item["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+    roles = [("canary", target.canary_version)]
+    if kind not in CANARY_ONLY:
+        roles.insert(0, ("baseline", target.baseline_version))
+    for role, version in roles:
+        if version not in by_version:
+            return (f"no series for {role} version {version!r} of model {target.model!r} in namespace "
+                    f"{target.namespace!r} (is it scraped and does it expose the Vigil metric contract?)")
+        seen = newest.get(version)
+        if seen is None or not math.isfinite(seen):
+            return f"{role} version {version!r} has no sample within Prometheus' lookback at the window end"
+        if end - seen > max_staleness:
+            return f"{role} version {version!r} is stale: newest sample {end - seen:.0f}s before the window end"
+    return None
+
+
+def build(kind: MetricKind, by_version: Mapping[str, CounterPanel], target: AnalysisTarget, times: np.ndarray
+          ) -> MetricData:
+    canary = by_version[target.canary_version]
+    if kind in CANARY_ONLY:
+        return ShadowComparisons(canary)
+    baseline = by_version[target.baseline_version]
+    cls: type = {
+        MetricKind.ERROR_RATE: RequestCounts,
+        MetricKind.LATENCY_P50: LatencyHistogram,
+        MetricKind.LATENCY_P99: LatencyHistogram,
+        MetricKind.PREDICTION_DRIFT: ScoreHistogram,
+        MetricKind.CALIBRATION: LabelFeedback,
+        MetricKind.FAIRNESS_GAP: GroupPredictions,
+    }[kind]
+    return cls(baseline, canary)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}"
