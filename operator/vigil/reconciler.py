@@ -81,6 +81,7 @@ class Reconciler:
             metrics=self._metrics(meta["namespace"], spec, policy, status, now),
         )
         decision = decide(meta["name"], spec, policy, status, obs, now, analyzer=self.analyzer)
+        decision.status.router_approximate = world.router.approximate
         self._act(world, decision)
         self._record(md, status, decision, now)
         self.last[f"{meta['namespace']}/{meta['name']}"] = decision

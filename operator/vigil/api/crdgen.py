@@ -59,6 +59,11 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out[key] = value.model_dump(mode="json", by_alias=True, exclude_none=True)
         else:
             out[key] = value
+    if out.get("additionalProperties") is True:
+        # dict[str, Any]: free-form. `additionalProperties: true` would still prune nested
+        # objects; preserve-unknown-fields keeps them whole.
+        del out["additionalProperties"]
+        out["x-kubernetes-preserve-unknown-fields"] = True
     if out.get("additionalProperties") is False:
         # Kubernetes forbids it beside `properties`; unknown fields are rejected by the
         # apiserver's strict field validation (kubectl's default) and pruned otherwise.

@@ -10,14 +10,27 @@ from typing import Any, Iterable
 GENESIS = "genesis"
 
 
+def normalize(value: Any) -> Any:
+    """JSON as the apiserver hands it back: a float with no fraction comes back as an integer
+    (1.0 -> 1), so hash that form; None-valued keys are dropped for the same reason."""
+    if isinstance(value, dict):
+        return {str(k): normalize(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [normalize(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def canonical(record: dict[str, Any]) -> bytes:
-    """The bytes that are hashed: sorted keys, no whitespace, the `hash` field left out."""
-    body = {k: v for k, v in record.items() if k != "hash"}
+    """The bytes that are hashed: normalized, sorted keys, no whitespace, `hash` left out."""
+    body = {k: v for k, v in normalize(record).items() if k != "hash"}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 def seal(record: dict[str, Any]) -> dict[str, Any]:
-    """Return `record` with its `hash` set."""
+    """Return `record`, normalized, with its `hash` set."""
+    record = normalize(record)
     return {**record, "hash": "sha256:" + hashlib.sha256(canonical(record)).hexdigest()}
 
 

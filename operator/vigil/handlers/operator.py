@@ -28,6 +28,22 @@ def _settings(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.error_backoffs = [1, 2, 5]
 
 
+@kopf.on.login()
+def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Use the same credentials as the reconciler (kubeconfig, in-cluster, or injected)."""
+    cfg = reconciler().kube.api_client.configuration
+    token = (cfg.api_key or {}).get("authorization", "")
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        scheme="Bearer" if token else None,
+        token=token.removeprefix("Bearer ").strip() or None,
+    )
+
+
 @kopf.daemon(GROUP, VERSION, "modeldeployments", cancellation_timeout=10.0)
 def modeldeployment_loop(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
     """observe -> decide -> act -> record, again after the decision's requeue delay or a wake-up."""
