@@ -272,7 +272,8 @@ class ProcessSupervisor:
             args += ["--base-latency-ms", str(base_latency_ms)]
         return self.start_http(name or f"modelserver-{model}-{version}",
                                "vigil.demo.modelserver", args, port=port,
-                               env={"VIGIL_DEMO_FAULTS": ""}, wait=wait)
+                               env={"VIGIL_DEMO_FAULTS": "", "VIGIL_DEMO_NONDETERMINISM": ""},
+                               wait=wait)
 
     def start_splitter(self, *, kubeconfig: str | Path | None = None,
                        route_file: str | Path | None = None, kind: str = "httproute",
