@@ -124,7 +124,7 @@ class Reconciler:
             return {}
         target = self.analysis_target(
             namespace=namespace, model=spec.model, baseline_version=baseline,
-            canary_version=canary, selector=dict(spec.analysis.selector),
+            canary_version=canary, extra_matchers=dict(spec.analysis.selector),
         )
         return self.metrics.collect(target, policy.gates, parse_iso(status.step.started_at), now)
 

@@ -32,7 +32,7 @@ class Target:
     model: str
     baseline_version: str | None
     canary_version: str | None
-    selector: dict
+    extra_matchers: dict
 
 
 class VersionMetrics:

@@ -1,7 +1,7 @@
 """How the operator process is wired: API client, metrics provider, analyzer.
 
 Read from the environment at start-up (VIGIL_PROMETHEUS_URL, VIGIL_PROMETHEUS_TOKEN,
-VIGIL_PROMETHEUS_CA, VIGIL_PROMETHEUS_INSECURE); tests and the demo may call `configure()`
+VIGIL_PROMETHEUS_CA, VIGIL_PROMETHEUS_INSECURE, VIGIL_PROMETHEUS_STEP_SECONDS); tests and the demo may call `configure()`
 before the operator starts to inject a provider or an analysis double.
 """
 
@@ -52,15 +52,16 @@ def _default_metrics() -> tuple[Any, Any]:
     url = os.environ.get("VIGIL_PROMETHEUS_URL")
     if not url:
         return None, None
-    from vigil.metrics import AnalysisTarget, PrometheusProvider
+    from vigil.metrics import AnalysisTarget, PrometheusConfig, PrometheusProvider
 
-    provider = PrometheusProvider(
-        url,
+    config = PrometheusConfig(
+        url=url,
         bearer_token=os.environ.get("VIGIL_PROMETHEUS_TOKEN") or None,
         ca_file=os.environ.get("VIGIL_PROMETHEUS_CA") or None,
         verify_tls=os.environ.get("VIGIL_PROMETHEUS_INSECURE", "") != "true",
+        step_seconds=float(os.environ.get("VIGIL_PROMETHEUS_STEP_SECONDS", "60")),
     )
-    return provider, AnalysisTarget
+    return PrometheusProvider(config), AnalysisTarget
 
 
 def reconciler() -> Reconciler:
