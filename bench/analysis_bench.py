@@ -59,13 +59,13 @@ def summarise(scenario: Scenario, rpm: int, method: str, codes: np.ndarray, hurt
         scenario.name, rpm, method,
         rollback=float(np.isfinite(fail_at).mean()),
         within_target=float((fail_at <= scenario.target).mean()) if scenario.target else None,
-        median_ttd=float(np.median(fail_at)),
-        p90_ttd=float(np.quantile(fail_at, 0.9)),
+        median_ttd=float(np.quantile(fail_at, 0.5, method="inverted_cdf")),
+        p90_ttd=float(np.quantile(fail_at, 0.9, method="inverted_cdf")),
         mean_ttd=float(np.minimum(fail_at, MINUTES).mean()),
         bad=float(np.median(bad)),
         inconclusive=float((~has).mean()) if can_pass else None,
         passed=float(np.isfinite(pass_at).mean()) if can_pass else None,
-        median_pass=float(np.median(pass_at)) if can_pass else None,
+        median_pass=float(np.quantile(pass_at, 0.5, method="inverted_cdf")) if can_pass else None,
     )
 
 

@@ -32,9 +32,9 @@ def _le(edge: float) -> str:
 class _Panels:
     """Builds panels for one rep, splitting every cell's counts across `pods` series."""
 
-    def __init__(self, rng: np.random.Generator, minutes: int, pods: int, start: float = 1000.0) -> None:
+    def __init__(self, rng: np.random.Generator, minutes: int, pods: int, t0: float, start: float = 1000.0) -> None:
         self.rng, self.pods, self.start = rng, pods, start
-        self.times = 1_700_000_000.0 + 60.0 * np.arange(minutes + 1)
+        self.times = t0 + 60.0 * np.arange(minutes + 1)
 
     def panel(self, cells: list[tuple[dict[str, str], np.ndarray]]) -> CounterPanel:
         series = []
@@ -53,10 +53,12 @@ class _Panels:
         return self.panel([({"le": _le(e)}, cumulative[:, i]) for i, e in enumerate(edges)])
 
 
-def window(c: Counts, rep: int, minutes: int | None = None, pods: int = 2, seed: int = 0) -> dict[MetricKind, MetricData]:
-    """The counters of rep `rep` over its first `minutes` minutes (all simulated families)."""
+def window(c: Counts, rep: int, minutes: int | None = None, pods: int = 2, seed: int = 0,
+           t0: float = 1_700_000_000.0) -> dict[MetricKind, MetricData]:
+    """The counters of rep `rep` over its first `minutes` minutes (all simulated families),
+    sampled every minute from unix time `t0`, split across `pods` series."""
     t = minutes or c.requests_c.shape[1]
-    p = _Panels(np.random.default_rng(seed), t, pods)
+    p = _Panels(np.random.default_rng(seed), t, pods, t0)
 
     def arm(name: str) -> dict[str, np.ndarray]:
         return {k.removesuffix(f"_{name}"): getattr(c, k)[rep, :t] for k in c.__dataclass_fields__

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-KUBE_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+KUBE_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 RESERVED = frozenset({"__name__", "version", "model"})
 
 
@@ -29,7 +29,7 @@ def escape(value: str) -> str:
 
 def check_value(field: str, value: str) -> str:
     """`value` if it is a valid Kubernetes label value (1-63 of [A-Za-z0-9-_.], alphanumeric ends)."""
-    if not isinstance(value, str) or not KUBE_LABEL_VALUE.match(value):
+    if not isinstance(value, str) or not KUBE_LABEL_VALUE.fullmatch(value):
         raise InvalidLabel(
             f"{field} {value!r} is not a valid label value: use 1-63 characters from "
             f"[A-Za-z0-9-_.], starting and ending with a letter or digit"
@@ -38,14 +38,14 @@ def check_value(field: str, value: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not LABEL_NAME.match(name):
+    if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
         raise InvalidLabel(f"label name {name!r} is not valid: use [a-zA-Z_][a-zA-Z0-9_]*")
     return name
 
 
 def selector(metric: str, matchers: Mapping[str, str]) -> str:
     """`metric{a="x",b="y"}` with names checked and values escaped."""
-    if not LABEL_NAME.match(metric.replace(":", "_")):
+    if not LABEL_NAME.fullmatch(metric.replace(":", "_")):
         raise InvalidLabel(f"metric name {metric!r} is not valid")
     body = ",".join(f'{check_name(k)}="{escape(v)}"' for k, v in matchers.items())
     return f"{metric}{{{body}}}"
