@@ -46,5 +46,8 @@ def counters_query(kind: MetricKind, target: AnalysisTarget, namespace_label: st
 
 
 def freshness_query(kind: MetricKind, target: AnalysisTarget, namespace_label: str = "namespace") -> str:
-    """Newest sample time per version: `max by (version) (timestamp(<counters>))`."""
-    return f"max by (version) (timestamp({counters_query(kind, target, namespace_label)}))"
+    """Newest sample time per version. `timestamp()` must wrap the selectors themselves:
+    applied to the result of `or` it would return the evaluation time, not the scrape time."""
+    metric = SERIES[kind]
+    return " or ".join(f"max by (version) (timestamp({selector(metric, target.matchers(v, namespace_label))}))"
+                       for v in versions(kind, target))
