@@ -20,10 +20,10 @@ import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import LabelFeedback
-from vigil.stats.evidence import GateEvidence, Thresholds, all_of, any_of, ratio
+from vigil.stats.evidence import GateEvidence, Thresholds, band_evidence, ratio
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
-from vigil.stats.sequential import normal_halfwidth, smoothed_variance, tolerance_band_log_e
+from vigil.stats.sequential import normal_halfwidth, smoothed_variance
 
 CALIBRATION_SCALE = 0.05
 MIN_PER_BUCKET = 10
@@ -51,8 +51,7 @@ def calibration_evidence(lab_c: np.ndarray, cor_c: np.ndarray, lab_b: np.ndarray
     """Labelled and correct counts per interval and bucket, shaped (..., T, K)."""
     L_c, X_c, L_b, X_b = (np.cumsum(a, axis=-2) for a in (lab_c, cor_c, lab_b, cor_b))
     shift, info = calibration_shift(L_c, X_c, L_b, X_b)
-    fail, passed = tolerance_band_log_e(shift, info, tolerance, scale)
-    return GateEvidence(any_of(fail), all_of(passed), L_c.sum(axis=-1), L_b.sum(axis=-1))
+    return band_evidence(shift, info, tolerance, scale, L_c.sum(axis=-1), L_b.sum(axis=-1))
 
 
 def expected_calibration_error(labelled: np.ndarray, correct: np.ndarray, confidence: np.ndarray) -> float:

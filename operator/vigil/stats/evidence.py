@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vigil.stats.sequential import logsumexp
+from vigil.stats.sequential import logsumexp, tolerance_band_log_e
 
 INCONCLUSIVE, PASS, FAIL = 0, 1, 2
 
@@ -91,3 +91,18 @@ def decide_last(ev: GateEvidence, th: Thresholds) -> tuple[int, str]:
     if e_pass >= 1 / th.alpha_pass and short > 0:
         return code, f"looks within tolerance but needs {short} more canary samples"
     return code, f"not decided yet (fail e={e_fail:.3g} of {1 / th.alpha_fail:.3g}, pass e={e_pass:.3g} of {1 / th.alpha_pass:.3g})"
+
+
+def band_evidence(delta: np.ndarray, info: np.ndarray, tolerance: float, scale: float,
+                  n_canary: np.ndarray, n_baseline: np.ndarray, tests_axis: bool = False) -> GateEvidence:
+    """Evidence for differences that must stay within +-tolerance (normal mixtures).
+
+    With `tests_axis`, the last axis of `delta`/`info` holds several differences (one per
+    group): Fail needs any side of any of them out of bounds (mean of all the one-sided
+    e-values), Pass needs every one shown inside.
+    """
+    fail, passed = tolerance_band_log_e(delta, info, tolerance, scale)
+    if tests_axis:
+        fail = [f[..., g] for f in fail for g in range(delta.shape[-1])]
+        passed = [p[..., g] for p in passed for g in range(delta.shape[-1])]
+    return GateEvidence(any_of(fail), all_of(passed), n_canary, n_baseline)

@@ -14,10 +14,10 @@ import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import GroupPredictions
-from vigil.stats.evidence import GateEvidence, Thresholds, all_of, any_of, ratio
+from vigil.stats.evidence import GateEvidence, Thresholds, band_evidence, ratio
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
-from vigil.stats.sequential import normal_halfwidth, smoothed_variance, tolerance_band_log_e
+from vigil.stats.sequential import normal_halfwidth, smoothed_variance
 
 FAIRNESS_SCALE = 0.08
 MIN_PER_GROUP = 30
@@ -37,11 +37,7 @@ def fairness_evidence(tot_c: np.ndarray, pos_c: np.ndarray, tot_b: np.ndarray, p
     """Predictions and positive predictions per interval and group, shaped (..., T, G)."""
     N_c, P_c, N_b, P_b = (np.cumsum(a, axis=-2) for a in (tot_c, pos_c, tot_b, pos_b))
     delta, info = group_shift(N_c, P_c, N_b, P_b)
-    fail, passed = tolerance_band_log_e(delta, info, tolerance, scale)
-    groups = delta.shape[-1]
-    fail_each = [f[..., g] for f in fail for g in range(groups)]
-    pass_each = [p[..., g] for p in passed for g in range(groups)]
-    return GateEvidence(any_of(fail_each), all_of(pass_each), N_c.sum(axis=-1), N_b.sum(axis=-1))
+    return band_evidence(delta, info, tolerance, scale, N_c.sum(axis=-1), N_b.sum(axis=-1), tests_axis=True)
 
 
 def parity(rates: np.ndarray) -> tuple[float, float]:
