@@ -103,6 +103,9 @@ def test_no_data_or_inconclusive_never_advances(outcome: str) -> None:
     w.set_spec(spec("v2", D2))
     w.run(30)
     assert w.status.phase is Phase.CANARY and canary_weight(w) == 10
+    # one recorded hold, not one per analysis interval; status still has the latest figures
+    assert [d.action for d in w.decisions].count("hold") == 1
+    assert w.status.last_analysis_at == (w.now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_no_data_rolls_back_after_the_configured_intervals() -> None:

@@ -278,10 +278,14 @@ def _approved(ctx: _Ctx) -> bool:
 
 
 def _hold(ctx: _Ctx, reason: str, message: str, *, announce: bool = True) -> str:
-    if ctx.status.message != message:
-        ctx.status.message = message
-        if announce:
-            ctx.event("Normal", reason, message)
+    """Stay where we are. Status always carries the latest figures, but the hold is a recorded
+    decision (Event + audit record) only when the reason for holding changes, not at every
+    analysis interval."""
+    ctx.status.message = message
+    previous = next((c.reason for c in ctx.old.conditions if c.type == "Progressing"), None)
+    if not announce or reason == previous:
+        return "none"
+    ctx.event("Normal", reason, message)
     return "hold"
 
 
