@@ -252,8 +252,15 @@ class Demo:
         } for r in records if r["action"] not in ("none",)]
         files = build_report(self.prom.url, started, _now(), MODEL, ["v1", "v2", "v3"], decisions, self.out,
                              namespace=NS, window="15s", step_seconds=2)
+        route = self.kube.get("gateway.networking.k8s.io/v1", "HTTPRoute", NS, MODEL) or {}
+        final_weights = {b["name"]: b.get("weight") for b in route.get("spec", {}).get("rules", [{}])[0].get("backendRefs", [])}
+        events = [{"type": e.type, "reason": e.reason, "message": e.message} for e in self.kube.events_for(NS, MODEL)]
         summary = {
             "scenario": self.scenario,
+            "final_route_weights": final_weights,
+            "final_status": {k: v for k, v in self.status().items() if k in ("phase", "stableVersion", "canaryVersion",
+                                                                            "conditions", "failedDigests")},
+            "events": events,
             "rollouts": [{"version": r.version, "outcome": r.outcome, "seconds_to_decision": r.seconds,
                           "requests_served_by_version": r.served_by_version} for r in results],
             "decisions": [f"{r['seq']} {r['action']} {r['phase']} {r.get('version')} w={r.get('weight')}" for r in records],
