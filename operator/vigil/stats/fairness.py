@@ -15,7 +15,7 @@ import numpy as np
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import GroupPredictions
 from vigil.stats.evidence import GateEvidence, Thresholds, band_evidence, ratio
-from vigil.stats.report import gate_verdict
+from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import normal_halfwidth, smoothed_variance
 
@@ -67,7 +67,7 @@ def fairness_verdict(data: GroupPredictions, gate: Gate, th: Thresholds) -> Verd
     worst = int(np.argmax(np.abs(delta)))
     alpha_each = th.alpha_fail / (2 * len(groups))
     half = float(normal_halfwidth(info[worst], alpha_each, FAIRNESS_SCALE)) if info[worst] > 0 else None
-    describe = (f"group {groups[worst]!r} positive rate {_pct(rate_c[worst])} vs baseline {_pct(rate_b[worst])} "
+    describe = (f"group {groups[worst]!r} positive rate {percent(rate_c[worst], 1)} vs baseline {percent(rate_b[worst], 1)} "
                 f"({100 * delta[worst]:+.1f} points, tolerated +-{100 * gate.tolerance:.1f}); "
                 f"parity difference {dpd_c:.3f} vs {dpd_b:.3f}")
     short = [g for g, i in zip(groups, info) if i == 0]
@@ -81,6 +81,3 @@ def fairness_verdict(data: GroupPredictions, gate: Gate, th: Thresholds) -> Verd
         figures=figures | {"worstGroupCanaryRate": float(rate_c[worst]), "worstGroupBaselineRate": float(rate_b[worst])},
     )
 
-
-def _pct(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{100 * value:.1f}%"

@@ -13,7 +13,7 @@ import numpy as np
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import RequestCounts, ShadowComparisons
 from vigil.stats.evidence import GateEvidence, Thresholds, cumulative, ratio
-from vigil.stats.report import gate_verdict
+from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import (
     mantel_haenszel_ratio,
@@ -38,7 +38,7 @@ def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds) -> Verdi
     rate_b, rate_c = float(ratio(x_b.sum(), n_b.sum())), float(ratio(x_c.sum(), n_c.sum()))
     rr = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
     lo, hi = rate_ratio_interval(x_c, x_b, n_c, n_b, th.alpha_fail)
-    describe = (f"error rate {_pct(rate_c)} vs baseline {_pct(rate_b)} "
+    describe = (f"error rate {percent(rate_c)} vs baseline {percent(rate_b)} "
                 f"(x{rr:.2f}, tolerated x{1 + gate.tolerance:.2f})")
     return gate_verdict(
         MetricKind.ERROR_RATE, ev, th, describe=describe,
@@ -62,13 +62,10 @@ def shadow_verdict(data: ShadowComparisons, gate: Gate, th: Thresholds) -> Verdi
     lo, hi = proportion_interval(float(x.sum()), float(m.sum()), th.alpha_fail)
     return gate_verdict(
         MetricKind.SHADOW_DISAGREEMENT, ev, th,
-        describe=f"shadow disagrees on {_pct(rate)} of {int(m.sum())} mirrored requests "
-                 f"(tolerated {_pct(gate.tolerance)})",
+        describe=f"shadow disagrees on {percent(rate)} of {int(m.sum())} mirrored requests "
+                 f"(tolerated {percent(gate.tolerance)})",
         statistic="disagreement rate of shadow vs stable on mirrored requests",
         tolerance=gate.tolerance, effect=rate, interval=(lo, hi),
         figures={"disagreementRate": rate},
     )
 
-
-def _pct(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{100 * value:.2f}%"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from vigil.api.gates import MetricKind
@@ -41,6 +42,11 @@ def gate_verdict(
         samples=(int(last.n_baseline), int(last.n_canary)),
         figures=dict(figures or {}),
     )
+
+
+def percent(value: float, digits: int = 2) -> str:
+    """`12.34%`, or n/a for a missing rate."""
+    return "n/a" if not math.isfinite(value) else f"{100 * value:.{digits}f}%"
 
 
 def no_data(metric: MetricKind, reason: str) -> Verdict:
