@@ -155,8 +155,8 @@ class Analysis:
         if not self.verdicts:
             return f"{self.outcome.value}: no gates"
         deciding = [v for v in self.verdicts if v.outcome == self.outcome] or self.verdicts
-        text = "; ".join(v.summary() for v in deciding[:3])
-        more = len(deciding) - 3
+        text = "; ".join(v.summary() for v in deciding[:2])
+        more = len(deciding) - 2
         line = f"{self.outcome.value}: {text}" + (f" (+{more} more)" if more > 0 else "")
         if self.note:
             line += f" [{self.note}]"
