@@ -71,7 +71,9 @@ class Gate(BaseModel):
         ge=0.0,
         le=_MAX_ABSOLUTE,
         description="Tolerated degradation in absolute points (0.02 = 2 points; PSI units for "
-        f"predictionDrift). Only for {_names(ABSOLUTE_KINDS)}.",
+        f"predictionDrift). For {_names(ABSOLUTE_KINDS)}; for errorRate an absolute floor beside "
+        "maxRelativeIncrease (a regression must exceed both), without which an error-free service "
+        "can never pass.",
     )
 
     @model_validator(mode="after")
@@ -83,6 +85,8 @@ class Gate(BaseModel):
             else ("maxRelativeIncrease", "maxAbsoluteIncrease")
         )
         given_wrong = self.max_absolute_increase if relative else self.max_relative_increase
+        if self.metric is MetricKind.ERROR_RATE:
+            given_wrong = None  # errorRate takes both: a relative tolerance and an absolute floor
         if given_wrong is not None:
             allowed = _names(RELATIVE_KINDS if relative else ABSOLUTE_KINDS)
             raise ValueError(
