@@ -217,15 +217,14 @@ def _promote(ctx: _Ctx, trigger: Trigger, reason: str, message: str) -> str:
 # ------------------------------------------------------------------ analysis
 
 def analysis_due(status: ModelDeploymentStatus, policy: RiskPolicySpec, now: datetime) -> bool:
-    """Whether the loop should query metrics now: an analysing phase whose step has started
-    and whose last analysis is at least one interval old."""
+    """Whether the loop should query metrics now: an analysing phase whose step started, and
+    whose last analysis (or the step's start) is at least one interval old."""
     from vigil.core.phases import ANALYSING
 
     if status.phase not in ANALYSING or not status.step or not status.step.started_at:
         return False
-    if not status.last_analysis_at:
-        return True
-    return now - parse_iso(status.last_analysis_at) >= parse_duration(policy.analysis_interval)
+    last = status.last_analysis_at or status.step.started_at  # the first look waits one interval too
+    return now - parse_iso(last) >= parse_duration(policy.analysis_interval)
 
 
 def analysis_stages(policy: RiskPolicySpec, steps: list[int]) -> int:

@@ -25,7 +25,6 @@ import atexit
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from vigil.dev.process import free_port  # noqa: F401  (re-exported: a port free a moment ago; start() retries on a race)
+
 PARENT_PID_ENV = "VIGIL_DEMO_PARENT_PID"
 READY_POLL_SECONDS = 0.05
 ADDRESS_IN_USE_MARKERS = ("address already in use", "errno 98")
@@ -44,13 +45,6 @@ ADDRESS_IN_USE_MARKERS = ("address already in use", "errno 98")
 
 class ProcessStartError(RuntimeError):
     """A child did not become ready; the message carries the end of its log."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (the child binds it; start() retries on a race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def die_with_parent() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from contextlib import ExitStack
@@ -43,6 +44,9 @@ SCENARIOS: dict[str, tuple[list[str], list[dict[str, Any]]]] = {
     "fairness": (["unfair:group=b,share=0.5"], [{"metric": "fairnessGap"}]),
     "shadow": (["disagree:share=0.10"], [{"metric": "shadowDisagreement"}]),
 }
+# A lognormal service time around 60 ms spreads requests over several histogram buckets, as
+# a real model server's would, so a p99 shift is visible at the bucket edges.
+BASE_LATENCY_MS = 60.0
 # Tolerances for a demo that decides within minutes at ~60 requests/s: an error-free service
 # passes errorRate on its absolute floor; p99 may not grow by more than half.
 BASE_GATES = [
@@ -66,8 +70,8 @@ class Timing:
     @classmethod
     def pick(cls, fast: bool) -> Timing:
         if fast:
-            return cls(rate=60, shadow="15s", bake="15s", interval="5s", steps=[20, 50], timeout=150)
-        return cls(rate=60, shadow="60s", bake="60s", interval="10s", steps=[10, 25, 50], timeout=600)
+            return cls(rate=100, shadow="10s", bake="10s", interval="5s", steps=[25, 50], timeout=210)
+        return cls(rate=100, shadow="60s", bake="60s", interval="10s", steps=[10, 25, 50], timeout=900)
 
 
 @dataclass
@@ -150,9 +154,12 @@ class Demo:
         self.stack.callback(self.sup.close)
         _say("starting model servers v1, v2 (good) and v3 (" + ", ".join(SCENARIOS[self.scenario][0]) + ")")
         servers = {
-            "v1": self.sup.start_model_server(MODEL, "v1", namespace=NS, nondeterminism=0.01, seed=1, wait=False),
-            "v2": self.sup.start_model_server(MODEL, "v2", namespace=NS, nondeterminism=0.01, seed=2, wait=False),
+            "v1": self.sup.start_model_server(MODEL, "v1", namespace=NS, nondeterminism=0.01, seed=1, wait=False,
+                                              base_latency_ms=BASE_LATENCY_MS),
+            "v2": self.sup.start_model_server(MODEL, "v2", namespace=NS, nondeterminism=0.01, seed=2, wait=False,
+                                              base_latency_ms=BASE_LATENCY_MS),
             "v3": self.sup.start_model_server(MODEL, "v3", namespace=NS, nondeterminism=0.01, seed=3, wait=False,
+                                              base_latency_ms=BASE_LATENCY_MS,
                                               faults=SCENARIOS[self.scenario][0]),
         }
         for server in servers.values():
@@ -285,7 +292,12 @@ class Demo:
         return 0 if ok else 1
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: every process stopped, temp files removed
+
+
 def main(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     demo = Demo(args)
     started = _now()
     with demo.stack:
