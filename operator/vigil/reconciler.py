@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from pydantic import ValidationError
@@ -18,7 +18,7 @@ from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from vigil.api.policy import RiskPolicySpec
 from vigil.audit import chain
 from vigil.core.decide import Analyzer, analysis_due, blocked, decide, default_analyzer, parse_iso
-from vigil.core.model import Decision, Observation, PolicyProblem, RouteState, WorkloadState
+from vigil.core.model import Decision, DesiredWorkload, Observation, PolicyProblem, RouteState, WorkloadState
 from vigil.kube.client import Kube, validation_message
 from vigil.kube.workloads import manifests, service_name
 from vigil.routing import for_kind
@@ -154,7 +154,7 @@ class Reconciler:
             replicas = overrides.get(service_name(md_name, key), want.replicas) if want.replicas else 0
             existing = world.workloads.get(key)
             if want.version == spec.version and want.digest == spec.artifact.digest and want.role.value != "baseline":
-                for body in manifests(md, spec, want.__class__(want.version, want.digest, replicas, want.role)):
+                for body in manifests(md, spec, replace(want, replicas=replicas)):
                     self.kube.apply(body)
             elif existing is not None:
                 if existing[1].replicas != replicas:
@@ -173,11 +173,11 @@ class Reconciler:
             content_type="application/merge-patch+json",
         )
 
-    def _create_from_template(self, world: World, key: str, want: Any, replicas: int) -> None:
+    def _create_from_template(self, world: World, key: str, want: DesiredWorkload, replicas: int) -> None:
         """A version that is not the spec's (a fresh baseline of stable, or a stable someone
         deleted): copy the pod template of the stable Deployment, never the new spec's."""
         source = world.workloads.get(want.version)
-        bodies = manifests(world.md, world.spec, want.__class__(want.version, want.digest, replicas, want.role))
+        bodies = manifests(world.md, world.spec, replace(want, replicas=replicas))
         if source is not None:
             template = source[0]["spec"]["template"]
             bodies[0]["spec"]["template"]["spec"] = template["spec"]

@@ -102,3 +102,44 @@ def test_prometheus_down_mid_rollout_never_promotes(tmp_path: Path) -> None:
         last = demo.status()
         assert "unreach" in json.dumps(last.get("lastAnalysis")).lower() or "connect" in json.dumps(
             last.get("lastAnalysis")).lower(), last.get("lastAnalysis")
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below `root`, from /proc (children first found by their parent pid)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
+    import signal
+
+    from vigil.dev.process import pid_alive
+
+    proc = subprocess.Popen([sys.executable, "-m", "vigil", "demo", "--fast", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "sending" in line and "requests/s" in line:
+                break
+        children = _descendants(proc.pid)
+        names = {Path(f"/proc/{p}/comm").read_text().strip() for p in children if Path(f"/proc/{p}/comm").exists()}
+        assert {"etcd", "kube-apiserver", "prometheus"} <= names, names
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(1)
+    left = [p for p in children if pid_alive(p)]
+    assert not left, f"still running after Ctrl-C: {left}"

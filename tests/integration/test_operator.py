@@ -276,3 +276,22 @@ def test_restart_mid_rollout_resumes_at_the_same_step(kube: KubeHandle, namespac
     assert chain.verify(records, expected_head=c.status()["auditHead"]).ok
     step_weights = [r["weight"] for r in records if r["action"] in ("start", "step")]
     assert step_weights == [10, 30, 50], f"a step was repeated or skipped: {step_weights}"
+
+
+def test_route_changed_behind_vigils_back_stops_the_loop(kube: KubeHandle, namespace: str,
+                                                        operator: KopfRunner) -> None:
+    c = Cluster(kube, namespace)
+    c.create("riskpolicies", policy_body())
+    c.create("modeldeployments", md_body("v1", "gatewayapi"))
+    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    # another controller (or a person) edits the route Vigil owns
+    c.custom.patch_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", namespace, "httproutes", "fraud",
+        {"spec": {"rules": [{"backendRefs": [{"name": "fraud-v1", "port": 80, "weight": 100},
+                                             {"name": "elsewhere", "port": 80, "weight": 100}]}]}})
+    c.set_version("v2")
+    wait_for(lambda: c.conditions().get("Stalled", ("", ""))[1] == "RouteConflict", what="RouteConflict")
+    status = c.status()
+    assert status["phase"] == "Failed" and "changed outside Vigil" in status["message"]
+    # Vigil did not touch the route: the foreign backend is still there, no canary was added
+    assert c.route_weights("gatewayapi") == {"fraud-v1": 100, "elsewhere": 100}

@@ -34,6 +34,19 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(hours=parts.get("h", 0), minutes=parts.get("m", 0), seconds=parts.get("s", 0))
 
 
+STEPS_INCREASING_CEL = "self.steps.isSorted() && self.steps.all(x, self.steps.exists_one(y, y == x))"
+
+
+def check_steps(steps: list[int]) -> list[int]:
+    """Canary weights: percentages in 1..100, strictly increasing (the same rule as the CEL)."""
+    outside = [w for w in steps if not 1 <= w <= 100]
+    if outside:
+        raise ValueError(f"steps: {outside} are not percentages in 1..100")
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ValueError(f"steps must be strictly increasing, got {steps}")
+    return steps
+
+
 class CamelModel(BaseModel):
     """Base for CR fields: camelCase on the wire, snake_case in Python, unknown fields rejected."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from vigil.api.common import CamelModel, DnsLabel, LocalObjectReference
+from vigil.api.common import STEPS_INCREASING_CEL, CamelModel, DnsLabel, LocalObjectReference, check_steps
 
 VERSION_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
 DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
@@ -79,7 +79,7 @@ class AnalysisSpec(CamelModel):
 MODELDEPLOYMENT_CEL_RULES = [
     {"rule": "self.traffic.router != 'gatewayapi' || has(self.traffic.gatewayRef)",
      "message": "traffic.gatewayRef is required when traffic.router is gatewayapi", "fieldPath": ".traffic.gatewayRef"},
-    {"rule": "!has(self.steps) || (self.steps.isSorted() && self.steps.all(x, self.steps.exists_one(y, y == x)))",
+    {"rule": f"!has(self.steps) || ({STEPS_INCREASING_CEL})",
      "message": "steps must be strictly increasing", "fieldPath": ".steps"},
 ]
 
@@ -101,11 +101,7 @@ class ModelDeploymentSpec(CamelModel):
     @field_validator("steps")
     @classmethod
     def _steps_increasing(cls, steps: list[int] | None) -> list[int] | None:
-        if steps is None:
-            return None
-        if any(not 1 <= w <= 100 for w in steps) or any(b <= a for a, b in zip(steps, steps[1:])):
-            raise ValueError(f"steps must be strictly increasing percentages in 1..100, got {steps}")
-        return steps
+        return None if steps is None else check_steps(steps)
 
     @model_validator(mode="after")
     def _gateway_needs_parent(self) -> ModelDeploymentSpec:

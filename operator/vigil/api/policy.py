@@ -13,7 +13,7 @@ from enum import Enum
 
 from pydantic import Field, field_validator, model_validator
 
-from vigil.api.common import CamelModel, Duration, parse_duration
+from vigil.api.common import STEPS_INCREASING_CEL, CamelModel, Duration, check_steps, parse_duration
 from vigil.api.gates import Gate, MetricKind
 
 
@@ -79,8 +79,10 @@ class FreezeWindow(CamelModel):
 RISKPOLICY_CEL_RULES = [
     {"rule": "self.steps.all(s, s <= self.maxWeight)",
      "message": "every steps[] weight must be <= maxWeight", "fieldPath": ".steps"},
-    {"rule": "self.steps.isSorted() && self.steps.all(x, self.steps.exists_one(y, y == x))",
-     "message": "steps must be strictly increasing", "fieldPath": ".steps"},
+    {"rule": STEPS_INCREASING_CEL, "message": "steps must be strictly increasing", "fieldPath": ".steps"},
+    {"rule": "self.baseline != 'fresh' || self.maxWeight <= 50",
+     "message": "baseline fresh sends the canary's weight to a fresh baseline too, so maxWeight must be <= 50",
+     "fieldPath": ".maxWeight"},
 ]
 
 
@@ -127,12 +129,7 @@ class RiskPolicySpec(CamelModel):
     @field_validator("steps")
     @classmethod
     def _steps_increasing(cls, steps: list[int]) -> list[int]:
-        for weight in steps:
-            if not 1 <= weight <= 100:
-                raise ValueError(f"steps: {weight} is not a percentage in 1..100")
-        if any(b <= a for a, b in zip(steps, steps[1:])):
-            raise ValueError(f"steps must be strictly increasing, got {steps}")
-        return steps
+        return check_steps(steps)
 
     @field_validator("bake_time", "analysis_interval")
     @classmethod
@@ -146,6 +143,8 @@ class RiskPolicySpec(CamelModel):
         too_high = [w for w in self.steps if w > self.max_weight]
         if too_high:
             raise ValueError(f"steps {too_high} exceed maxWeight {self.max_weight}")
+        if self.baseline is BaselineMode.FRESH and self.max_weight > 50:
+            raise ValueError("maxWeight must be <= 50 with baseline fresh (the fresh baseline gets the canary's weight too)")
         kinds = [g.metric for g in self.gates]
         dup = {k for k in kinds if kinds.count(k) > 1}
         if dup:
