@@ -20,7 +20,7 @@ from vigil.audit import chain
 from vigil.core.decide import Analyzer, analysis_due, blocked, decide, default_analyzer, parse_iso
 from vigil.core.model import Decision, DesiredWorkload, Observation, PolicyProblem, RouteState, WorkloadState
 from vigil.kube.client import Kube, validation_message
-from vigil.kube.workloads import manifests, service_name
+from vigil.kube.workloads import manifest_hash, manifests, service_name
 from vigil.routing import for_kind
 from vigil.routing.base import RouteTarget, Split, TrafficRouter
 
@@ -154,8 +154,11 @@ class Reconciler:
             replicas = overrides.get(service_name(md_name, key), want.replicas) if want.replicas else 0
             existing = world.workloads.get(key)
             if want.version == spec.version and want.digest == spec.artifact.digest and want.role.value != "baseline":
-                for body in manifests(md, spec, replace(want, replicas=replicas)):
-                    self.kube.apply(body)
+                bodies = manifests(md, spec, replace(want, replicas=replicas))
+                if (existing is None or manifest_hash(existing[0]) != manifest_hash(bodies[0])
+                        or existing[1].replicas != replicas):
+                    for body in bodies:
+                        self.kube.apply(body)
             elif existing is not None:
                 if existing[1].replicas != replicas:
                     self._scale(ns, existing[0]["metadata"]["name"], replicas)

@@ -7,6 +7,8 @@ to stable changes no pod.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from vigil.api.modeldeployment import ModelDeploymentSpec, workload_name
@@ -76,4 +78,18 @@ def manifests(md: dict[str, Any], spec: ModelDeploymentSpec, want: DesiredWorklo
         "apiVersion": "v1", "kind": "Service", "metadata": meta,
         "spec": {"selector": selector, "ports": [{"name": "http", "port": spec.traffic.port, "targetPort": "http"}]},
     }
-    return [deployment, service]
+    return [stamped(deployment), stamped(service)]
+
+
+ANN_MANIFEST_HASH = "vigil.dev/manifest-hash"
+
+
+def stamped(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with a hash of itself in an annotation, so an unchanged object is not re-applied."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    body["metadata"]["annotations"] = {**body["metadata"]["annotations"], ANN_MANIFEST_HASH: digest}
+    return body
+
+
+def manifest_hash(body: dict[str, Any] | None) -> str | None:
+    return ((body or {}).get("metadata", {}).get("annotations") or {}).get(ANN_MANIFEST_HASH)
