@@ -8,7 +8,7 @@ before the operator starts to inject a provider or an analysis double.
 from __future__ import annotations
 
 import os
-import threading
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ class Wiring:
     metrics: MetricsSource | None = None
     analysis_target: Any = None
     analyzer: Analyzer = default_analyzer
-    wakers: dict[tuple[str, str], threading.Event] = field(default_factory=dict)
+    wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)  # used in kopf's loop only
     reconciler: Reconciler | None = None
 
 
@@ -41,11 +41,14 @@ def configure(**kwargs: Any) -> None:
 
 
 def _api_client() -> k8s.ApiClient:
+    """In-cluster credentials, else $KUBECONFIG; a connection pool big enough for the workers."""
+    cfg = k8s.Configuration()
     try:
-        k8s_config.load_incluster_config()
-        return k8s.ApiClient()
+        k8s_config.load_incluster_config(client_configuration=cfg)
     except k8s_config.ConfigException:
-        return k8s_config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+        k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=cfg)
+    cfg.connection_pool_maxsize = 32
+    return k8s.ApiClient(cfg)
 
 
 def _default_metrics() -> tuple[Any, Any]:
@@ -77,5 +80,6 @@ def reconciler() -> Reconciler:
     return WIRING.reconciler
 
 
-def waker(namespace: str, name: str) -> threading.Event:
-    return WIRING.wakers.setdefault((namespace, name), threading.Event())
+def waker(namespace: str, name: str) -> asyncio.Event:
+    """The event that wakes one ModelDeployment's daemon early (a watch event saw a change)."""
+    return WIRING.wakers.setdefault((namespace, name), asyncio.Event())

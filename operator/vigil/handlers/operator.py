@@ -5,7 +5,11 @@ Run with `kopf run -m vigil.handlers.operator --all-namespaces` or `vigil operat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -14,13 +18,17 @@ from kubernetes.client.exceptions import ApiException
 from vigil.api import GROUP, VERSION
 from vigil.handlers.config import WIRING, reconciler, waker
 from vigil.kube.client import LABEL_MD
+from vigil.reconciler import Reconciler
 
 log = logging.getLogger("vigil.operator")
 MIN_SLEEP, MAX_SLEEP = 0.5, 60.0
+POOL = ThreadPoolExecutor(max_workers=int(os.environ.get("VIGIL_RECONCILE_WORKERS", "8")),
+                          thread_name_prefix="vigil-reconcile")
 
 
 @kopf.on.startup()
 def _settings(settings: kopf.OperatorSettings, **_: Any) -> None:
+    WIRING.wakers.clear()  # asyncio events belong to one event loop: a restarted operator makes new ones
     settings.posting.level = logging.WARNING
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="vigil.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="vigil.dev")
@@ -45,44 +53,54 @@ def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.daemon(GROUP, VERSION, "modeldeployments", cancellation_timeout=10.0)
-def modeldeployment_loop(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
-    """observe -> decide -> act -> record, again after the decision's requeue delay or a wake-up."""
+async def modeldeployment_loop(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """observe -> decide -> act -> record, again after the decision's requeue delay or a wake-up.
+
+    The daemon itself only waits (async, so thousands cost no threads); each pass runs on the
+    shared reconcile pool, because the Kubernetes client blocks.
+    """
+    loop = asyncio.get_running_loop()
     wake = waker(namespace, name)
     rec = reconciler()
     while not stopped:
         wake.clear()
+        delay = await loop.run_in_executor(POOL, _one_pass, rec, namespace, name)
+        if delay is None:
+            return  # the ModelDeployment is gone
+        deadline = loop.time() + min(max(delay, MIN_SLEEP), MAX_SLEEP)
+        while not stopped and not wake.is_set() and loop.time() < deadline:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=min(1.0, deadline - loop.time()))
+
+
+def _one_pass(rec: Reconciler, namespace: str, name: str) -> float | None:
+    """One reconcile; returns the delay before the next one (None when the object is gone)."""
+    try:
         body = rec.kube.get_modeldeployment(namespace, name)
         if body is None:
-            return
-        delay = 2.0
-        try:
-            delay = rec.reconcile(body).requeue_after
-        except ApiException as err:
-            if err.status == 409:
-                delay = MIN_SLEEP  # someone wrote status after our read: read again
-            else:
-                log.exception("reconcile of %s/%s failed: %s", namespace, name, err.reason)
-        except Exception:  # noqa: BLE001 - the loop must survive; the next pass retries
-            log.exception("reconcile of %s/%s failed", namespace, name)
-        waited = 0.0
-        delay = min(max(delay, MIN_SLEEP), MAX_SLEEP)
-        while waited < delay and not stopped and not wake.is_set():
-            wake.wait(0.25)
-            waited += 0.25
+            return None
+        return rec.reconcile(body).requeue_after
+    except ApiException as err:
+        if err.status == 409:
+            return MIN_SLEEP  # someone wrote status after our read: read again
+        log.exception("reconcile of %s/%s failed: %s", namespace, name, err.reason)
+    except Exception:  # noqa: BLE001 - the loop must survive; the next pass retries
+        log.exception("reconcile of %s/%s failed", namespace, name)
+    return 2.0
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
-def _md_changed(name: str, namespace: str, **_: Any) -> None:
+async def _md_changed(name: str, namespace: str, **_: Any) -> None:
     waker(namespace, name).set()
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_MD: kopf.PRESENT})
-def _workload_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+async def _workload_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
     waker(namespace, labels[LABEL_MD]).set()
 
 
 @kopf.on.event(GROUP, VERSION, "riskpolicies")
-def _policy_changed(namespace: str, **_: Any) -> None:
+async def _policy_changed(namespace: str, **_: Any) -> None:
     for (ns, _name), event in list(WIRING.wakers.items()):
         if ns == namespace:
             event.set()
