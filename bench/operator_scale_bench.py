@@ -27,7 +27,8 @@ from kubernetes import client as k8s  # noqa: E402
 from kubernetes import config as k8s_config  # noqa: E402
 
 from vigil.dev.cluster import LocalCluster, temporary_state_dir  # noqa: E402
-from vigil.handlers.config import configure, reconciler  # noqa: E402
+from vigil.handlers.config import configure  # noqa: E402
+from vigil.reconciler import Reconciler  # noqa: E402
 
 NS = "scale"
 
@@ -79,18 +80,17 @@ def main() -> None:
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         configure(api_client=k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig)),
                   metrics=Metrics(), analysis_target=Target, analyzer=passing_analyzer)
+        original = Reconciler.reconcile
+
+        def measured(self: Reconciler, md: dict) -> Any:
+            t = time.perf_counter()
+            try:
+                return original(self, md)
+            finally:
+                TIMINGS.append(time.perf_counter() - t)
+
+        Reconciler.reconcile = measured  # type: ignore[method-assign]
         with KopfRunner(["run", "-m", "vigil.handlers.operator", "--standalone", "-n", NS]):
-            loop = reconciler()
-            original = loop.reconcile
-
-            def measured(md: dict) -> Any:
-                t = time.perf_counter()
-                try:
-                    return original(md)
-                finally:
-                    TIMINGS.append(time.perf_counter() - t)
-
-            loop.reconcile = measured  # type: ignore[method-assign]
             t0 = time.monotonic()
             for i in range(args.count):
                 custom.create_namespaced_custom_object("vigil.dev", "v1alpha1", NS, "modeldeployments", {
