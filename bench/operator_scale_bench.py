@@ -28,18 +28,10 @@ from kubernetes import config as k8s_config  # noqa: E402
 
 from vigil.dev.cluster import LocalCluster, temporary_state_dir  # noqa: E402
 from vigil.handlers.config import configure  # noqa: E402
+from vigil.metrics import AnalysisTarget  # noqa: E402
 from vigil.reconciler import Reconciler  # noqa: E402
 
 NS = "scale"
-
-
-@dataclass(frozen=True)
-class Target:
-    namespace: str
-    model: str
-    baseline_version: str | None
-    canary_version: str | None
-    extra_matchers: dict
 
 
 class Metrics:
@@ -79,7 +71,7 @@ def main() -> None:
             "spec": {"steps": [25, 50], "maxWeight": 50, "bakeTime": "2s", "analysisInterval": "2s", "minSamples": 1}})
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         configure(api_client=k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig)),
-                  metrics=Metrics(), analysis_target=Target, analyzer=passing_analyzer)
+                  metrics=Metrics(), analysis_target=AnalysisTarget, analyzer=passing_analyzer)
         original = Reconciler.reconcile
 
         def measured(self: Reconciler, md: dict) -> Any:

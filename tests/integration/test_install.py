@@ -17,7 +17,9 @@ from vigil.kube.client import Kube
 from vigil.reconciler import Reconciler
 
 from ..conftest import KubeHandle
-from .test_operator import Target, VersionMetrics, judge, md_body, policy_body
+from vigil.metrics import AnalysisTarget
+
+from .test_operator import VersionMetrics, judge, md_body, policy_body
 
 
 def helm(kube: KubeHandle, *args: str) -> str:
@@ -50,7 +52,7 @@ def test_helm_chart_installs_and_its_rbac_is_enough_to_roll_out(kube: KubeHandle
         cfg.host = kube.api_client.configuration.host
         cfg.ssl_ca_cert = kube.api_client.configuration.ssl_ca_cert
         cfg.api_key = {"authorization": f"Bearer {token}"}
-        as_operator = Reconciler(Kube(k8s.ApiClient(cfg)), metrics=VersionMetrics(), analysis_target=Target,
+        as_operator = Reconciler(Kube(k8s.ApiClient(cfg)), metrics=VersionMetrics(), analysis_target=AnalysisTarget,
                                  analyzer=judge)
         custom = k8s.CustomObjectsApi(kube.api_client)
         custom.create_namespaced_custom_object("vigil.dev", "v1alpha1", namespace, "riskpolicies", policy_body())

@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from vigil.audit import chain
 from vigil.handlers.config import configure
 from vigil.kube.client import Kube
+from vigil.metrics import AnalysisTarget
 
 from ..conftest import KubeHandle
 
@@ -26,19 +27,10 @@ GROUP, VERSION = "vigil.dev", "v1alpha1"
 BAD: set[str] = set()
 
 
-@dataclass(frozen=True)
-class Target:
-    namespace: str
-    model: str
-    baseline_version: str | None
-    canary_version: str | None
-    extra_matchers: dict
-
-
 class VersionMetrics:
     """Metrics double: reports which version is the canary, so the analyzer double can judge it."""
 
-    def collect(self, target: Target, gates: Any, start: Any, end: Any) -> dict:
+    def collect(self, target: AnalysisTarget, gates: Any, start: Any, end: Any) -> dict:
         return {"canary": target.canary_version}
 
 
@@ -61,7 +53,7 @@ def judge(gates: Any, metrics: dict, **_: Any) -> Result:
 @pytest.fixture
 def operator(kube: KubeHandle) -> Iterator[KopfRunner]:
     os.environ["KUBECONFIG"] = str(kube.kubeconfig)
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=Target, analyzer=judge)
+    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=AnalysisTarget, analyzer=judge)
     with KopfRunner(["run", "-m", "vigil.handlers.operator", "--standalone", "--all-namespaces"]) as runner:
         yield runner
     assert runner.exception is None, runner.exception
@@ -255,7 +247,7 @@ def test_missing_policy_stalls_with_no_traffic_change(kube: KubeHandle, namespac
 def test_restart_mid_rollout_resumes_at_the_same_step(kube: KubeHandle, namespace: str) -> None:
     c = Cluster(kube, namespace)
     os.environ["KUBECONFIG"] = str(kube.kubeconfig)
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=Target, analyzer=judge)
+    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=AnalysisTarget, analyzer=judge)
     c.create("riskpolicies", policy_body(steps=[10, 30, 50], bakeTime="4s"))
     args = ["run", "-m", "vigil.handlers.operator", "--standalone", "--all-namespaces"]
     with KopfRunner(args) as runner:
@@ -268,7 +260,7 @@ def test_restart_mid_rollout_resumes_at_the_same_step(kube: KubeHandle, namespac
     assert stopped_at["step"]["index"] == 1 and stopped_at["phase"] == "Canary"
     time.sleep(1)
     assert c.route_weights("istio") == {"fraud-v1": 70, "fraud-v2": 30}  # nothing moves while it is down
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=Target, analyzer=judge)
+    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=AnalysisTarget, analyzer=judge)
     with KopfRunner(args) as runner:
         wait_for(lambda: c.status().get("stableVersion") == "v2", timeout=90, what="v2 promoted after restart")
     assert runner.exception is None
