@@ -14,8 +14,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from pydantic import ValidationError
 
-from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
-from vigil.api.policy import RiskPolicySpec
+from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, Phase
+from vigil.api.policy import BaselineMode, RiskPolicySpec
 from vigil.audit import chain
 from vigil.core.decide import Analyzer, analysis_due, blocked, decide, default_analyzer, parse_iso
 from vigil.core.model import Decision, DesiredWorkload, Observation, PolicyProblem, RouteState, WorkloadState
@@ -125,6 +125,7 @@ class Reconciler:
         target = self.analysis_target(
             namespace=namespace, model=spec.model, baseline_version=baseline,
             canary_version=canary, extra_matchers=dict(spec.analysis.selector),
+            baseline_matchers=fresh_baseline_matchers(policy, status),
         )
         return self.metrics.collect(target, policy.gates, parse_iso(status.step.started_at), now)
 
@@ -216,6 +217,14 @@ class Reconciler:
         decision = blocked(status, int(md["metadata"].get("generation", 1)), "InvalidSpec", message, now)
         self._record(md, status, decision, now)
         return decision
+
+
+def fresh_baseline_matchers(policy: RiskPolicySpec, status: ModelDeploymentStatus) -> dict[str, str]:
+    """With `baseline: fresh`, canary steps compare against the fresh baseline pods only
+    (shadow and holdback have no fresh baseline)."""
+    if policy.baseline is BaselineMode.FRESH and status.phase is Phase.CANARY:
+        return {"track": "baseline"}
+    return {}
 
 
 def _status(md: dict[str, Any]) -> ModelDeploymentStatus:

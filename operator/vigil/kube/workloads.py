@@ -53,6 +53,7 @@ def manifests(md: dict[str, Any], spec: ModelDeploymentSpec, want: DesiredWorklo
         {"name": "VIGIL_MODEL_VERSION", "value": want.version},
         {"name": "VIGIL_ARTIFACT_DIGEST", "value": want.digest},
         {"name": "VIGIL_NAMESPACE", "value": ns},
+        {"name": "VIGIL_TRACK", "value": track},  # "baseline" on fresh-baseline pods
     ]
     container: dict[str, Any] = {
         "name": "model-server", "image": server.image, "args": list(server.args), "env": env,

@@ -17,6 +17,10 @@ class AnalysisTarget:
     baseline_version: str
     canary_version: str
     extra_matchers: Mapping[str, str] = field(default_factory=dict)
+    baseline_matchers: Mapping[str, str] = field(default_factory=dict)
+    """Matchers for the baseline arm only: with a fresh baseline, {"track": "baseline"} keeps
+    the stable pods out of the comparison (the scrape config maps the pod label
+    `vigil.dev/track` to `track`; see docs/metrics-contract.md)."""
 
     def validate(self, namespace_label: str = "namespace") -> None:
         """Raise InvalidLabel naming the offending field; the provider turns it into NoData."""
@@ -26,7 +30,7 @@ class AnalysisTarget:
         check_value("canary version", self.canary_version)
         if self.baseline_version == self.canary_version:
             raise InvalidLabel(f"baseline and canary are the same version {self.canary_version!r}")
-        for name, value in self.extra_matchers.items():
+        for name, value in {**self.extra_matchers, **self.baseline_matchers}.items():
             check_name(name)
             if name in RESERVED or name == namespace_label:
                 raise InvalidLabel(f"extra matcher {name!r} would override a label Vigil sets itself")
@@ -34,4 +38,6 @@ class AnalysisTarget:
                 raise InvalidLabel(f"extra matcher {name}={value!r}: use at most 256 printable characters")
 
     def matchers(self, version: str, namespace_label: str = "namespace") -> dict[str, str]:
-        return {namespace_label: self.namespace, "model": self.model, "version": version, **self.extra_matchers}
+        arm = self.baseline_matchers if version == self.baseline_version else {}
+        return {namespace_label: self.namespace, "model": self.model, "version": version,
+                **self.extra_matchers, **arm}
