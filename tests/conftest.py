@@ -3,10 +3,11 @@ cannot: a run that did not talk to a real apiserver must not look green."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from kubernetes import client as k8s
@@ -38,6 +39,30 @@ class KubeHandle:
     def client_for(self) -> k8s.ApiClient:
         """A fresh API client (for threads that must not share one)."""
         return k8s_config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def client_as(self, namespace: str, service_account: str) -> k8s.ApiClient:
+        """An API client that authenticates with a token of `service_account` only."""
+        token = k8s.CoreV1Api(self.api_client).create_namespaced_service_account_token(
+            service_account, namespace,
+            k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[])),
+        ).status.token
+        cfg = k8s.Configuration()
+        cfg.host = self.api_client.configuration.host
+        cfg.ssl_ca_cert = self.api_client.configuration.ssl_ca_cert
+        cfg.api_key = {"authorization": f"Bearer {token}"}
+        return k8s.ApiClient(cfg)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.2, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy; fail with the last value it returned."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
 
 
 @pytest.fixture(scope="session")

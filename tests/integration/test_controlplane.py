@@ -16,17 +16,8 @@ from kubernetes.client.exceptions import ApiException
 from vigil.dev.cluster import ClusterInfo, LocalCluster, temporary_state_dir
 from vigil.dev.process import StartError, free_port, pid_alive
 
-from ..conftest import KubeHandle
+from ..conftest import KubeHandle, wait_for
 
-
-def wait_for(check, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_deployment_becomes_available_on_kwok_nodes(kube: KubeHandle, namespace: str) -> None:
@@ -88,14 +79,7 @@ def test_vigil_crd_instance_round_trips(kube: KubeHandle, namespace: str) -> Non
 def test_rbac_denies_a_serviceaccount_without_permissions(kube: KubeHandle, namespace: str) -> None:
     core = k8s.CoreV1Api(kube.api_client)
     core.create_namespaced_service_account(namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="nobody")))
-    token = core.create_namespaced_service_account_token(
-        "nobody", namespace, k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[]))
-    ).status.token
-    cfg = k8s.Configuration()
-    cfg.host = kube.api_client.configuration.host
-    cfg.ssl_ca_cert = kube.api_client.configuration.ssl_ca_cert
-    cfg.api_key = {"authorization": f"Bearer {token}"}
-    with k8s.ApiClient(cfg) as nobody:
+    with kube.client_as(namespace, "nobody") as nobody:
         with pytest.raises(ApiException) as err:
             k8s.CustomObjectsApi(nobody).list_namespaced_custom_object(
                 "vigil.dev", "v1alpha1", namespace, "modeldeployments")

@@ -44,15 +44,7 @@ def test_helm_chart_installs_and_its_rbac_is_enough_to_roll_out(kube: KubeHandle
         assert [(r["name"], r["status"]) for r in releases] == [("vigil", "deployed")]
 
         # run a whole rollout with nothing but the chart's ServiceAccount token
-        core = k8s.CoreV1Api(kube.api_client)
-        token = core.create_namespaced_service_account_token(
-            "vigil-operator", release_ns, k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[]))
-        ).status.token
-        cfg = k8s.Configuration()
-        cfg.host = kube.api_client.configuration.host
-        cfg.ssl_ca_cert = kube.api_client.configuration.ssl_ca_cert
-        cfg.api_key = {"authorization": f"Bearer {token}"}
-        as_operator = Reconciler(Kube(k8s.ApiClient(cfg)), metrics=VersionMetrics(), analysis_target=AnalysisTarget,
+        as_operator = Reconciler(Kube(kube.client_as(release_ns, "vigil-operator")), metrics=VersionMetrics(), analysis_target=AnalysisTarget,
                                  analyzer=judge)
         custom = k8s.CustomObjectsApi(kube.api_client)
         custom.create_namespaced_custom_object("vigil.dev", "v1alpha1", namespace, "riskpolicies", policy_body())

@@ -21,7 +21,7 @@ from vigil.handlers.config import configure
 from vigil.kube.client import Kube
 from vigil.metrics import AnalysisTarget
 
-from ..conftest import KubeHandle
+from ..conftest import KubeHandle, wait_for
 
 GROUP, VERSION = "vigil.dev", "v1alpha1"
 BAD: set[str] = set()
@@ -58,16 +58,6 @@ def operator(kube: KubeHandle) -> Iterator[KopfRunner]:
         yield runner
     assert runner.exception is None, runner.exception
 
-
-def wait_for(check, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
 
 
 def policy_body(**spec: Any) -> dict:

@@ -27,6 +27,7 @@ LABEL_TRACK = "vigil.dev/track"  # "main" or "baseline"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
 ANN_DIGEST = "vigil.dev/digest"
 ANN_ROLE = "vigil.dev/role"
+ANN_VERSION = "vigil.dev/version"  # the exact version (the label may be truncated)
 
 
 def validation_message(err: ValidationError, prefix: str = "spec") -> str:
@@ -122,7 +123,7 @@ class Kube:
             key = version + ("@baseline" if labels.get(LABEL_TRACK) == "baseline" else "")
             spec, status = d.get("spec", {}), d.get("status") or {}
             out[key] = (d, WorkloadState(
-                version=d["metadata"].get("annotations", {}).get("vigil.dev/version", version),
+                version=d["metadata"].get("annotations", {}).get(ANN_VERSION, version),
                 digest=d["metadata"].get("annotations", {}).get(ANN_DIGEST, ""),
                 replicas=int(spec.get("replicas") or 0),
                 ready_replicas=int(status.get("readyReplicas") or 0)

@@ -16,6 +16,7 @@ from vigil.core.model import DesiredWorkload, Role
 from vigil.kube.client import (
     ANN_DIGEST,
     ANN_ROLE,
+    ANN_VERSION,
     LABEL_MANAGED,
     LABEL_MD,
     LABEL_TRACK,
@@ -44,7 +45,7 @@ def manifests(md: dict[str, Any], spec: ModelDeploymentSpec, want: DesiredWorklo
     labels = {**selector, LABEL_MANAGED: "vigil", "app.kubernetes.io/name": spec.model}
     meta = {
         "name": name, "namespace": ns, "labels": labels,
-        "annotations": {ANN_DIGEST: want.digest, ANN_ROLE: want.role.value, "vigil.dev/version": want.version},
+        "annotations": {ANN_DIGEST: want.digest, ANN_ROLE: want.role.value, ANN_VERSION: want.version},
         "ownerReferences": [owner_reference(md)],
     }
     server = spec.server
