@@ -6,9 +6,10 @@ client, a clock or anything that does I/O, so a decision can be replayed from it
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping, Protocol
+from typing import Any, Generic, Mapping, Protocol, TypeVar
 
 from vigil.api.modeldeployment import ModelDeploymentStatus
 from vigil.api.policy import RiskPolicySpec
@@ -21,6 +22,45 @@ class Role(str, Enum):
     CANARY = "canary"
     BASELINE = "baseline"  # fresh pods of the stable version, started with the canary
     PREVIOUS = "previous"  # the last stable, kept (scaled down) for a quick rollback
+
+
+class Track(str, Enum):
+    """Which pods of a version: its main Deployment, or the fresh baseline started beside a canary."""
+
+    MAIN = "main"
+    BASELINE = "baseline"
+
+
+@dataclass(frozen=True, order=True)
+class Arm:
+    """One set of pods that traffic can go to: a version on a track. Keys weights and workloads."""
+
+    version: str
+    track: Track = Track.MAIN
+
+    def __str__(self) -> str:
+        return self.version if self.track is Track.MAIN else f"{self.version} ({self.track.value})"
+
+
+K = TypeVar("K")
+
+
+@dataclass(frozen=True)
+class TrafficSplit(Generic[K]):
+    """Percent weights by destination and an optional mirror with its percentage.
+
+    The core keys it by `Arm`; routers key it by Service name. One type for both, so what the
+    core wants and what a router reads compare directly once the keys are mapped.
+    """
+
+    weights: Mapping[K, int]
+    mirror: K | None = None
+    mirror_percent: int = 0
+
+    def as_json(self) -> str:
+        return json.dumps({"weights": {str(k): v for k, v in sorted(self.weights.items(), key=lambda kv: str(kv[0]))},
+                           "mirror": None if self.mirror is None else str(self.mirror),
+                           "mirrorPercent": self.mirror_percent if self.mirror is not None else 0}, sort_keys=True)
 
 
 @dataclass(frozen=True)

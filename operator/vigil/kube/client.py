@@ -16,18 +16,20 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 from pydantic import ValidationError
 
-from vigil.api import API_VERSION
+from vigil.api.names import (  # noqa: F401  (re-exported for the adapters)
+    ANN_DIGEST,
+    ANN_ROLE,
+    ANN_VERSION,
+    API_VERSION,
+    LABEL_MANAGED,
+    LABEL_MD,
+    LABEL_TRACK,
+    LABEL_VERSION,
+)
 from vigil.api.policy import RiskPolicySpec
 from vigil.core.model import EventSpec, PolicyProblem, WorkloadState
 
 FIELD_MANAGER = "vigil"
-LABEL_MD = "vigil.dev/modeldeployment"
-LABEL_VERSION = "vigil.dev/version"
-LABEL_TRACK = "vigil.dev/track"  # "main" or "baseline"
-LABEL_MANAGED = "app.kubernetes.io/managed-by"
-ANN_DIGEST = "vigil.dev/digest"
-ANN_ROLE = "vigil.dev/role"
-ANN_VERSION = "vigil.dev/version"  # the exact version (the label may be truncated)
 
 
 def validation_message(err: ValidationError, prefix: str = "spec") -> str:

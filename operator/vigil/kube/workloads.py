@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from vigil.api.modeldeployment import ModelDeploymentSpec, workload_name
+from vigil.api.names import ANN_MANIFEST_HASH
 from vigil.core.model import DesiredWorkload, Role
 from vigil.kube.client import (
     ANN_DIGEST,
@@ -83,7 +84,6 @@ def manifests(md: dict[str, Any], spec: ModelDeploymentSpec, want: DesiredWorklo
     return [stamped(deployment), stamped(service)]
 
 
-ANN_MANIFEST_HASH = "vigil.dev/manifest-hash"
 
 
 def stamped(body: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
-from vigil.kube.client import LABEL_MANAGED, LABEL_MD, Kube, owner_reference
+from vigil.api.names import ANN_APPLIED, LABEL_MANAGED, LABEL_MD
+from vigil.core.model import TrafficSplit
+from vigil.kube.client import Kube, owner_reference
 
-ANN_APPLIED = "vigil.dev/applied"
+Split = TrafficSplit[str]
+"""What a router reads and writes: weights and mirror keyed by Service name."""
 
 
 @dataclass(frozen=True)
@@ -32,19 +35,6 @@ class RouteTarget:
     @property
     def namespace(self) -> str:
         return str(self.md["metadata"]["namespace"])
-
-
-@dataclass(frozen=True)
-class Split:
-    """Weights (percent) per Service and an optional mirror Service with its percentage."""
-
-    weights: Mapping[str, int]
-    mirror: str | None = None
-    mirror_percent: int = 0
-
-    def as_json(self) -> str:
-        return json.dumps({"weights": dict(sorted(self.weights.items())), "mirror": self.mirror,
-                           "mirrorPercent": self.mirror_percent if self.mirror else 0}, sort_keys=True)
 
 
 @dataclass(frozen=True)
