@@ -18,7 +18,8 @@ import pytest
 from kubernetes import client as k8s
 from prometheus_client.parser import text_string_to_metric_families
 
-from vigil.demo.processes import ManagedProcess, ProcessSupervisor
+from vigil.demo.processes import DemoProcesses
+from vigil.dev.process import ManagedProcess
 
 from ..conftest import KubeHandle
 
@@ -71,8 +72,8 @@ def httproute(namespace: str, weights: dict[str, int], mirror: str | None = None
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ProcessSupervisor, dict[str, ManagedProcess]]]:
-    with ProcessSupervisor(tmp_path_factory.mktemp("kube-route")) as procs:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoProcesses, dict[str, ManagedProcess]]]:
+    with DemoProcesses(tmp_path_factory.mktemp("kube-route")) as procs:
         started = {
             "iris-v1": procs.start_model_server("iris", "v1", namespace="demo", wait=False),
             "iris-v2": procs.start_model_server("iris", "v2", namespace="demo", wait=False),
@@ -89,7 +90,7 @@ def urls(started: dict[str, ManagedProcess]) -> dict[str, str]:
 
 
 def test_httproute_weights_are_followed_and_changes_apply_within_a_second(
-        kube: KubeHandle, namespace: str, servers: tuple[ProcessSupervisor, dict[str, ManagedProcess]]) -> None:
+        kube: KubeHandle, namespace: str, servers: tuple[DemoProcesses, dict[str, ManagedProcess]]) -> None:
     procs, started = servers
     custom = k8s.CustomObjectsApi(kube.api_client)
     custom.create_namespaced_custom_object(*GATEWAY[:2], namespace, GATEWAY[2],
@@ -123,7 +124,7 @@ def test_httproute_weights_are_followed_and_changes_apply_within_a_second(
 
 
 def test_virtualservice_weights_and_mirror_are_followed(
-        kube: KubeHandle, namespace: str, servers: tuple[ProcessSupervisor, dict[str, ManagedProcess]]) -> None:
+        kube: KubeHandle, namespace: str, servers: tuple[DemoProcesses, dict[str, ManagedProcess]]) -> None:
     procs, started = servers
     custom = k8s.CustomObjectsApi(kube.api_client)
     body = {

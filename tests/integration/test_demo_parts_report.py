@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from vigil.demo.processes import ProcessSupervisor, free_port
+from vigil.demo.processes import DemoProcesses
+from vigil.dev.process import free_port
 from vigil.demo.report import PrometheusHTTPReader, collect, write_report
 
 pytestmark = pytest.mark.integration
 
 
-def start_prometheus(procs: ProcessSupervisor, workdir: Path, targets: list[str]):
+def start_prometheus(procs: DemoProcesses, workdir: Path, targets: list[str]):
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("the `prometheus` binary is missing: install Debian's prometheus package "
@@ -42,7 +43,7 @@ def start_prometheus(procs: ProcessSupervisor, workdir: Path, targets: list[str]
 
 
 def test_report_from_real_prometheus(tmp_path: Path) -> None:
-    with ProcessSupervisor(tmp_path / "work") as procs:
+    with DemoProcesses(tmp_path / "work") as procs:
         v1 = procs.start_model_server("iris", "v1", namespace="demo", wait=False)
         v2 = procs.start_model_server("iris", "v2", namespace="demo", wait=False,
                                       faults=["latency:ms=300,share=0.2", "errors:share=0.2"])

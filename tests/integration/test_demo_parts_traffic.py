@@ -18,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from vigil.demo.backends import write_backend_file
 from vigil.demo.metrics import CONTRACT_LABELS
-from vigil.demo.processes import ManagedProcess, ProcessSupervisor
+from vigil.demo.processes import DemoProcesses
+from vigil.dev.process import ManagedProcess
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ def wait_until(check: Any, timeout: float = 10.0, what: str = "condition") -> An
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     workdir = tmp_path_factory.mktemp("demo-parts")
-    with ProcessSupervisor(workdir) as procs:
+    with DemoProcesses(workdir) as procs:
         servers = {
             "iris-v1": procs.start_model_server("iris", "v1", namespace="demo", wait=False),
             "iris-v2": procs.start_model_server("iris", "v2", namespace="demo", wait=False,
@@ -87,7 +88,7 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def run_load(parts: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    procs: ProcessSupervisor = parts["procs"]
+    procs: DemoProcesses = parts["procs"]
     load: ManagedProcess = procs.start_loadgen(parts["splitter"].url, **kwargs)
     return load.wait_summary(timeout=120)
 
@@ -152,7 +153,7 @@ def test_real_process_exposes_exactly_the_contract(parts: dict[str, Any]) -> Non
 
 
 def test_weight_and_backend_changes_apply_without_restart(parts: dict[str, Any]) -> None:
-    procs: ProcessSupervisor = parts["procs"]
+    procs: DemoProcesses = parts["procs"]
     parts["route"].write_text(route_doc({"iris-v1": 0, "iris-v2": 100}))
     wait_until(lambda: json.loads(get(parts["splitter"].url + "/_splitter/route"))["weights"]
                == {"iris-v1": 0, "iris-v2": 100}, what="new weights")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from vigil.demo.processes import ProcessStartError, ProcessSupervisor, free_port
+from vigil.demo.processes import DemoProcesses
+from vigil.dev.process import StartError, free_port
 
 HTTP_CHILD = textwrap.dedent("""
     import http.server, sys, time
@@ -60,7 +61,7 @@ def test_free_port_can_be_bound() -> None:
 def test_http_child_is_ready_only_when_it_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module = write_module(tmp_path, "slow_http_child", HTTP_CHILD)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    with ProcessSupervisor(tmp_path / "work") as procs:
+    with DemoProcesses(tmp_path / "work") as procs:
         started = time.monotonic()
         child = procs.start_http("slow", module, ["--delay", "0.5"], ready_path="/")
         assert time.monotonic() - started >= 0.5
@@ -69,9 +70,9 @@ def test_http_child_is_ready_only_when_it_answers(tmp_path: Path, monkeypatch: p
 
 
 def test_a_child_that_dies_fails_fast_with_its_log(tmp_path: Path) -> None:
-    with ProcessSupervisor(tmp_path) as procs:
+    with DemoProcesses(tmp_path) as procs:
         started = time.monotonic()
-        with pytest.raises(ProcessStartError) as info:
+        with pytest.raises(StartError) as info:
             procs.start_http("broken", "vigil.demo.modelserver", ["--model", "m"])  # no --version
         assert time.monotonic() - started < 20
     assert "exited with code 2" in str(info.value)
@@ -81,8 +82,8 @@ def test_a_child_that_dies_fails_fast_with_its_log(tmp_path: Path) -> None:
 def test_a_child_that_never_answers_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module = write_module(tmp_path, "sleepy_child", "import time\ntime.sleep(60)\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    with ProcessSupervisor(tmp_path / "work") as procs:
-        with pytest.raises(ProcessStartError, match="not ready"):
+    with DemoProcesses(tmp_path / "work") as procs:
+        with pytest.raises(StartError, match="not ready"):
             procs.start_http("sleepy", module, [], ready_timeout=0.5)
         assert procs.processes == [] or not any(p.is_running() for p in procs.processes)
 
@@ -90,7 +91,7 @@ def test_a_child_that_never_answers_times_out(tmp_path: Path, monkeypatch: pytes
 def test_stop_kills_the_whole_group_even_if_sigterm_is_ignored(tmp_path: Path) -> None:
     script = tmp_path / "stubborn.py"
     script.write_text(STUBBORN_CHILD)
-    procs = ProcessSupervisor(tmp_path / "work")
+    procs = DemoProcesses(tmp_path / "work")
     child = procs.start("stubborn", [sys.executable, str(script)])
     for _ in range(200):
         if "grandchild" in child.log_tail():
@@ -114,8 +115,8 @@ def test_children_die_with_a_parent_that_is_killed(tmp_path: Path) -> None:
     """The parent (a supervisor in another process) is SIGKILLed: its model server goes too."""
     parent_code = textwrap.dedent(f"""
         import sys, time
-        from vigil.demo.processes import ProcessSupervisor
-        procs = ProcessSupervisor({str(tmp_path / 'work')!r})
+        from vigil.demo.processes import DemoProcesses
+        procs = DemoProcesses({str(tmp_path / 'work')!r})
         server = procs.start_model_server("m", "v1", wait=False)
         print(server.pid, flush=True)
         time.sleep(300)
@@ -134,7 +135,7 @@ def test_children_die_with_a_parent_that_is_killed(tmp_path: Path) -> None:
 
 
 def test_temp_workdir_is_removed(tmp_path: Path) -> None:
-    procs = ProcessSupervisor()
+    procs = DemoProcesses()
     workdir = procs.workdir
     procs.start("true", [sys.executable, "-c", "pass"]).wait(10)
     procs.close()

@@ -32,7 +32,6 @@ import numpy as np
 
 from vigil.demo.dataset import DemoDataset, load_dataset
 from vigil.demo.headers import BACKEND_HEADER, REQUEST_ID_HEADER, VERSION_HEADER
-from vigil.demo.processes import die_with_parent
 
 log = logging.getLogger("vigil.demo.loadgen")
 
@@ -262,7 +261,6 @@ async def _main(args: argparse.Namespace) -> LoadStats:
 
 
 def main(argv: list[str] | None = None) -> None:
-    die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     try:

@@ -37,7 +37,6 @@ from vigil.demo.headers import (
 )
 from vigil.demo.metrics import ModelMetrics
 from vigil.demo.model import DemoModel, FaultDraws, Prediction, fails, latency_seconds
-from vigil.demo.processes import die_with_parent
 
 log = logging.getLogger("vigil.demo.modelserver")
 
@@ -212,7 +211,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     try:

@@ -21,19 +21,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import requests
 from kubernetes import client as k8s
+from requests import RequestException
 from kubernetes import config as k8s_config
 
+from vigil.api.names import API_VERSION, GROUP, PLURAL_MODELDEPLOYMENTS, PLURAL_RISKPOLICIES, VERSION
 from vigil.audit import chain
-from vigil.demo.processes import ProcessSupervisor
+from vigil.demo.processes import DemoProcesses
 from vigil.demo.report import build_report
+from vigil.demo.trafficsplit import SPLITTER_REQUESTS_TOTAL
 from vigil.dev.cluster import LocalCluster, temporary_state_dir
 from vigil.dev.prometheus import PrometheusServer
+from vigil.dev.process import StartError
 from vigil.kube.client import Kube
+from vigil.metrics.promql import escape
 
 NS, MODEL = "demo", "fraud"
-GROUP, VERSION = "vigil.dev", "v1alpha1"
 
 # v3's regression per scenario, and the gates that should catch it (errors alone would not)
 SCENARIOS: dict[str, tuple[list[str], list[dict[str, Any]]]] = {
@@ -104,7 +107,7 @@ def digest(version: str) -> str:
 
 def policy(timing: Timing, scenario: str) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "RiskPolicy", "metadata": {"name": "demo-policy"},
+        "apiVersion": API_VERSION, "kind": "RiskPolicy", "metadata": {"name": "demo-policy"},
         "spec": {
             "riskTier": "high", "shadow": {"enabled": True, "duration": timing.shadow, "mirrorPercent": 100},
             "steps": timing.steps, "maxWeight": 50, "bakeTime": timing.bake, "analysisInterval": timing.interval,
@@ -117,7 +120,7 @@ def policy(timing: Timing, scenario: str) -> dict[str, Any]:
 
 def modeldeployment(version: str) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment", "metadata": {"name": MODEL},
+        "apiVersion": API_VERSION, "kind": "ModelDeployment", "metadata": {"name": MODEL},
         "spec": {
             "model": MODEL, "version": version,
             "artifact": {"uri": f"s3://models/{MODEL}/{version}", "digest": digest(version)},
@@ -150,7 +153,7 @@ class Demo:
         self.kube = Kube(api)
         k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=NS)))
 
-        self.sup = ProcessSupervisor(workdir=self.out / "logs")
+        self.sup = DemoProcesses(self.out / "logs")
         self.stack.callback(self.sup.close)
         _say("starting model servers v1, v2 (good) and v3 (" + ", ".join(SCENARIOS[self.scenario][0]) + ")")
         servers = {
@@ -176,8 +179,8 @@ class Demo:
         self.operator = self.sup.start("operator", [sys.executable, "-m", "vigil", "--kubeconfig",
                                                     str(cluster.kubeconfig), "operator", "-n", NS], env=env)
 
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, "riskpolicies", policy(self.timing, self.scenario))
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", modeldeployment("v1"))
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL_RISKPOLICIES, policy(self.timing, self.scenario))
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL_MODELDEPLOYMENTS, modeldeployment("v1"))
         self.wait_phase(lambda s: s.get("phase") == "Succeeded" and s.get("stableVersion") == "v1", 60, "v1 deployed")
 
         backends = {f"{MODEL}-{v}": f"http://127.0.0.1:{s.port}" for v, s in servers.items()}
@@ -191,7 +194,7 @@ class Demo:
 
     # ------------------------------------------------------------ rollouts
     def status(self) -> dict[str, Any]:
-        md = self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", MODEL)
+        md = self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL_MODELDEPLOYMENTS, MODEL)
         return md.get("status") or {}
 
     def wait_phase(self, done: Any, timeout: float, what: str) -> dict[str, Any] | None:
@@ -223,7 +226,7 @@ class Demo:
     def rollout(self, version: str, expect: str) -> RolloutResult:
         _say(f"=== rolling out {version} (expected: {expect}) ===")
         started = _now()
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", MODEL, {
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL_MODELDEPLOYMENTS, MODEL, {
             "spec": {"version": version, "artifact": {"uri": f"s3://models/{MODEL}/{version}", "digest": digest(version)}}})
 
         def finished(s: dict[str, Any]) -> bool:
@@ -243,12 +246,12 @@ class Demo:
     def served(self, version: str, since: datetime) -> float:
         """User requests answered by `version` (mirrored copies excluded), from the splitter."""
         window = max(int((_now() - since).total_seconds()), 1)
-        query = (f'sum(increase(vigil_splitter_requests_total{{backend="{MODEL}-{version}",routing!="feedback"}}'
-                 f'[{window}s]))')
+        query = (f'sum(increase({SPLITTER_REQUESTS_TOTAL}{{backend="{escape(f"{MODEL}-{version}")}",'
+                 f'routing!="feedback"}}[{window}s]))')
         try:
-            result = requests.get(f"{self.prom.url}/api/v1/query", params={"query": query}, timeout=5).json()
-            return float(result["data"]["result"][0]["value"][1]) if result["data"]["result"] else 0.0
-        except (requests.RequestException, KeyError, IndexError, ValueError):
+            result = self.prom.query(query)
+            return float(result[0]["value"][1]) if result else 0.0
+        except (StartError, RequestException, KeyError, IndexError, ValueError):
             return float("nan")
 
     # ------------------------------------------------------------ report

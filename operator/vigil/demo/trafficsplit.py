@@ -36,9 +36,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from vigil.demo.backends import BackendMap, BackendMapError, parse_entries
 from vigil.demo.headers import BACKEND_HEADER, MIRROR_HEADER, STABLE_PREDICTION_HEADER
-from vigil.demo.processes import die_with_parent
 from vigil.demo.routes import EMPTY_ROUTE, ROUTE_KINDS, BackendRef, Mirror, RouteSplit, WeightedBackend
 from vigil.demo.routewatch import FileRouteWatcher, KubeRouteWatcher, RouteSource, RouteTarget
+
+SPLITTER_REQUESTS_TOTAL = "vigil_splitter_requests_total"
+"""Requests the splitter forwarded, by backend, routing (weighted, mirror, feedback) and outcome."""
 
 log = logging.getLogger("vigil.demo.trafficsplit")
 
@@ -88,7 +90,7 @@ class SplitterMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "vigil_splitter_requests", "Requests forwarded, by backend, routing and outcome.",
+            SPLITTER_REQUESTS_TOTAL.removesuffix("_total"), "Requests forwarded, by backend, routing and outcome.",
             ("backend", "routing", "outcome"), registry=self.registry,
         )
         self.mirrored = Counter(
@@ -355,7 +357,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     from prometheus_client import disable_created_metrics

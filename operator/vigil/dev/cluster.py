@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,20 +27,22 @@ import yaml
 
 from vigil.dev import pki as pki_mod
 from vigil.dev.binaries import REPO_ROOT, ControlPlaneBinaries, ensure_built
+from vigil.dev.components import COMPONENTS, KWOK_NODE_ANNOTATION, Layout
 from vigil.dev.process import (
-    Managed,
+    ManagedProcess,
+    ProcessRecord,
+    ProcessSupervisor,
     StartError,
     ensure_port_free,
     free_port,
     pid_alive,
-    start,
-    stop_group,
+    stop_records,
     wait_until,
 )
 
 STATE_ROOT = Path(os.environ.get("VIGIL_STATE_DIR", Path.home() / ".local" / "state" / "vigil"))
 VIGIL_CRDS = REPO_ROOT / "crds"
-KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 def _log(msg: str) -> None:
@@ -56,6 +59,7 @@ class ClusterInfo:
     server: str
     pids: dict[str, int] = field(default_factory=dict)
     owner_pid: int | None = None  # set when the cluster dies with its starter (tests)
+    started: dict[str, float] = field(default_factory=dict)  # process start times: is a PID still ours?
 
     @classmethod
     def load(cls, state_dir: Path) -> ClusterInfo | None:
@@ -69,6 +73,10 @@ class ClusterInfo:
 
     def running(self) -> bool:
         return bool(self.pids) and all(pid_alive(p) for p in self.pids.values())
+
+    def records(self) -> list[ProcessRecord]:
+        """The saved processes, newest first, each signalled later only while it is still the same."""
+        return [ProcessRecord(pid, self.started.get(name)) for name, pid in reversed(self.pids.items())]
 
 
 class LocalCluster:
@@ -88,13 +96,16 @@ class LocalCluster:
         apiserver_port: int | None = None,
         install_vigil_crds: bool = True,
     ) -> None:
+        if not CLUSTER_NAME.fullmatch(name) or name in (".", ".."):
+            raise StartError(f"cluster name {name!r}: use 1-63 letters, digits, '-', '_' or '.', "
+                             "starting with a letter or digit (a name is not a path)")
         self.name = name
         self.state_dir = Path(state_dir) if state_dir else STATE_ROOT / name
         self.nodes = nodes
         self.detached = detached
         self.apiserver_port = apiserver_port
         self.install_vigil_crds = install_vigil_crds
-        self.procs: list[Managed] = []
+        self.supervisor: ProcessSupervisor | None = None
         self.bins: ControlPlaneBinaries | None = None
         self.info: ClusterInfo | None = None
 
@@ -102,6 +113,11 @@ class LocalCluster:
     @property
     def kubeconfig(self) -> Path:
         return self.state_dir / "kubeconfig"
+
+    @property
+    def procs(self) -> list[ManagedProcess]:
+        """The processes this object started (none after `down()`)."""
+        return list(self.supervisor.processes) if self.supervisor else []
 
     @property
     def server(self) -> str:
@@ -148,7 +164,7 @@ class LocalCluster:
         if self.state_dir.exists():
             if info:
                 _log(f"removing the stale state of a stopped cluster in {self.state_dir}")
-                _stop_pids(info.pids)
+                stop_records(info.records())
             elif any(self.state_dir.iterdir()):
                 raise StartError(
                     f"{self.state_dir} exists and is not a Vigil cluster directory; "
@@ -157,96 +173,47 @@ class LocalCluster:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _start_all(self, timeout: float) -> None:
+        """Start the COMPONENTS in order, each ready before the next; then CRDs, nodes, namespace."""
         assert self.bins is not None
-        bins = self.bins
         d = self.state_dir
-        logs = d / "logs"
         certs = pki_mod.generate(d / "pki")
-        port = self.apiserver_port or free_port()
-        server = f"https://127.0.0.1:{port}"
-        self._write_kubeconfig(certs, server)
+        layout = Layout(bins=self.bins, state_dir=d, certs=certs, kubeconfig=self.kubeconfig,
+                        etcd_port=free_port(), etcd_peer_port=free_port(),
+                        apiserver_port=self.apiserver_port or free_port(), free_port=free_port)
+        self._write_kubeconfig(certs, layout.server)
         self.info = ClusterInfo(
-            name=self.name, state_dir=str(d), kubeconfig=str(self.kubeconfig), server=server,
+            name=self.name, state_dir=str(d), kubeconfig=str(self.kubeconfig), server=layout.server,
             owner_pid=None if self.detached else os.getpid(),
         )
         self.info.save()
+        self.supervisor = ProcessSupervisor(d / "logs", detached=self.detached)
+        apiserver: ManagedProcess | None = None
+        for component in COMPONENTS:
+            proc = self._start(component.name, component.argv(layout))
+            if component.name == "kube-apiserver":
+                apiserver = proc
+            if component.ready is not None:
+                check, what = component.ready, component.ready_what
+                wait_until(lambda: check(layout), timeout=component.ready_timeout or timeout,
+                           what=what, proc=proc, interval=component.poll_seconds)
 
-        etcd_port, etcd_peer = free_port(), free_port()
-        etcd = self._start("etcd", [
-            str(bins.etcd), "--name", "vigil", "--data-dir", str(d / "etcd"),
-            "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-            "--initial-cluster", f"vigil=http://127.0.0.1:{etcd_peer}",
-            "--unsafe-no-fsync", "--log-level", "warn",
-        ], logs)
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{etcd_port}/health", timeout=1).ok,
-                   timeout=30, what="etcd /health", proc=etcd)
-
-        apiserver = self._start("kube-apiserver", [
-            str(bins.kube_apiserver),
-            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", f"--secure-port={port}",
-            "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
-            f"--tls-cert-file={certs.serving_cert}", f"--tls-private-key-file={certs.serving_key}",
-            f"--client-ca-file={certs.ca_cert}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={certs.sa_public}",
-            f"--service-account-signing-key-file={certs.sa_private}",
-            "--service-cluster-ip-range=10.96.0.0/16",
-            "--authorization-mode=RBAC", "--allow-privileged=true", "--profiling=false",
-            "--event-ttl=1h",
-        ], logs)
-        wait_until(lambda: self._get("/readyz").ok, timeout=timeout, what="kube-apiserver /readyz",
-                   proc=apiserver, interval=0.5)
-
-        self._start("kube-controller-manager", [
-            str(bins.kube_controller_manager), f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false",
-            f"--service-account-private-key-file={certs.sa_private}",
-            f"--root-ca-file={certs.ca_cert}", "--use-service-account-credentials=false",
-            "--controllers=*,-nodeipam",
-            "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-            "--kube-api-qps=200", "--kube-api-burst=400",
-        ], logs)
-        self._start("kube-scheduler", [
-            str(bins.kube_scheduler), f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false",
-            "--kube-api-qps=200", "--kube-api-burst=400",
-        ], logs)
-        self._start("kwok", [
-            str(bins.kwok), f"--kubeconfig={self.kubeconfig}", f"--config={bins.crds / 'kwok-stages.yaml'}",
-            "--manage-all-nodes=false",
-            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
-            f"--server-address=127.0.0.1:{free_port()}", "--node-ip=127.0.0.1",
-            "--cidr=10.244.0.1/16", "--node-lease-duration-seconds=40",
-        ], logs)
-
-        self._apply(bins.crds / "gateway-api-standard.yaml")
-        self._apply(bins.crds / "istio-crds.yaml")
+        self._apply(self.bins.crds / "gateway-api-standard.yaml")
+        self._apply(self.bins.crds / "istio-crds.yaml")
         if self.install_vigil_crds and VIGIL_CRDS.is_dir() and any(VIGIL_CRDS.glob("*.yaml")):
             self._apply(VIGIL_CRDS)
         self._create_nodes()
         wait_until(self._namespace_default_ready, timeout=60,
                    what="the default ServiceAccount (made by kube-controller-manager)", proc=apiserver)
-        for proc in self.procs:
-            if not proc.alive():
-                raise StartError(f"{proc.name} exited with code {proc.proc.returncode}; "
-                                 f"log {proc.log}:\n{proc.log_tail()}")
+        self._fail_if_one_died()
 
     def down(self) -> None:
         """Stop every process of this cluster and remove its state directory."""
         info = self.info or ClusterInfo.load(self.state_dir)
-        for proc in reversed(self.procs):
-            proc.stop()
+        if self.supervisor is not None:
+            self.supervisor.stop_all()
+            self.supervisor = None
         if info:
-            _stop_pids(info.pids)
-        self.procs = []
+            stop_records(info.records())
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalCluster:
@@ -256,13 +223,20 @@ class LocalCluster:
         self.down()
 
     # ---------------------------------------------------------------- helpers
-    def _start(self, name: str, argv: list[str], logs: Path) -> Managed:
-        proc = start(name, argv, logs / f"{name}.log", detached=self.detached)
-        self.procs.append(proc)
-        assert self.info is not None
+    def _start(self, name: str, argv: list[str]) -> ManagedProcess:
+        assert self.supervisor is not None and self.info is not None
+        proc = self.supervisor.start(name, argv)
         self.info.pids[name] = proc.pid
+        if proc.record.started is not None:
+            self.info.started[name] = proc.record.started
         self.info.save()
         return proc
+
+    def _fail_if_one_died(self) -> None:
+        dead = [p for p in self.procs if not p.is_running()]
+        if dead:
+            raise StartError(f"{dead[0].name} exited with code {dead[0].returncode}; "
+                             f"log {dead[0].log_path}:\n{dead[0].log_tail()}")
 
     def _get(self, path: str) -> requests.Response:
         d = self.state_dir / "pki"
@@ -304,10 +278,7 @@ class LocalCluster:
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
 
     def _namespace_default_ready(self) -> bool:
-        dead = [p for p in self.procs if not p.alive()]
-        if dead:
-            raise StartError(f"{dead[0].name} exited with code {dead[0].proc.returncode}; "
-                             f"log {dead[0].log}:\n{dead[0].log_tail()}")
+        self._fail_if_one_died()
         return self._get("/api/v1/namespaces/default/serviceaccounts/default").ok
 
     def _write_kubeconfig(self, certs: pki_mod.Pki, server: str) -> None:
@@ -327,11 +298,6 @@ class LocalCluster:
         self.kubeconfig.chmod(0o600)
 
 
-def _stop_pids(pids: dict[str, int]) -> None:
-    for pid in reversed(list(pids.values())):
-        stop_group(pid)
-
-
 def reap_stale(root: Path = STATE_ROOT) -> list[str]:
     """Stop and remove clusters whose owning process died (a crashed test run)."""
     reaped = []
@@ -340,7 +306,7 @@ def reap_stale(root: Path = STATE_ROOT) -> list[str]:
     for state_dir in root.iterdir():
         info = ClusterInfo.load(state_dir) if state_dir.is_dir() else None
         if info and info.owner_pid and not pid_alive(info.owner_pid):
-            _stop_pids(info.pids)
+            stop_records(info.records())
             shutil.rmtree(state_dir, ignore_errors=True)
             reaped.append(info.name)
     return reaped

@@ -7,8 +7,10 @@
     # a known history, queried with real PromQL:
     with PrometheusServer.start(history=openmetrics_text(samples, types)) as prom: ...
 
-The server runs in its own temp directory (config, TSDB, log) and in its own process group
-(see `vigil.dev.process`), so `stop()` leaves nothing behind: SIGTERM, wait, SIGKILL.
+The server runs in its own temp directory (config, TSDB, log) under the one process
+supervisor (`vigil.dev.process`), so `stop()` leaves nothing behind: SIGTERM, wait, SIGKILL.
+Queries and the HTTP endpoints go through Vigil's one Prometheus connection
+(`vigil.metrics.connection`), the same as the operator's.
 
 Backfill writes OpenMetrics text and turns it into TSDB blocks with `promtool tsdb
 create-blocks-from openmetrics`. Prometheus reads blocks only when it opens the TSDB, so a
@@ -18,22 +20,21 @@ port. Keep backfilled samples inside the retention (15 days) and older than a fe
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import subprocess
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 
-from vigil.dev.process import Managed, StartError, ensure_port_free, free_port, start, wait_until
+from vigil.dev.process import ManagedProcess, ProcessSupervisor, StartError, ensure_port_free, free_port, wait_until
+from vigil.metrics.connection import PrometheusConfig, connect, request
+from vigil.metrics.promql import escape
 
 PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
@@ -57,8 +58,10 @@ class PrometheusServer:
     scrape_interval: str = "1s"
     targets: list[str] = field(default_factory=list)
     startup_timeout: float = 60.0
-    _proc: Managed | None = None
+    _proc: ManagedProcess | None = None
     _own_workdir: bool = False
+    _supervisor: ProcessSupervisor | None = None
+    _client: PrometheusConnect | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -99,9 +102,12 @@ class PrometheusServer:
 
     def stop(self) -> None:
         """Terminate the server (SIGTERM, wait, SIGKILL) and remove a temp dir it created."""
-        if self._proc is not None:
-            self._proc.stop()
-            self._proc = None
+        if self._supervisor is not None:
+            self._supervisor.close()
+            self._supervisor, self._proc = None, None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -126,7 +132,14 @@ class PrometheusServer:
         return self.workdir / "prometheus.log"
 
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.alive()
+        return self._proc is not None and self._proc.is_running()
+
+    @property
+    def client(self) -> PrometheusConnect:
+        """The shared Prometheus connection; no retries: callers here poll or fail fast."""
+        if self._client is None:
+            self._client = connect(PrometheusConfig(url=self.url, timeout_seconds=10.0, retries=0))
+        return self._client
 
     # ------------------------------------------------------------------ targets
 
@@ -139,8 +152,8 @@ class PrometheusServer:
                    what=f"Prometheus to pick up targets {', '.join(targets)}", proc=self._proc)
 
     def active_targets(self) -> set[str]:
-        data = self._get_json("/api/v1/targets")
-        return {t["labels"].get("instance", "") for t in data["data"]["activeTargets"]}
+        data = self._api(lambda: self.client.get_targets(state="active"), "/api/v1/targets")
+        return {t["labels"].get("instance", "") for t in data["activeTargets"]}
 
     # ----------------------------------------------------------------- backfill
 
@@ -148,7 +161,8 @@ class PrometheusServer:
         """Load a known history: stop, add TSDB blocks made by promtool, start again."""
         running = self._proc is not None
         if running:
-            self._proc.stop()  # type: ignore[union-attr]
+            assert self._supervisor is not None and self._proc is not None
+            self._supervisor.stop(self._proc)
             self._proc = None
         self._create_blocks(openmetrics)
         if running:
@@ -169,9 +183,8 @@ class PrometheusServer:
 
     def query(self, promql: str, time: float | None = None) -> list[dict[str, Any]]:
         """Instant query; returns the result list (raises StartError on an API error)."""
-        params = {"query": promql} | ({"time": f"{time:.3f}"} if time is not None else {})
-        data = self._get_json("/api/v1/query?" + urllib.parse.urlencode(params))
-        return data["data"]["result"]
+        params = {"time": f"{time:.3f}"} if time is not None else None
+        return list(self._api(lambda: self.client.custom_query(promql, params=params), "/api/v1/query"))
 
     # ----------------------------------------------------------------- internals
 
@@ -192,28 +205,26 @@ class PrometheusServer:
         argv = [find_binary(PROMETHEUS), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.data_dir}",
                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
                 "--storage.tsdb.retention.time=15d", "--log.level=info"]
-        self._proc = start("prometheus", argv, self.log_path)
+        if self._supervisor is None:
+            self._supervisor = ProcessSupervisor(self.workdir)
+        self._proc = self._supervisor.start("prometheus", argv, log_path=self.log_path)
         wait_until(self._ready, timeout=self.startup_timeout,
                    what=f"Prometheus on {self.url} to be ready", proc=self._proc)
 
     def _ready(self) -> bool:
-        with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as resp:
-            return resp.status == 200
+        return request(self.client, "GET", "/-/ready", timeout=2).status_code == 200
 
-    def _get_json(self, path: str) -> dict[str, Any]:
+    def _api(self, call: Any, path: str) -> Any:
+        """Run a client call; an HTTP error becomes a one-line StartError naming the endpoint."""
         try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as resp:
-                return json.load(resp)
-        except urllib.error.HTTPError as err:
-            raise StartError(f"Prometheus {path} -> HTTP {err.code}: {err.read()[:300]!r}") from None
+            return call()
+        except PrometheusApiClientException as err:
+            raise StartError(f"Prometheus {path} -> {str(err)[:300]}") from None
 
     def _post(self, path: str) -> None:
-        request = urllib.request.Request(self.url + path, method="POST", data=b"")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as resp:
-                resp.read()
-        except urllib.error.HTTPError as err:
-            raise StartError(f"Prometheus {path} -> HTTP {err.code}: {err.read()[:300]!r}") from None
+        response = request(self.client, "POST", path)
+        if response.status_code >= 400:
+            raise StartError(f"Prometheus {path} -> HTTP {response.status_code}: {response.content[:300]!r}")
 
 
 def _timeout_for(interval: str) -> str:
@@ -231,10 +242,6 @@ def _seconds(text: str) -> float:
 
 
 # ------------------------------------------------------------------- OpenMetrics
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 _SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
@@ -266,7 +273,7 @@ def openmetrics_text(samples: Iterable[tuple[str, Mapping[str, str], float, floa
     for family in sorted(grouped):
         lines.append(f"# TYPE {family} {types[family]}")
         for (name, labels), points in sorted(grouped[family].items()):
-            rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            rendered = ",".join(f'{k}="{escape(v)}"' for k, v in labels)
             for ts, value in sorted(points):
                 lines.append(f"{name}{{{rendered}}} {value:.17g} {ts:.3f}")
     lines.append("# EOF")

@@ -13,17 +13,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-from urllib3.util.retry import Retry
+from prometheus_api_client import PrometheusApiClientException
 
 from vigil.api.gates import Gate, MetricKind
+from vigil.metrics.connection import PrometheusConfig, QueryClient, connect  # noqa: F401  (re-exported)
 from vigil.metrics.promql import InvalidLabel
 from vigil.metrics.queries import CANARY_ONLY, counters_query, freshness_query
 from vigil.metrics.target import AnalysisTarget
@@ -49,52 +47,6 @@ class MetricsProvider(Protocol):
     def collect(
         self, target: AnalysisTarget, gates: Sequence[Gate], start: datetime, end: datetime
     ) -> dict[MetricKind, MetricData | NoData]: ...
-
-
-@dataclass(frozen=True)
-class PrometheusConfig:
-    """How to reach Prometheus. `headers` are sent with every request (e.g. a tenant id)."""
-
-    url: str
-    timeout_seconds: float = 10.0
-    retries: int = 3
-    backoff_seconds: float = 0.5  # urllib3 backoff factor: 0.5, 1, 2 ... seconds between tries
-    bearer_token: str | None = None
-    bearer_token_file: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    verify_tls: bool = True
-    ca_file: str | None = None
-    step_seconds: float = 60.0
-    max_staleness_seconds: float = 180.0
-    namespace_label: str = "namespace"
-
-    def request_headers(self) -> dict[str, str]:
-        headers = dict(self.headers)
-        token = self.bearer_token
-        if self.bearer_token_file:
-            token = Path(self.bearer_token_file).read_text().strip()  # re-read: tokens rotate
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return headers
-
-
-class QueryClient(Protocol):
-    def custom_query_range(self, query: str, start_time: datetime, end_time: datetime, step: str,
-                           params: dict | None = None) -> list[dict[str, Any]]: ...
-
-    def custom_query(self, query: str, params: dict | None = None) -> list[dict[str, Any]]: ...
-
-
-def connect(config: PrometheusConfig) -> PrometheusConnect:
-    """A prometheus-api-client connection with timeouts, retries with backoff, auth and TLS."""
-    session = requests.Session()
-    session.verify = config.ca_file if config.ca_file else config.verify_tls
-    retry = Retry(total=config.retries, connect=config.retries, read=config.retries,
-                  backoff_factor=config.backoff_seconds, status_forcelist=(429, 502, 503, 504),
-                  allowed_methods=("GET", "POST"), raise_on_status=False)
-    return PrometheusConnect(url=config.url.rstrip("/"), headers=config.request_headers(),
-                             disable_ssl=not config.verify_tls, retry=retry, session=session,
-                             timeout=config.timeout_seconds)
 
 
 class PrometheusProvider:
