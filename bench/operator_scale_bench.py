@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,10 @@ from kopf.testing import KopfRunner  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes import config as k8s_config  # noqa: E402
 
+from vigil.api.names import API_VERSION, GROUP, VERSION  # noqa: E402
 from vigil.dev.cluster import LocalCluster, temporary_state_dir  # noqa: E402
 from vigil.handlers.config import configure  # noqa: E402
-from vigil.metrics import AnalysisTarget  # noqa: E402
+from tests.doubles import passing_analyzer  # noqa: E402
 from vigil.reconciler import Reconciler  # noqa: E402
 
 NS = "scale"
@@ -39,22 +39,7 @@ class Metrics:
         return {"ok": True}
 
 
-@dataclass
-class Passing:
-    outcome: str = "Pass"
-
-    def to_dict(self) -> dict:
-        return {"outcome": self.outcome}
-
-    def summary(self) -> str:
-        return "Pass (benchmark double)"
-
-
 TIMINGS: list[float] = []
-
-
-def passing_analyzer(*_: Any, **__: Any) -> Passing:
-    return Passing()
 
 
 def main() -> None:
@@ -66,12 +51,12 @@ def main() -> None:
         api = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
         custom, core = k8s.CustomObjectsApi(api), k8s.CoreV1Api(api)
         core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=NS)))
-        custom.create_namespaced_custom_object("vigil.dev", "v1alpha1", NS, "riskpolicies", {
-            "apiVersion": "vigil.dev/v1alpha1", "kind": "RiskPolicy", "metadata": {"name": "p"},
+        custom.create_namespaced_custom_object(GROUP, VERSION, NS, "riskpolicies", {
+            "apiVersion": API_VERSION, "kind": "RiskPolicy", "metadata": {"name": "p"},
             "spec": {"steps": [25, 50], "maxWeight": 50, "bakeTime": "2s", "analysisInterval": "2s", "minSamples": 1}})
         os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
         configure(api_client=k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig)),
-                  metrics=Metrics(), analysis_target=AnalysisTarget, analyzer=passing_analyzer)
+                  metrics=Metrics(), analyzer=passing_analyzer)
         original = Reconciler.reconcile
 
         def measured(self: Reconciler, md: dict) -> Any:
@@ -85,8 +70,8 @@ def main() -> None:
         with KopfRunner(["run", "-m", "vigil.handlers.operator", "--standalone", "-n", NS]):
             t0 = time.monotonic()
             for i in range(args.count):
-                custom.create_namespaced_custom_object("vigil.dev", "v1alpha1", NS, "modeldeployments", {
-                    "apiVersion": "vigil.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": f"m{i}"},
+                custom.create_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", {
+                    "apiVersion": API_VERSION, "kind": "ModelDeployment", "metadata": {"name": f"m{i}"},
                     "spec": {"model": f"m{i}", "version": "v1",
                              "artifact": {"uri": "s3://x", "digest": "sha256:" + "1" * 64},
                              "server": {"image": "s:1"}, "replicas": args.replicas, "policyRef": {"name": "p"},
@@ -94,7 +79,7 @@ def main() -> None:
             deployed = wait_all(custom, args.count, lambda s: s.get("phase") == "Succeeded")
             t1 = time.monotonic()
             for i in range(args.count):
-                custom.patch_namespaced_custom_object("vigil.dev", "v1alpha1", NS, "modeldeployments", f"m{i}", {
+                custom.patch_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", f"m{i}", {
                     "spec": {"version": "v2", "artifact": {"uri": "s3://x", "digest": "sha256:" + "2" * 64}}})
             promoted = wait_all(custom, args.count,
                                 lambda s: s.get("phase") == "Succeeded" and s.get("stableVersion") == "v2")
@@ -115,7 +100,7 @@ def wait_all(custom: k8s.CustomObjectsApi, count: int, done: Any, timeout: float
     deadline = time.monotonic() + timeout
     finished = 0
     while time.monotonic() < deadline:
-        items = custom.list_namespaced_custom_object("vigil.dev", "v1alpha1", NS, "modeldeployments")["items"]
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments")["items"]
         finished = sum(1 for md in items if done(md.get("status") or {}))
         if finished >= count:
             break

@@ -1,39 +1,43 @@
-"""One pass of the loop for one ModelDeployment: observe -> decide -> act -> record.
+"""One pass of the loop for one ModelDeployment: plan -> observe -> decide -> act -> record.
 
 Nothing else lives here: reading and writing go through `vigil.kube`, `vigil.routing` and the
-metrics provider; every choice is made by the pure `vigil.core.decide`. Running a pass twice
-with the same world changes nothing the second time; a restart continues from status.
+metrics provider; what to measure is planned by the pure `vigil.core.plan`, and every choice is
+made by the pure `vigil.core.decide`. Running a pass twice with the same world changes nothing
+the second time; a restart continues from status.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
 
-from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, Phase
-from vigil.api.policy import BaselineMode, RiskPolicySpec
+from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
+from vigil.api.policy import RiskPolicySpec
 from vigil.audit import chain
-from vigil.core.decide import Analyzer, analysis_due, blocked, decide, default_analyzer, parse_iso
-from vigil.core.model import Decision, DesiredWorkload, Observation, PolicyProblem, RouteState, WorkloadState
-from vigil.kube.client import Kube, validation_message
+from vigil.core.decide import Analyzer, blocked, decide, default_analyzer
+from vigil.core.model import (
+    Arm,
+    Decision,
+    DesiredWorkload,
+    Observation,
+    RouteObservation,
+    Track,
+    TrafficSplit,
+    WorkloadState,
+)
+from vigil.core.plan import AnalysisPlan, plan_analysis
+from vigil.core.policy_check import resolve_policy, validation_message
+from vigil.kube.client import Kube
 from vigil.kube.workloads import manifest_hash, manifests, service_name
+from vigil.metrics import AnalysisTarget, MetricsProvider
 from vigil.routing import for_kind
-from vigil.routing.base import RouteTarget, Split, TrafficRouter
+from vigil.routing.base import ReadResult, RouteTarget, Split, TrafficRouter
 
 log = logging.getLogger("vigil.reconciler")
-
-
-class MetricsSource(Protocol):
-    """What the loop needs from a metrics provider (vigil.metrics)."""
-
-    def collect(self, target: Any, gates: Sequence[Any], start: dt.datetime, end: dt.datetime) -> Mapping[Any, Any]: ...
-
-
-TargetFactory = Callable[..., Any]
 
 
 def utcnow() -> dt.datetime:
@@ -46,21 +50,43 @@ class World:
 
     md: dict[str, Any]
     spec: ModelDeploymentSpec
-    workloads: dict[str, tuple[dict[str, Any], WorkloadState]]
+    workloads: dict[Arm, tuple[dict[str, Any], WorkloadState]]
     router: TrafficRouter
     target: RouteTarget
-    route_split: Split | None
-    route_problem: str | None
+    route: ReadResult
+
+    @property
+    def name(self) -> str:
+        return str(self.md["metadata"]["name"])
+
+    def service(self, arm: Arm) -> str:
+        return service_name(self.name, arm)
+
+    def to_services(self, split: TrafficSplit[Arm]) -> Split:
+        """The core's split (by arm) in the router's terms (by Service)."""
+        return Split(
+            weights={self.service(a): w for a, w in split.weights.items()},
+            mirror=self.service(split.mirror) if split.mirror is not None else None,
+            mirror_percent=split.mirror_percent if split.mirror is not None else 0,
+        )
+
+    def to_arms(self, split: Split) -> TrafficSplit[Arm]:
+        """A split the router read (by Service) in the core's terms; unknown Services keep their name."""
+        by_service = {self.service(arm): arm for arm in self.workloads}
+
+        def arm(svc: str) -> Arm:
+            return by_service.get(svc, Arm(svc))
+
+        return TrafficSplit({arm(svc): w for svc, w in split.weights.items()},
+                            arm(split.mirror) if split.mirror else None, split.mirror_percent)
 
 
 @dataclass
 class Reconciler:
     kube: Kube
-    metrics: MetricsSource | None = None
-    analysis_target: TargetFactory | None = None  # builds the provider's AnalysisTarget
+    metrics: MetricsProvider | None = None
     analyzer: Analyzer = default_analyzer
     clock: Callable[[], dt.datetime] = utcnow
-    last: dict[str, Decision] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- the pass
     def reconcile(self, md: dict[str, Any]) -> Decision:
@@ -71,20 +97,23 @@ class Reconciler:
             spec = ModelDeploymentSpec.model_validate(md.get("spec") or {})
         except ValidationError as err:
             return self._invalid_spec(md, status, validation_message(err), now)
-        policy = self.kube.get_policy(meta["namespace"], spec.policy_ref.name)
+        ns = meta["namespace"]
+        policy = resolve_policy(self.kube.get_policy(ns, spec.policy_ref.name), spec.policy_ref.name, ns)
+        plan = plan_analysis(status, policy, now) if isinstance(policy, RiskPolicySpec) else None
         world = self._observe(md, spec)
         obs = Observation(
             generation=int(meta.get("generation", 1)),
             annotations=meta.get("annotations") or {},
-            workloads={k: w for k, (_, w) in world.workloads.items()},
-            route=self._route_state(world),
-            metrics=self._metrics(meta["namespace"], spec, policy, status, now),
+            workloads={arm: state for arm, (_, state) in world.workloads.items()},
+            route=RouteObservation(
+                split=world.to_arms(world.route.split) if world.route.split is not None else None,
+                problem=world.route.problem, approximate=world.router.approximate,
+            ),
+            metrics=self._measure(ns, spec, plan, now),
         )
         decision = decide(meta["name"], spec, policy, status, obs, now, analyzer=self.analyzer)
-        decision.status.router_approximate = world.router.approximate
         self._act(world, decision)
         self._record(md, status, decision, now)
-        self.last[f"{meta['namespace']}/{meta['name']}"] = decision
         return decision
 
     # ---------------------------------------------------------------- observe
@@ -95,66 +124,42 @@ class Reconciler:
         target = RouteTarget(md=md, route_name=traffic.route_name or meta["name"], port=traffic.port,
                              hostnames=tuple(traffic.hostnames), gateway=gateway, replicas=spec.replicas)
         router = for_kind(traffic.router, self.kube)
-        read = router.read(target)
         return World(md, spec, self.kube.workloads(meta["namespace"], meta["name"]), router, target,
-                     read.split, read.problem)
+                     router.read(target))
 
-    def _route_state(self, world: World) -> RouteState | None:
-        problem = world.route_problem
-        if world.route_split is None:
-            return RouteState(weights={}, problem=problem) if problem else None
-        md_name = world.md["metadata"]["name"]
-        by_service = {service_name(md_name, key): key for key in world.workloads}
-        split = world.route_split
-        return RouteState(
-            weights={by_service.get(svc, svc): w for svc, w in split.weights.items()},
-            mirror_version=by_service.get(split.mirror, split.mirror) if split.mirror else None,
-            problem=problem,
-        )
-
-    def _metrics(self, namespace: str, spec: ModelDeploymentSpec, policy: RiskPolicySpec | PolicyProblem,
-                 status: ModelDeploymentStatus, now: dt.datetime) -> Mapping[Any, Any] | None:
-        if isinstance(policy, PolicyProblem) or not analysis_due(status, policy, now):
+    def _measure(self, namespace: str, spec: ModelDeploymentSpec, plan: AnalysisPlan | None,
+                 now: dt.datetime) -> Mapping[Any, Any] | None:
+        """Execute the core's plan: read the counters it names (None when nothing is due)."""
+        if plan is None:
             return None
-        holdback = status.phase.value == "Holdback"
-        baseline = status.previous_version if holdback else status.stable_version
-        canary = status.stable_version if holdback else status.canary_version
-        assert status.step is not None and status.step.started_at is not None
-        if self.metrics is None or self.analysis_target is None:
+        if self.metrics is None:
             return {}
-        target = self.analysis_target(
-            namespace=namespace, model=spec.model, baseline_version=baseline,
-            canary_version=canary, extra_matchers=dict(spec.analysis.selector),
-            baseline_matchers=fresh_baseline_matchers(policy, status),
+        target = AnalysisTarget(
+            namespace=namespace, model=spec.model, baseline_version=plan.baseline.version,
+            canary_version=plan.canary.version, extra_matchers=dict(spec.analysis.selector),
+            baseline_matchers=arm_matchers(plan.baseline),
         )
-        return self.metrics.collect(target, policy.gates, parse_iso(status.step.started_at), now)
+        return self.metrics.collect(target, plan.gates, plan.start, now)
 
     # ---------------------------------------------------------------- act
     def _act(self, world: World, decision: Decision) -> None:
         if decision.workloads is not None:
             self._apply_workloads(world, decision)
         if decision.traffic is not None:
-            md_name = world.md["metadata"]["name"]
-            t = decision.traffic
-            split = Split(
-                weights={service_name(md_name, k): w for k, w in t.weights.items()},
-                mirror=service_name(md_name, t.mirror_version) if t.mirror_version else None,
-                mirror_percent=t.mirror_percent if t.mirror_version else 0,
-            )
-            if world.route_split != split or world.router.approximate:
+            split = world.to_services(decision.traffic)
+            if world.route.split != split or world.router.approximate:
                 world.router.apply(world.target, split)
 
     def _apply_workloads(self, world: World, decision: Decision) -> None:
         md, spec = world.md, world.spec
-        ns, md_name = md["metadata"]["namespace"], md["metadata"]["name"]
+        ns = md["metadata"]["namespace"]
         assert decision.workloads is not None and decision.traffic is not None
-        wanted = {w.version + ("@baseline" if w.role.value == "baseline" else ""): w for w in decision.workloads}
-        overrides = world.router.replicas(world.target, Split({
-            service_name(md_name, k): v for k, v in decision.traffic.weights.items()})) or {}
-        for key, want in wanted.items():
-            replicas = overrides.get(service_name(md_name, key), want.replicas) if want.replicas else 0
-            existing = world.workloads.get(key)
-            if want.version == spec.version and want.digest == spec.artifact.digest and want.role.value != "baseline":
+        wanted = {w.arm: w for w in decision.workloads}
+        overrides = world.router.replicas(world.target, world.to_services(TrafficSplit(decision.traffic.weights))) or {}
+        for arm, want in wanted.items():
+            replicas = overrides.get(world.service(arm), want.replicas) if want.replicas else 0
+            existing = world.workloads.get(arm)
+            if arm == Arm(spec.version) and want.digest == spec.artifact.digest:
                 bodies = manifests(md, spec, replace(want, replicas=replicas))
                 if (existing is None or manifest_hash(existing[0]) != manifest_hash(bodies[0])
                         or existing[1].replicas != replicas):
@@ -164,9 +169,9 @@ class Reconciler:
                 if existing[1].replicas != replicas:
                     self._scale(ns, existing[0]["metadata"]["name"], replicas)
             else:
-                self._create_from_template(world, key, want, replicas)
-        for key, (body, _) in world.workloads.items():
-            if key not in wanted:
+                self._create_from_template(world, want, replicas)
+        for arm, (body, _) in world.workloads.items():
+            if arm not in wanted:
                 name = body["metadata"]["name"]
                 self.kube.delete("apps/v1", "Deployment", ns, name)
                 self.kube.delete("v1", "Service", ns, name)
@@ -177,16 +182,15 @@ class Reconciler:
             content_type="application/merge-patch+json",
         )
 
-    def _create_from_template(self, world: World, key: str, want: DesiredWorkload, replicas: int) -> None:
+    def _create_from_template(self, world: World, want: DesiredWorkload, replicas: int) -> None:
         """A version that is not the spec's (a fresh baseline of stable, or a stable someone
-        deleted): copy the pod template of the stable Deployment, never the new spec's."""
-        source = world.workloads.get(want.version)
+        deleted): copy the pod template of that version's main Deployment, never the new spec's."""
+        source = world.workloads.get(Arm(want.arm.version))
         bodies = manifests(world.md, world.spec, replace(want, replicas=replicas))
         if source is not None:
-            template = source[0]["spec"]["template"]
-            bodies[0]["spec"]["template"]["spec"] = template["spec"]
+            bodies[0]["spec"]["template"]["spec"] = source[0]["spec"]["template"]["spec"]
         else:
-            log.warning("recreating %s from the current spec: its own Deployment is gone", key)
+            log.warning("recreating %s from the current spec: its own Deployment is gone", want.arm)
         for body in bodies:
             self.kube.apply(body)
 
@@ -200,10 +204,10 @@ class Reconciler:
             record = chain.next_record(
                 status.audit_head, status.audit_seq + 1,
                 modelDeployment=md["metadata"]["name"], time=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                action=decision.action, phase=status.phase.value,
+                action=decision.action.value, phase=status.phase.value,
                 version=status.canary_version or status.stable_version,
                 weight=status.step.weight if status.step else None,
-                reason=decision.events[-1].reason if decision.events else decision.action,
+                reason=decision.events[-1].reason if decision.events else decision.action.value,
                 message=status.message, actor=manual.get("user", "vigil"),
                 policy=decision.evidence.get("policy"), evidence=dict(decision.evidence),
             )
@@ -219,12 +223,12 @@ class Reconciler:
         return decision
 
 
-def fresh_baseline_matchers(policy: RiskPolicySpec, status: ModelDeploymentStatus) -> dict[str, str]:
-    """With `baseline: fresh`, canary steps compare against the fresh baseline pods only
-    (shadow and holdback have no fresh baseline)."""
-    if policy.baseline is BaselineMode.FRESH and status.phase is Phase.CANARY:
-        return {"track": "baseline"}
-    return {}
+def arm_matchers(arm: Arm) -> dict[str, str]:
+    """Extra Prometheus matchers that select one arm's pods: a fresh baseline's pods carry
+    `vigil.dev/track=baseline`, which the scrape config maps to the `track` label
+    (docs/metrics-contract.md)."""
+    return {"track": arm.track.value} if arm.track is Track.BASELINE else {}
+
 
 
 def _status(md: dict[str, Any]) -> ModelDeploymentStatus:
@@ -233,4 +237,3 @@ def _status(md: dict[str, Any]) -> ModelDeploymentStatus:
     except ValidationError:
         log.warning("status of %s is unreadable; starting from an empty status", md["metadata"]["name"])
         return ModelDeploymentStatus()
-

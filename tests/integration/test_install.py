@@ -17,7 +17,6 @@ from vigil.kube.client import Kube
 from vigil.reconciler import Reconciler
 
 from ..conftest import KubeHandle
-from vigil.metrics import AnalysisTarget
 
 from .test_operator import VersionMetrics, judge, md_body, policy_body
 
@@ -44,8 +43,7 @@ def test_helm_chart_installs_and_its_rbac_is_enough_to_roll_out(kube: KubeHandle
         assert [(r["name"], r["status"]) for r in releases] == [("vigil", "deployed")]
 
         # run a whole rollout with nothing but the chart's ServiceAccount token
-        as_operator = Reconciler(Kube(kube.client_as(release_ns, "vigil-operator")), metrics=VersionMetrics(), analysis_target=AnalysisTarget,
-                                 analyzer=judge)
+        as_operator = Reconciler(Kube(kube.client_as(release_ns, "vigil-operator")), metrics=VersionMetrics(), analyzer=judge)
         custom = k8s.CustomObjectsApi(kube.api_client)
         custom.create_namespaced_custom_object("vigil.dev", "v1alpha1", namespace, "riskpolicies", policy_body())
         custom.create_namespaced_custom_object("vigil.dev", "v1alpha1", namespace, "modeldeployments",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pytest
@@ -16,14 +15,16 @@ from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from vigil.api.names import GROUP, VERSION
 from vigil.audit import chain
 from vigil.handlers.config import configure
 from vigil.kube.client import Kube
 from vigil.metrics import AnalysisTarget
+from vigil.stats.result import Outcome
 
 from ..conftest import KubeHandle, wait_for
+from ..doubles import AnalysisDouble
 
-GROUP, VERSION = "vigil.dev", "v1alpha1"
 BAD: set[str] = set()
 
 
@@ -34,26 +35,14 @@ class VersionMetrics:
         return {"canary": target.canary_version}
 
 
-@dataclass
-class Result:
-    outcome: str
-
-    def to_dict(self) -> dict:
-        return {"outcome": self.outcome, "verdicts": [{"metric": "errorRate", "outcome": self.outcome,
-                                                       "samples": {"baseline": 1000, "canary": 100}}]}
-
-    def summary(self) -> str:
-        return f"errorRate {self.outcome} (test double)"
-
-
-def judge(gates: Any, metrics: dict, **_: Any) -> Result:
-    return Result("Fail" if metrics.get("canary") in BAD else "Pass")
+def judge(gates: Any, metrics: dict, **_: Any) -> AnalysisDouble:
+    return AnalysisDouble(Outcome.FAIL if metrics.get("canary") in BAD else Outcome.PASS)
 
 
 @pytest.fixture
 def operator(kube: KubeHandle) -> Iterator[KopfRunner]:
     os.environ["KUBECONFIG"] = str(kube.kubeconfig)
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=AnalysisTarget, analyzer=judge)
+    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analyzer=judge)
     with KopfRunner(["run", "-m", "vigil.handlers.operator", "--standalone", "--all-namespaces"]) as runner:
         yield runner
     assert runner.exception is None, runner.exception
@@ -237,7 +226,7 @@ def test_missing_policy_stalls_with_no_traffic_change(kube: KubeHandle, namespac
 def test_restart_mid_rollout_resumes_at_the_same_step(kube: KubeHandle, namespace: str) -> None:
     c = Cluster(kube, namespace)
     os.environ["KUBECONFIG"] = str(kube.kubeconfig)
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=AnalysisTarget, analyzer=judge)
+    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analyzer=judge)
     c.create("riskpolicies", policy_body(steps=[10, 30, 50], bakeTime="4s"))
     args = ["run", "-m", "vigil.handlers.operator", "--standalone", "--all-namespaces"]
     with KopfRunner(args) as runner:
@@ -250,7 +239,7 @@ def test_restart_mid_rollout_resumes_at_the_same_step(kube: KubeHandle, namespac
     assert stopped_at["step"]["index"] == 1 and stopped_at["phase"] == "Canary"
     time.sleep(1)
     assert c.route_weights("istio") == {"fraud-v1": 70, "fraud-v2": 30}  # nothing moves while it is down
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analysis_target=AnalysisTarget, analyzer=judge)
+    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analyzer=judge)
     with KopfRunner(args) as runner:
         wait_for(lambda: c.status().get("stableVersion") == "v2", timeout=90, what="v2 promoted after restart")
     assert runner.exception is None

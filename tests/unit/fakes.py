@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from vigil.api.policy import RiskPolicySpec
 from vigil.core.decide import decide
-from vigil.core.model import Decision, Observation, RouteState, WorkloadState
+from vigil.core.model import Arm, Decision, Observation, RouteObservation, TrafficSplit, WorkloadState
+from vigil.core.plan import plan_analysis
+
+from ..doubles import AnalysisDouble, ScriptedAnalyzer
+
+__all__ = ["AnalysisDouble", "ScriptedAnalyzer", "World", "policy", "spec"]
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
 D3 = "sha256:" + "3" * 64
-
-
-@dataclass
-class FakeAnalysis:
-    outcome: str
-    calls: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "verdicts": [{"metric": "errorRate", "outcome": self.outcome}]}
-
-    def summary(self) -> str:
-        return f"errorRate {self.outcome}"
-
-
-@dataclass
-class ScriptedAnalyzer:
-    """Returns the next outcome of `script` (the last one repeats) and records its calls."""
-
-    script: list[str]
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    def __call__(self, gates: Any, metrics: Any, **kwargs: Any) -> FakeAnalysis:
-        self.calls.append(kwargs)
-        outcome = self.script[min(len(self.calls) - 1, len(self.script) - 1)]
-        return FakeAnalysis(outcome)
 
 
 def spec(version: str = "v1", digest: str = D1, **extra: Any) -> ModelDeploymentSpec:
@@ -69,8 +48,8 @@ class World:
         self.status = ModelDeploymentStatus()
         self.generation = 1
         self.annotations: dict[str, str] = {}
-        self.workloads: dict[str, WorkloadState] = {}
-        self.route = RouteState(weights={})
+        self.workloads: dict[Arm, WorkloadState] = {}
+        self.split: TrafficSplit[Arm] | None = None
         self.now = T0
         self.decisions: list[Decision] = []
 
@@ -78,10 +57,15 @@ class World:
         self.spec = md
         self.generation += 1
 
-    def tick(self, minutes: float = 1.0, metrics: bool = True) -> Decision:
-        from vigil.core.decide import analysis_due
+    @property
+    def route(self) -> RouteObservation:
+        return RouteObservation(self.split)
 
-        due = metrics and analysis_due(self.status, self.policy, self.now)
+    def weight(self, version: str | None) -> int:
+        return self.route.weight(Arm(version or ""))
+
+    def tick(self, minutes: float = 1.0, metrics: bool = True) -> Decision:
+        due = metrics and plan_analysis(self.status, self.policy, self.now) is not None
         obs = Observation(
             generation=self.generation, annotations=dict(self.annotations), workloads=dict(self.workloads),
             route=self.route, metrics={"errorRate": object()} if due else None,
@@ -90,12 +74,9 @@ class World:
         self.decisions.append(d)
         self.status = d.status
         if d.workloads is not None:
-            self.workloads = {
-                w.version if w.role.value != "baseline" else w.version + "@baseline":
-                WorkloadState(w.version, w.digest, w.replicas, w.replicas) for w in d.workloads
-            }
+            self.workloads = {w.arm: WorkloadState(w.version, w.digest, w.replicas, w.replicas) for w in d.workloads}
         if d.traffic is not None:
-            self.route = RouteState(weights=dict(d.traffic.weights), mirror_version=d.traffic.mirror_version)
+            self.split = d.traffic
         self.now += timedelta(minutes=minutes)
         return d
 

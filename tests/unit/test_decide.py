@@ -9,7 +9,7 @@ import pytest
 from vigil.api.modeldeployment import Phase
 from vigil.core import conditions
 from vigil.core.decide import decide
-from vigil.core.model import Observation, PolicyProblem
+from vigil.core.model import Arm, Observation, PolicyProblem
 from vigil.core.phases import TRANSITIONS, IllegalTransition, Trigger, transition
 
 from .fakes import D2, D3, T0, ScriptedAnalyzer, World, policy, spec
@@ -25,7 +25,13 @@ def settled(world: World) -> World:
 
 
 def canary_weight(world: World) -> int:
-    return world.route.weights.get(world.status.canary_version or "", 0)
+    return world.weight(world.status.canary_version)
+
+
+def weights(world: World) -> dict[str, int]:
+    """The route's weights by version (main tracks only), as a person reads them."""
+    split = world.route.split
+    return {str(arm): w for arm, w in split.weights.items()} if split else {}
 
 
 def record(world: World) -> None:
@@ -46,7 +52,7 @@ def test_first_deployment_goes_straight_to_stable() -> None:
     w = World(policy(), ScriptedAnalyzer(["Pass"]))
     first = w.tick()
     assert first.status.phase is Phase.PENDING
-    assert first.traffic is not None and dict(first.traffic.weights) == {"v1": 100}
+    assert first.traffic is not None and dict(first.traffic.weights) == {Arm("v1"): 100}
     w.tick()
     assert w.status.phase is Phase.SUCCEEDED and w.status.stable_version == "v1"
     cond = {c.type: c.status for c in w.status.conditions}
@@ -57,16 +63,16 @@ def test_first_deployment_goes_straight_to_stable() -> None:
 
 def test_good_version_is_promoted_step_by_step(good: World) -> None:
     good.set_spec(spec("v2", D2))
-    weights = []
+    seen_weights = []
     for _ in range(15):
         good.tick()
-        weights.append(canary_weight(good) if good.status.phase is Phase.CANARY else None)
+        seen_weights.append(canary_weight(good) if good.status.phase is Phase.CANARY else None)
         if good.status.phase is Phase.SUCCEEDED:
             break
     assert good.status.phase is Phase.SUCCEEDED
     assert good.status.stable_version == "v2" and good.status.previous_version == "v1"
-    assert dict(good.route.weights) == {"v2": 100}
-    seen = [x for x in weights if x is not None]
+    assert weights(good) == {"v2": 100}
+    seen = [x for x in seen_weights if x is not None]
     assert seen[0] == 10 and 50 in seen and seen == sorted(seen)
     # bake time: at least 2 minutes at each step
     steps = [d for d in good.decisions if d.action == "step"]
@@ -74,7 +80,7 @@ def test_good_version_is_promoted_step_by_step(good: World) -> None:
     reasons = [e.reason for d in good.decisions for e in d.events]
     assert reasons.count("RolloutStarted") == 1 and "StepPassed" in reasons and "Promoted" in reasons
     # the previous stable is kept, scaled to zero, for a quick rollback
-    assert good.workloads["v1"].replicas == 0
+    assert good.workloads[Arm("v1")].replicas == 0
     record(good)
 
 
@@ -83,8 +89,8 @@ def test_failing_canary_is_rolled_back_and_not_retried() -> None:
     w.set_spec(spec("v2", D2))
     w.run(5)
     assert w.status.phase is Phase.ROLLED_BACK
-    assert canary_weight(w) == 0 and dict(w.route.weights) == {"v1": 100}
-    assert w.workloads["v2"].replicas == 0
+    assert canary_weight(w) == 0 and weights(w) == {"v1": 100}
+    assert w.workloads[Arm("v2")].replicas == 0
     cond = {c.type: (c.status, c.reason) for c in w.status.conditions}
     assert cond["Stalled"][0] == "True" and cond["Reconciling"][0] == "False" and cond["Ready"][0] == "False"
     assert any(e.type == "Warning" and e.reason == "RolledBack" for d in w.decisions for e in d.events)
@@ -97,15 +103,32 @@ def test_failing_canary_is_rolled_back_and_not_retried() -> None:
     record(w)
 
 
-@pytest.mark.parametrize("outcome", ["Inconclusive", "NoData"])
-def test_no_data_or_inconclusive_never_advances(outcome: str) -> None:
-    w = settled(World(policy(), ScriptedAnalyzer([outcome])))
+def test_no_data_never_advances() -> None:
+    w = settled(World(policy(), ScriptedAnalyzer(["NoData"])))
     w.set_spec(spec("v2", D2))
     w.run(30)
     assert w.status.phase is Phase.CANARY and canary_weight(w) == 10
     # one recorded hold, not one per analysis interval; status still has the latest figures
     assert [d.action for d in w.decisions].count("hold") == 1
     assert w.status.last_analysis_at == (w.now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_inconclusive_advances_intermediate_steps_after_bake_but_never_promotes() -> None:
+    """Step semantics: an intermediate step needs its bake time and no failing gate; full
+    promotion needs every gate's Pass."""
+    w = settled(World(policy(), ScriptedAnalyzer(["Inconclusive"])))
+    w.set_spec(spec("v2", D2))
+    w.run(60)
+    assert w.status.phase is Phase.CANARY and canary_weight(w) == 50 and w.status.stable_version == "v1"
+    assert [d.action for d in w.decisions].count("step") == 1
+    assert "waiting for errorRate to pass" in w.status.message
+
+
+def test_require_pass_each_step_holds_the_first_step_until_pass() -> None:
+    w = settled(World(policy(requirePassEachStep=True), ScriptedAnalyzer(["Inconclusive"])))
+    w.set_spec(spec("v2", D2))
+    w.run(30)
+    assert w.status.phase is Phase.CANARY and canary_weight(w) == 10
 
 
 def test_no_data_rolls_back_after_the_configured_intervals() -> None:
@@ -126,10 +149,10 @@ def test_shadow_mirrors_before_any_canary_weight() -> None:
     w.set_spec(spec("v2", D2))
     d = w.tick()
     assert d.status.phase is Phase.SHADOW
-    assert d.traffic is not None and d.traffic.mirror_version == "v2" and d.traffic.mirror_percent == 50
-    assert dict(d.traffic.weights) == {"v1": 100}
+    assert d.traffic is not None and d.traffic.mirror == Arm("v2") and d.traffic.mirror_percent == 50
+    assert dict(d.traffic.weights) == {Arm("v1"): 100}
     w.run(6)
-    assert w.status.phase is Phase.CANARY and w.route.mirror_version is None
+    assert w.status.phase is Phase.CANARY and w.route.split is not None and w.route.split.mirror is None
     record(w)
 
 
@@ -144,12 +167,12 @@ def test_holdback_keeps_previous_version_and_rolls_back_late_regression() -> Non
             break
     assert w.status.phase is Phase.HOLDBACK
     w.tick()
-    assert dict(w.route.weights) == {"v2": 95, "v1": 5}
+    assert weights(w) == {"v2": 95, "v1": 5}
     analyzer.script = ["Fail"]
     analyzer.calls = [None] * 1000  # type: ignore[list-item]  # the last entry repeats: Fail
     w.run(3)
     assert w.status.phase is Phase.ROLLED_BACK
-    assert w.status.stable_version == "v1" and dict(w.route.weights) == {"v1": 100}
+    assert w.status.stable_version == "v1" and weights(w) == {"v1": 100}
     record(w)
 
 
@@ -157,7 +180,7 @@ def test_holdback_passes_after_bake() -> None:
     w = settled(World(policy(holdback={"weight": 5, "bakeTime": "3m"}), ScriptedAnalyzer(["Pass"])))
     w.set_spec(spec("v2", D2))
     w.run(20)
-    assert w.status.phase is Phase.SUCCEEDED and dict(w.route.weights) == {"v2": 100}
+    assert w.status.phase is Phase.SUCCEEDED and weights(w) == {"v2": 100}
     record(w)
 
 
@@ -191,7 +214,7 @@ def test_new_version_mid_rollout_restarts_analysis(good: World) -> None:
     d = good.tick()
     assert good.status.canary_version == "v3" and good.status.step is not None and good.status.step.weight == 10
     assert any(e.reason == "NewVersionMidRollout" for e in d.events)
-    assert "v2" not in good.route.weights
+    assert good.weight("v2") == 0
     record(good)
 
 
@@ -201,7 +224,7 @@ def test_spec_reverted_to_stable_cancels_rollout(good: World) -> None:
     good.run(3)
     good.set_spec(spec())
     good.tick()
-    assert good.status.phase is Phase.SUCCEEDED and dict(good.route.weights) == {"v1": 100}
+    assert good.status.phase is Phase.SUCCEEDED and weights(good) == {"v1": 100}
     record(good)
 
 
@@ -257,13 +280,101 @@ def test_second_pass_with_same_world_changes_nothing(good: World) -> None:
     assert d.action == "none" and d.status == before.model_copy(update={"observed_generation": good.generation})
 
 
-def test_per_step_confidence_splits_the_false_rollback_budget(good: World) -> None:
+def test_alpha_is_spent_once_per_stage_not_per_step(good: World) -> None:
     good.set_spec(spec("v2", D2))
-    good.run(3)
-    # two steps, no shadow, no holdback: alpha 0.05 split in two
-    assert good.analyzer.calls[0]["confidence"] == pytest.approx(0.975)
-    assert good.analyzer.calls[0]["expected_canary_share"] == pytest.approx(0.10)
-    assert good.analyzer.calls[0]["min_samples"] == 200
+    good.run(8)
+    # two steps, no shadow, no holdback: one stage, the whole alpha 0.05 for it
+    calls = good.analyzer.calls
+    assert calls and all(c["alpha_fail"] == pytest.approx(0.05) for c in calls)
+    assert all(c["alpha_pass"] == pytest.approx(0.05) for c in calls)
+    assert calls[0]["expected_canary_share"] == pytest.approx(0.10)
+    assert calls[0]["min_samples"] == 200
+
+
+def test_budget_hold_is_stalled_recorded_once_and_still_promotes_on_evidence() -> None:
+    pol = policy(budget={"maxDuration": "20m"})
+    w = settled(World(pol, ScriptedAnalyzer(["Inconclusive"])))
+    w.set_spec(spec("v2", D2))
+    w.run(40)
+    assert w.status.phase is Phase.CANARY and w.status.stable_version == "v1"
+    cond = {c.type: (c.status, c.reason) for c in w.status.conditions}
+    assert cond["Stalled"] == ("True", "BudgetExceeded") and cond["Reconciling"][0] == "False"
+    assert [d.action for d in w.decisions].count("budget-exceeded") == 1
+    assert "budget 20m reached" in w.status.message
+    w.analyzer.script = ["Pass"]
+    w.analyzer.calls = [None] * 1000  # type: ignore[list-item]
+    w.run(5)
+    assert w.status.stable_version == "v2"
+    record(w)
+
+
+@pytest.mark.parametrize("on_expiry, phases", [("rollback", {Phase.ROLLING_BACK, Phase.ROLLED_BACK}),
+                                               ("promote", {Phase.PROMOTING, Phase.SUCCEEDED})])
+def test_budget_expiry_does_what_the_policy_says(on_expiry: str, phases: set[Phase]) -> None:
+    pol = policy(budget={"maxDuration": "20m", "onExpiry": on_expiry})
+    w = settled(World(pol, ScriptedAnalyzer(["Inconclusive"])))
+    w.set_spec(spec("v2", D2))
+    w.run(40)
+    assert w.status.phase in phases
+    budget = [d for d in w.decisions if any(e.reason == "BudgetExceeded" for e in d.events)]
+    assert len(budget) == 1 and budget[0].evidence["trigger"] in ("BudgetRollback", "BudgetPromote")
+    record(w)
+
+
+def test_shadow_gate_is_judged_in_shadow_and_carried_into_the_canary() -> None:
+    gates = [{"metric": "errorRate"}, {"metric": "shadowDisagreement"}]
+    pol = policy(shadow={"enabled": True, "duration": "3m"}, gates=gates)
+    analyzer = ScriptedAnalyzer(["Pass"])
+    w = settled(World(pol, analyzer))
+    w.set_spec(spec("v2", D2))
+    for _ in range(30):
+        w.tick()
+        if (w.status.last_analysis or {}).get("stage") == "canary":
+            break
+    assert w.status.carried_verdicts == {"shadowDisagreement": "Pass"}
+    record_ = w.status.last_analysis or {}
+    assert record_["stage"] == "canary"
+    assert [v["metric"] for v in record_["verdicts"]] == ["errorRate"]
+    assert record_["notApplicable"] == [{"metric": "shadowDisagreement", "outcome": "NotApplicable",
+                                         "explanation": "judged in shadow: Pass"}]
+
+
+def test_canary_evidence_is_kept_across_steps() -> None:
+    from vigil.core.plan import plan_analysis
+
+    w = settled(World(policy(), ScriptedAnalyzer(["Inconclusive"])))
+    w.set_spec(spec("v2", D2))
+    starts, weights_seen = set(), set()
+    for _ in range(12):
+        plan = plan_analysis(w.status, w.policy, w.now)
+        if plan is not None:
+            starts.add(plan.start)
+            weights_seen.add(canary_weight(w))
+        w.tick()
+    assert weights_seen == {10, 50} and len(starts) == 1  # one window, from the first step's start
+
+
+def test_sample_ratio_is_checked_against_what_the_router_really_serves(good: World) -> None:
+    """A replicas router serves its replica ratio (one pod of three at a '10%' step)."""
+    from vigil.core.model import RouteObservation, TrafficSplit
+
+    good.analyzer.script = ["Inconclusive"]
+    good.set_spec(spec("v2", D2))
+    good.run(2)
+    served = RouteObservation(TrafficSplit({Arm("v1"): 67, Arm("v2"): 33}), approximate=True)
+    obs = Observation(generation=good.generation, workloads=good.workloads, route=served, metrics={"errorRate": 1})
+    analyzer = ScriptedAnalyzer(["Inconclusive"])
+    d = decide("fraud", good.spec, good.policy, good.status, obs, good.now + timedelta(minutes=5), analyzer=analyzer)
+    assert analyzer.calls[0]["expected_canary_share"] == pytest.approx(0.33)
+    assert d.status.router_approximate
+
+
+def test_plan_says_how_long_to_promote() -> None:
+    w = settled(World(policy(), ScriptedAnalyzer(["Inconclusive"])))
+    w.set_spec(spec("v2", D2))
+    w.run(4)
+    assert w.status.plan is not None and w.status.plan.summary.endswith("to promote")
+    assert w.status.plan.gates == {"errorRate": 600} and w.status.plan.eta_seconds is not None
 
 
 @pytest.mark.parametrize("phase", list(Phase))

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from vigil.api.modeldeployment import Phase
 from vigil.core.decide import decide
-from vigil.core.model import Observation
+from vigil.core.model import Arm, Observation
 
 from .fakes import D2, ScriptedAnalyzer, World, policy, spec
 
@@ -25,7 +25,7 @@ POLICIES = st.sampled_from([
 
 
 def canary_share(world: World, version: str = "v2") -> int:
-    return world.route.weights.get(version, 0)
+    return world.weight(version)
 
 
 @settings(max_examples=150, deadline=None)
@@ -50,18 +50,23 @@ def test_rollout_invariants(outcomes, minutes, annotations, extra) -> None:
         manual = d.evidence.get("manual", {}).get("action")
         after_weight = canary_share(world)
 
-        # weight rises only after a passing analysis, or a manual promote
+        # weight rises only after an analysis in which no gate failed and some data arrived,
+        # or a manual promote; full promotion only after every gate passed
         if after_weight > before_weight and before_phase in (Phase.SHADOW, Phase.CANARY, Phase.HOLDBACK):
-            assert verdict == "Pass" or manual == "promote", (before_phase, verdict, d.action)
-        # no data / inconclusive never advances
-        if verdict in ("NoData", "Inconclusive"):
+            assert verdict in ("Pass", "Inconclusive") or manual == "promote", (before_phase, verdict, d.action)
+        if d.action == "promote" and manual != "promote":
+            assert verdict == "Pass", (verdict, d.action)
+        # no data never advances; inconclusive never promotes
+        if verdict == "NoData":
             assert d.action in ("hold", "rollback", "none"), d.action
             assert after_weight <= before_weight
+        if verdict == "Inconclusive":
+            assert d.action != "promote" or manual == "promote"
         # a rollback always leaves the canary at weight 0, in the same decision
         if d.action == "rollback":
             assert d.traffic is not None
             failed = d.status.canary_version
-            assert d.traffic.weights.get(failed, 0) == 0 and d.traffic.mirror_version is None
+            assert d.traffic.weights.get(Arm(failed or ""), 0) == 0 and d.traffic.mirror is None
         # promote and rollback are never both taken
         reasons = {e.reason for e in d.events}
         assert not ({"Promoting", "Promoted", "ManualPromote"} & reasons and {"RolledBack", "Aborted"} & reasons)

@@ -7,7 +7,9 @@ from vigil.api.modeldeployment import ModelDeploymentStatus, Phase
 from vigil.api.policy import RiskPolicySpec
 from vigil.metrics import AnalysisTarget
 from vigil.metrics.queries import counters_query
-from vigil.reconciler import fresh_baseline_matchers
+from vigil.core.model import Arm, Track
+from vigil.core.plan import Stage, arms
+from vigil.reconciler import arm_matchers
 
 
 def test_only_the_baseline_selector_is_narrowed_to_the_fresh_pods() -> None:
@@ -19,11 +21,14 @@ def test_only_the_baseline_selector_is_narrowed_to_the_fresh_pods() -> None:
     assert 'version="v2"' in canary and "track" not in canary
 
 
-def test_reconciler_asks_for_the_fresh_baseline_during_canary_steps_only() -> None:
+def test_the_plan_compares_with_the_fresh_baseline_during_canary_steps_only() -> None:
     fresh = RiskPolicySpec.model_validate({"baseline": "fresh"})
-    assert fresh_baseline_matchers(fresh, ModelDeploymentStatus(phase=Phase.CANARY)) == {"track": "baseline"}
-    assert fresh_baseline_matchers(fresh, ModelDeploymentStatus(phase=Phase.SHADOW)) == {}
-    assert fresh_baseline_matchers(RiskPolicySpec(), ModelDeploymentStatus(phase=Phase.CANARY)) == {}
+    status = ModelDeploymentStatus(phase=Phase.CANARY, stable_version="v1", canary_version="v2")
+    assert arms(Stage.CANARY, status, fresh) == (Arm("v1", Track.BASELINE), Arm("v2"))
+    assert arms(Stage.SHADOW, status, fresh) == (Arm("v1"), Arm("v2"))
+    assert arms(Stage.CANARY, status, RiskPolicySpec()) == (Arm("v1"), Arm("v2"))
+    assert arm_matchers(Arm("v1", Track.BASELINE)) == {"track": "baseline"}
+    assert arm_matchers(Arm("v1")) == {}
 
 
 def test_hostile_baseline_matchers_are_refused() -> None:

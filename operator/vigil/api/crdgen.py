@@ -150,6 +150,7 @@ def all_crds() -> dict[str, dict[str, Any]]:
                 {"name": "Stable", "type": "string", "jsonPath": ".status.stableVersion"},
                 {"name": "Canary Weight", "type": "integer", "jsonPath": ".status.step.weight"},
                 {"name": "Verdict", "type": "string", "jsonPath": ".status.verdict"},
+                {"name": "Plan", "type": "string", "jsonPath": ".status.plan.summary"},
                 {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
             ],
         ),

@@ -140,6 +140,20 @@ class StepStatus(CamelModel):
     started_at: str | None = Field(None, description="When this step (or phase) started, RFC 3339.")
 
 
+class RolloutPlan(CamelModel):
+    """The expected time to a decision at the observed traffic, refreshed at every analysis."""
+
+    model_config = CamelModel.model_config | {"frozen": False}
+
+    summary: str = Field("", description='What `kubectl get md` shows, e.g. "~25m to promote" or "traffic too low: ~9h".')
+    eta_seconds: int | None = Field(None, description="Expected seconds until full promotion; none when unknown.")
+    budget_seconds: int | None = Field(None, description="Seconds left in the rollout budget.")
+    gates: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="Per gate: expected seconds from the stage start to its Pass for a healthy canary.",
+    )
+
+
 class ModelDeploymentStatus(CamelModel):
     """All the memory Vigil has: any replica, after any restart, continues from here."""
 
@@ -153,7 +167,14 @@ class ModelDeploymentStatus(CamelModel):
     canary_version: str | None = None
     canary_digest: str | None = None
     rollout_id: str | None = None
+    rollout_started_at: str | None = Field(None, description="When the current rollout started (its budget runs from here).")
     step: StepStatus | None = None
+    stage_started_at: str | None = Field(
+        None, description="Start of the current analysis stage's evidence (shadow, canary or holdback); "
+                          "canary evidence is kept across steps.")
+    carried_verdicts: dict[str, str] = Field(
+        default_factory=dict, description="Verdicts of gates judged in an earlier stage (shadowDisagreement).")
+    plan: RolloutPlan | None = None
     phase_started_at: str | None = None
     paused_from: Phase | None = None
     verdict: str | None = Field(None, description="Outcome of the last analysis: Pass, Fail, Inconclusive, NoData.")

@@ -61,6 +61,31 @@ class HoldbackPolicy(CamelModel):
     bake_time: Duration = Field("30m", description="How long the holdback lasts.")
 
 
+class ExpiryAction(str, Enum):
+    """What a rollout does when its budget runs out without a decision."""
+
+    HOLD = "hold"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+class BudgetPolicy(CamelModel):
+    """How long a rollout may take to reach a decision, and what happens then.
+
+    The default holds with `Stalled=True` (reason BudgetExceeded): safe, because it never
+    promotes a version that has not shown it is no regression, and loud, because GitOps tools
+    and `kubectl get md` show it. `rollback` frees the canary; `promote` is for teams that
+    accept the risk of too little traffic. Either way the expiry is a recorded decision.
+    """
+
+    max_duration: Duration = Field(
+        "4h", description="Longest a rollout (from its start to full promotion) may take before onExpiry applies."
+    )
+    on_expiry: ExpiryAction = Field(
+        ExpiryAction.HOLD, description="hold (Stalled=True, reason BudgetExceeded) | rollback | promote."
+    )
+
+
 class FreezeWindow(CamelModel):
     """No rollout starts or advances inside a freeze window (rollbacks still happen)."""
 
@@ -107,8 +132,20 @@ class RiskPolicySpec(CamelModel):
     )
     analysis_interval: Duration = Field("1m", description="How often the analysis runs.")
     confidence: float = Field(
-        0.95, ge=0.5, le=0.9999, description="1 - the chance of a false rollback over the whole rollout."
+        0.95, ge=0.5, le=0.9999,
+        description="1 - the chance of rolling back a version whose every gate is within its tolerance, "
+                    "over the whole rollout (every gate, every step, every look).",
     )
+    promotion_confidence: float = Field(
+        0.95, ge=0.5, le=0.9999,
+        description="1 - the chance of promoting a version that regresses a gate by its regression margin or more.",
+    )
+    require_pass_each_step: bool = Field(
+        False,
+        description="Demand every gate's Pass before each step, not only before promotion (strictest tiers). "
+                    "By default an intermediate step advances after bakeTime and minSamples when no gate fails.",
+    )
+    budget: BudgetPolicy = Field(default_factory=BudgetPolicy)
     gates: list[Gate] = Field(
         default_factory=lambda: [Gate(metric=MetricKind.ERROR_RATE)],
         max_length=20,

@@ -24,10 +24,11 @@ class ConditionSet:
     stalled: bool
 
 
-def expected(phase: Phase, serving_desired: bool) -> ConditionSet:
-    """The kstatus rules as a function of the phase (the table a test checks)."""
-    reconciling = phase in RECONCILING_PHASES
-    stalled = phase in STALLED_PHASES
+def expected(phase: Phase, serving_desired: bool, stalled: bool = False) -> ConditionSet:
+    """The kstatus rules as a function of the phase (the table a test checks). `stalled` marks a
+    rollout that holds and needs a person (its budget ran out): Stalled, not Reconciling."""
+    stalled = stalled or phase in STALLED_PHASES
+    reconciling = phase in RECONCILING_PHASES and not stalled
     ready = phase is Phase.SUCCEEDED and serving_desired
     return ConditionSet(ready=ready, reconciling=reconciling, stalled=stalled)
 
@@ -48,9 +49,10 @@ def build(
     message: str,
     generation: int,
     now: str,
+    stalled: bool = False,
 ) -> list[Condition]:
     """Conditions for `phase`, keeping lastTransitionTime of those whose status did not flip."""
-    flags = expected(phase, serving_desired)
+    flags = expected(phase, serving_desired, stalled)
 
     def cond(type_: str, value: bool, why: str) -> Condition:
         return _merge(previous, Condition(

@@ -4,52 +4,64 @@
 
 No I/O, no clock, no randomness: the same inputs always give the same Decision, so any
 "why did it do that?" is answered by replaying the audit record's inputs. Phases move only
-through `phases.transition`; the statistics come from `analyzer` (vigil.stats.analyze).
+through `phases.transition`; what to measure comes from `plan.plan_analysis`; the statistics
+come from `analyzer` (vigil.stats.analyze).
+
+Step semantics, as platform teams know them from Flagger and Argo Rollouts, but with sound
+statistics underneath:
+
+* the fail test runs at every analysis, on all the evidence since the stage started, so a
+  gross regression at a small weight rolls back within minutes;
+* an intermediate step advances after its bake time and minimum samples when no gate fails
+  (`requirePassEachStep` demands every gate's Pass instead);
+* full promotion needs every gate's Pass: each gate's regression margin ruled out on all the
+  canary evidence;
+* a rollout that reaches its budget without a decision does what `budget.onExpiry` says, on
+  the record; nothing holds silently for ever.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from vigil.api.common import parse_duration
-from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, Phase, StepStatus
-from vigil.api.policy import BaselineMode, NoDataAction, RiskPolicySpec
+from vigil.api.modeldeployment import (
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Phase,
+    RolloutPlan,
+    StepStatus,
+)
+from vigil.api.names import ANN_ABORT, ANN_APPROVED_BY, ANN_APPROVED_VERSION, ANN_PAUSED, ANN_PROMOTE, ANN_REQUESTED_BY, approvers
+from vigil.api.policy import BaselineMode, ExpiryAction, NoDataAction, RiskPolicySpec
 from vigil.core import conditions
 from vigil.core.model import (
+    Action,
     AnalysisLike,
+    Arm,
     Decision,
-    DesiredTraffic,
     DesiredWorkload,
     EventSpec,
     Observation,
     PolicyProblem,
     Role,
+    RouteObservation,
+    TrafficSplit,
+    Track,
 )
-from vigil.core.phases import AT_REST, IN_ROLLOUT, Trigger, transition
+from vigil.core.phases import ANALYSING, AT_REST, IN_ROLLOUT, Trigger, transition
+from vigil.core.plan import SHADOW_ONLY, AnalysisPlan, Stage, plan_analysis
+from vigil.core.timefmt import iso, since
+from vigil.stats.result import Outcome
 
 Analyzer = Callable[..., AnalysisLike]
-
-ANN_PAUSED = "vigil.dev/paused"
-ANN_PROMOTE = "vigil.dev/promote"
-ANN_ABORT = "vigil.dev/abort"
-ANN_REQUESTED_BY = "vigil.dev/requested-by"
-ANN_APPROVED_BY = "vigil.dev/approved-by"
-ANN_APPROVED_VERSION = "vigil.dev/approved-version"
 HISTORY_LIMIT = 20
 
 
-def iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def default_analyzer(*args: Any, **kwargs: Any) -> AnalysisLike:
-    from vigil.stats import analyze  # imported late: the core module loads without numpy
+    from vigil.stats import analyze
 
     return analyze(*args, **kwargs)
 
@@ -68,6 +80,7 @@ class _Ctx:
     status: ModelDeploymentStatus = field(init=False)
     events: list[EventSpec] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
+    stalled: bool = False  # a hold that needs a person (budget exceeded): Stalled=True
 
     def __post_init__(self) -> None:
         self.status = self.old.model_copy(deep=True)
@@ -89,66 +102,54 @@ class _Ctx:
             return [w for w in self.spec.steps if w <= self.policy.max_weight] or self.policy.steps
         return self.policy.steps
 
-    def ready(self, version: str | None) -> bool:
-        w = self.obs.workloads.get(version or "")
+    def ready(self, version: str | None, track: Track = Track.MAIN) -> bool:
+        w = self.obs.workloads.get(Arm(version or "", track))
         return bool(w and w.ready())
 
 
 # ------------------------------------------------------------------ desired states
 
-def _workloads(ctx: _Ctx, *pairs: tuple[str | None, str | None, Role, bool]) -> tuple[DesiredWorkload, ...]:
-    out = []
-    for version, digest, role, running in pairs:
-        if version and digest:
-            out.append(DesiredWorkload(version, digest, ctx.spec.replicas if running else 0, role))
-    return tuple(out)
+def _workloads(ctx: _Ctx, *pairs: tuple[Arm, str | None, Role, bool]) -> tuple[DesiredWorkload, ...]:
+    assert ctx.spec is not None
+    return tuple(DesiredWorkload(arm, digest, ctx.spec.replicas if running else 0, role)
+                 for arm, digest, role, running in pairs if arm.version and digest)
 
 
-def _desired(ctx: _Ctx, phase: Phase) -> tuple[tuple[DesiredWorkload, ...], DesiredTraffic]:
+def _desired(ctx: _Ctx, phase: Phase) -> tuple[tuple[DesiredWorkload, ...], TrafficSplit[Arm]]:
     """Workloads and traffic for `phase`, from the (new) status alone: apply, never add."""
     s = ctx.status
-    stable, canary, previous = s.stable_version, s.canary_version, s.previous_version
+    stable, canary, previous = Arm(s.stable_version or ""), Arm(s.canary_version or ""), Arm(s.previous_version or "")
     keep_previous = (previous, s.previous_digest, Role.PREVIOUS, False)
-    if phase in (Phase.SHADOW, Phase.CANARY) or (phase is Phase.PAUSED and s.paused_from in (Phase.SHADOW, Phase.CANARY)):
-        fresh = ctx.policy.baseline is BaselineMode.FRESH and phase is not Phase.SHADOW and s.paused_from is not Phase.SHADOW
+    paused_in = s.paused_from if phase is Phase.PAUSED else phase
+    if paused_in in (Phase.SHADOW, Phase.CANARY):
+        shadowing = paused_in is Phase.SHADOW
         weight = s.step.weight if s.step else 0
         pairs = [(stable, s.stable_digest, Role.STABLE, True), (canary, s.canary_digest, Role.CANARY, True)]
         weights = {stable: 100 - weight, canary: weight}
-        if fresh and weight:
-            pairs.append((stable, s.stable_digest, Role.BASELINE, True))
-            weights = {stable: 100 - 2 * weight, f"{stable}@baseline": weight, canary: weight}
-        shadowing = phase is Phase.SHADOW or s.paused_from is Phase.SHADOW
-        traffic = DesiredTraffic(
-            weights={k: v for k, v in weights.items() if k and v > 0},
-            mirror_version=canary if shadowing else None,
+        if ctx.policy.baseline is BaselineMode.FRESH and not shadowing and weight:
+            baseline = Arm(stable.version, Track.BASELINE)
+            pairs.append((baseline, s.stable_digest, Role.BASELINE, True))
+            weights = {stable: 100 - 2 * weight, baseline: weight, canary: weight}
+        traffic = TrafficSplit(
+            weights={k: v for k, v in weights.items() if k.version and v > 0},
+            mirror=canary if shadowing else None,
             mirror_percent=ctx.policy.shadow.mirror_percent if shadowing else 0,
         )
         return _workloads(ctx, *pairs, keep_previous), traffic
-    if phase is Phase.HOLDBACK or (phase is Phase.PAUSED and s.paused_from is Phase.HOLDBACK):
+    running_previous = (stable, s.stable_digest, Role.STABLE, True), (previous, s.previous_digest, Role.PREVIOUS, True)
+    if paused_in is Phase.HOLDBACK:
         hold = ctx.policy.holdback.weight if ctx.policy.holdback else 0
-        return (
-            _workloads(ctx, (stable, s.stable_digest, Role.STABLE, True), (previous, s.previous_digest, Role.PREVIOUS, True)),
-            DesiredTraffic(weights={stable: 100 - hold, previous: hold}),
-        )
+        return _workloads(ctx, *running_previous), TrafficSplit({stable: 100 - hold, previous: hold})
     if phase is Phase.PROMOTING:
-        return (
-            _workloads(ctx, (stable, s.stable_digest, Role.STABLE, True), (previous, s.previous_digest, Role.PREVIOUS, True)),
-            DesiredTraffic(weights={stable: 100}),
-        )
+        return _workloads(ctx, *running_previous), TrafficSplit({stable: 100})
     if phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK):
-        return (
-            _workloads(ctx, (stable, s.stable_digest, Role.STABLE, True), (canary, s.canary_digest, Role.CANARY, False), keep_previous),
-            DesiredTraffic(weights={stable: 100}),
-        )
-    if phase is Phase.PENDING and stable is None:  # first deployment
-        return (
-            _workloads(ctx, (ctx.version, ctx.digest, Role.STABLE, True)),
-            DesiredTraffic(weights={ctx.version: 100}),
-        )
-    return (  # at rest
-        _workloads(ctx, (stable, s.stable_digest, Role.STABLE, True), keep_previous),
-        DesiredTraffic(weights={stable: 100}),
-    )
+        return (_workloads(ctx, (stable, s.stable_digest, Role.STABLE, True),
+                           (canary, s.canary_digest, Role.CANARY, False), keep_previous),
+                TrafficSplit({stable: 100}))
+    if phase is Phase.PENDING and s.stable_version is None:  # first deployment
+        wanted = Arm(ctx.version)
+        return _workloads(ctx, (wanted, ctx.digest, Role.STABLE, True)), TrafficSplit({wanted: 100})
+    return _workloads(ctx, (stable, s.stable_digest, Role.STABLE, True), keep_previous), TrafficSplit({stable: 100})
 
 
 # ------------------------------------------------------------------ status edits
@@ -159,39 +160,47 @@ def _move(ctx: _Ctx, trigger: Trigger, reason: str, message: str, *, resume_to: 
         ctx.status.phase_started_at = iso(ctx.now)
     ctx.status.phase = phase
     ctx.status.message = message
-    warn = trigger in (Trigger.ANALYSIS_FAILED, Trigger.NO_DATA_LIMIT, Trigger.ABORT, Trigger.BLOCKED)
+    warn = trigger in (Trigger.ANALYSIS_FAILED, Trigger.NO_DATA_LIMIT, Trigger.ABORT, Trigger.BLOCKED,
+                       Trigger.BUDGET_ROLLBACK)
     ctx.event("Warning" if warn else "Normal", reason, message)
     ctx.evidence["trigger"] = trigger.value
     return phase
 
 
-def _start_step(ctx: _Ctx, index: int, weight: int) -> None:
-    ctx.status.step = StepStatus(index=index, weight=weight, started_at=None)
-    ctx.status.failure_count = 0
-    ctx.status.no_data_count = 0
-    ctx.status.last_analysis_at = None
+def _start_step(ctx: _Ctx, index: int, weight: int, *, new_stage: bool) -> None:
+    """A step waits for its pods (started_at None). A new stage starts its evidence afresh;
+    a new step inside the canary stage keeps the evidence and the analysis cadence."""
+    s = ctx.status
+    s.step = StepStatus(index=index, weight=weight, started_at=None)
+    if new_stage:
+        s.stage_started_at = None
+        s.last_analysis_at = None
+        s.failure_count = 0
+        s.no_data_count = 0
 
 
-def _start_rollout(ctx: _Ctx, restart: bool) -> str:
+def _start_rollout(ctx: _Ctx, restart: bool) -> Action:
     s = ctx.status
     if restart:
         ctx.event("Normal", "NewVersionMidRollout",
                   f"version {ctx.version} arrived while {s.canary_version} was rolling out; analysis restarts for {ctx.version}")
     s.canary_version, s.canary_digest = ctx.version, ctx.digest
     s.rollout_id = f"{ctx.obs.generation}-{ctx.digest[7:19]}"
-    s.verdict, s.last_analysis, s.paused_from = None, None, None
+    s.rollout_started_at = iso(ctx.now)
+    s.verdict, s.last_analysis, s.paused_from, s.plan = None, None, None, None
+    s.carried_verdicts = {}
     if ctx.policy.shadow.enabled:
-        _start_step(ctx, -1, 0)
+        _start_step(ctx, -1, 0, new_stage=True)
         _move(ctx, Trigger.START_SHADOW, "RolloutStarted",
               f"rolling out {ctx.version} (stable {s.stable_version}): shadow traffic first")
     else:
-        _start_step(ctx, 0, ctx.steps()[0])
+        _start_step(ctx, 0, ctx.steps()[0], new_stage=True)
         _move(ctx, Trigger.START_CANARY, "RolloutStarted",
               f"rolling out {ctx.version} (stable {s.stable_version}): canary at {ctx.steps()[0]}%")
-    return "start"
+    return Action.START
 
 
-def _rollback(ctx: _Ctx, trigger: Trigger, reason: str, message: str) -> str:
+def _rollback(ctx: _Ctx, trigger: Trigger, reason: str, message: str) -> Action:
     s = ctx.status
     failed, failed_digest = s.canary_version, s.canary_digest
     if (failed, failed_digest) == (s.stable_version, s.stable_digest):
@@ -202,169 +211,278 @@ def _rollback(ctx: _Ctx, trigger: Trigger, reason: str, message: str) -> str:
     s.failed_digests = ([d for d in s.failed_digests if not d.startswith(f"{failed_digest}@")]
                         + [f"{failed_digest}@{ctx.obs.generation}"])[-10:]
     s.step = StepStatus(index=-1, weight=0, started_at=iso(ctx.now))
-    return "rollback"
+    s.plan = None
+    return Action.ROLLBACK
 
 
-def _promote(ctx: _Ctx, trigger: Trigger, reason: str, message: str) -> str:
+def _promote(ctx: _Ctx, trigger: Trigger, reason: str, message: str) -> Action:
     s = ctx.status
     s.previous_version, s.previous_digest = s.stable_version, s.stable_digest
     s.stable_version, s.stable_digest = s.canary_version, s.canary_digest
     s.step = StepStatus(index=len(ctx.steps()), weight=100, started_at=iso(ctx.now))
     _move(ctx, trigger, reason, message)
-    return "promote"
+    return Action.PROMOTE
 
 
-# ------------------------------------------------------------------ analysis
-
-def analysis_due(status: ModelDeploymentStatus, policy: RiskPolicySpec, now: datetime) -> bool:
-    """Whether the loop should query metrics now: an analysing phase whose step started, and
-    whose last analysis (or the step's start) is at least one interval old."""
-    from vigil.core.phases import ANALYSING
-
-    if status.phase not in ANALYSING or not status.step or not status.step.started_at:
-        return False
-    last = status.last_analysis_at or status.step.started_at  # the first look waits one interval too
-    return now - parse_iso(last) >= parse_duration(policy.analysis_interval)
-
-
-def analysis_stages(policy: RiskPolicySpec, steps: list[int]) -> int:
-    """Separate analyses in one rollout; the false-rollback budget is split across them."""
-    return len(steps) + int(policy.shadow.enabled) + int(policy.holdback is not None)
-
-
-def _analyse(ctx: _Ctx) -> AnalysisLike | None:
-    if ctx.obs.metrics is None:
-        return None
-    s = ctx.status
-    weight = s.step.weight if s.step else 0
-    if s.phase is Phase.SHADOW:
-        share = None  # mirrored: both arms see the same requests
-    elif s.phase is Phase.HOLDBACK and ctx.policy.holdback:
-        share = (100 - ctx.policy.holdback.weight) / 100
-    else:
-        share = 0.5 if ctx.policy.baseline is BaselineMode.FRESH else weight / 100
-    per_stage = (1 - ctx.policy.confidence) / analysis_stages(ctx.policy, ctx.steps())
-    analysis = ctx.analyzer(
-        ctx.policy.gates, ctx.obs.metrics,
-        confidence=1 - per_stage, min_samples=ctx.policy.min_samples, expected_canary_share=share,
-    )
-    s.last_analysis_at = iso(ctx.now)
-    s.last_analysis = analysis.to_dict()
-    s.verdict = _outcome(analysis)
-    ctx.evidence["analysis"] = s.last_analysis
-    ctx.evidence["confidence"] = 1 - per_stage
-    return analysis
-
-
-def _outcome(analysis: AnalysisLike) -> str:
-    value = analysis.outcome
-    return str(getattr(value, "value", value))
-
-
-def _elapsed(ctx: _Ctx, since: str | None) -> timedelta:
-    return ctx.now - parse_iso(since) if since else timedelta(0)
-
-
-def _approved(ctx: _Ctx) -> bool:
-    need = ctx.policy.required_approvals
-    if need == 0:
-        return True
-    ann = ctx.obs.annotations
-    if ann.get(ANN_APPROVED_VERSION) != ctx.status.canary_version:
-        return False
-    names = {n.strip() for n in ann.get(ANN_APPROVED_BY, "").split(",") if n.strip()}
-    return len(names) >= need
-
-
-def _hold(ctx: _Ctx, reason: str, message: str, *, announce: bool = True) -> str:
+def _hold(ctx: _Ctx, reason: str, message: str, *, announce: bool = True) -> Action:
     """Stay where we are. Status always carries the latest figures, but the hold is a recorded
     decision (Event + audit record) only when the reason for holding changes, not at every
     analysis interval."""
     ctx.status.message = message
     previous = next((c.reason for c in ctx.old.conditions if c.type == "Progressing"), None)
     if not announce or reason == previous:
-        return "none"
+        return Action.NONE
     ctx.event("Normal", reason, message)
-    return "hold"
+    return Action.HOLD
 
 
-def _drive_analysis(ctx: _Ctx) -> str:
+# ------------------------------------------------------------------ analysis
+
+def expected_share(plan: AnalysisPlan, route: RouteObservation) -> float | None:
+    """The canary's share of the two compared arms as the router really serves it (a replicas
+    router serves its replica ratio, not the nominal weight). None in shadow (same requests)."""
+    if plan.stage is Stage.SHADOW:
+        return None
+    c, b = route.weight(plan.canary), route.weight(plan.baseline)
+    return c / (c + b) if c + b > 0 else None
+
+
+@dataclass(frozen=True)
+class _Judgement:
+    """What one analysis means for the rollout."""
+
+    analysis: AnalysisLike
+    outcomes: dict[str, Outcome]  # by metric name
+
+    @property
+    def failed(self) -> bool:
+        return Outcome.FAIL in self.outcomes.values()
+
+    @property
+    def all_passed(self) -> bool:
+        return bool(self.outcomes) and all(o is Outcome.PASS for o in self.outcomes.values())
+
+    @property
+    def blind(self) -> bool:
+        """No gate had data: nothing at all was measured."""
+        return all(o is Outcome.NO_DATA for o in self.outcomes.values())
+
+    def passed(self, metrics: set[str]) -> bool:
+        return all(self.outcomes.get(m) is Outcome.PASS for m in metrics)
+
+    def canary_samples(self) -> int:
+        return max((int(v.samples[1]) for v in self.analysis.verdicts), default=0)
+
+
+def _metric(v: Any) -> str:
+    return str(getattr(v.metric, "value", v.metric))
+
+
+def _analyse(ctx: _Ctx, plan: AnalysisPlan) -> _Judgement | None:
+    if ctx.obs.metrics is None:
+        return None
+    s = ctx.status
+    horizon = parse_duration(ctx.policy.budget.max_duration).total_seconds()
+    analysis = ctx.analyzer(
+        list(plan.gates), ctx.obs.metrics,
+        alpha_fail=plan.alpha_fail, alpha_pass=plan.alpha_pass, min_samples=ctx.policy.min_samples,
+        expected_canary_share=expected_share(plan, ctx.obs.route), horizon_s=horizon,
+    )
+    record = analysis.to_dict()
+    record["stage"] = plan.stage.value
+    record["notApplicable"] = [
+        {"metric": g.metric.value, "outcome": "NotApplicable",
+         "explanation": f"judged in shadow: {s.carried_verdicts.get(g.metric.value, 'not judged')}"
+         if g.metric in SHADOW_ONLY else f"not measured in the {plan.stage.value} stage"}
+        for g in plan.not_applicable
+    ]
+    s.last_analysis_at = iso(ctx.now)
+    s.last_analysis = record
+    s.verdict = Outcome(analysis.outcome).value
+    ctx.evidence["analysis"] = record
+    ctx.evidence["alpha"] = {"fail": plan.alpha_fail, "pass": plan.alpha_pass}
+    judgement = _Judgement(analysis, {_metric(v): Outcome(v.outcome) for v in analysis.verdicts})
+    s.plan = _plan_status(ctx, plan, analysis)
+    return judgement
+
+
+def _bake(policy: RiskPolicySpec, phase: Phase) -> timedelta:
+    if phase is Phase.SHADOW:
+        return parse_duration(policy.shadow.duration)
+    if phase is Phase.HOLDBACK:
+        return parse_duration(policy.holdback.bake_time if policy.holdback else "0s")
+    return parse_duration(policy.bake_time)
+
+
+def _remaining_bake(ctx: _Ctx) -> timedelta:
+    """Bake time left in this step and every later one, holdback included."""
+    s, p = ctx.status, ctx.policy
+    here = max(_bake(p, s.phase) - since(ctx.now, s.step.started_at if s.step else None), timedelta(0))
+    later_steps = 0 if s.phase is Phase.HOLDBACK else len(ctx.steps()) - (s.step.index + 1 if s.step else 0)
+    holdback = parse_duration(p.holdback.bake_time) if p.holdback and s.phase is not Phase.HOLDBACK else timedelta(0)
+    return here + parse_duration(p.bake_time) * later_steps + holdback
+
+
+def _duration_text(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes}m" if minutes < 120 else f"{minutes / 60:.1f}h"
+
+
+def _plan_status(ctx: _Ctx, plan: AnalysisPlan, analysis: AnalysisLike) -> RolloutPlan:
+    """Expected time to full promotion at the observed traffic, and what the budget leaves."""
+    s, p = ctx.status, ctx.policy
+    budget_left = parse_duration(p.budget.max_duration) - since(ctx.now, s.rollout_started_at)
+    gates = {_metric(v): (None if v.time_to_pass_s is None else int(v.time_to_pass_s)) for v in analysis.verdicts}
+    elapsed = since(ctx.now, s.stage_started_at).total_seconds()
+    bake = _remaining_bake(ctx).total_seconds()
+    if plan.stage is Stage.SHADOW:
+        eta: float | None = bake  # canary gates are estimated once canary traffic exists
+        needs = [gates[m] for m in gates if m in {g.value for g in SHADOW_ONLY}]
+    elif plan.stage is Stage.HOLDBACK:
+        eta, needs = bake, []
+    else:
+        eta, needs = bake, list(gates.values())
+    if any(t is None for t in needs):
+        eta = None
+    elif needs:
+        holdback = parse_duration(p.holdback.bake_time).total_seconds() if p.holdback else 0.0
+        eta = max(bake, max(needs) - elapsed + holdback)
+    if eta is None:
+        summary = "estimating: a gate has no traffic yet or needs more than the budget"
+    elif eta > budget_left.total_seconds():
+        summary = f"traffic too low: ~{_duration_text(eta)} to promote, budget left {_duration_text(max(budget_left.total_seconds(), 0))}"
+    else:
+        summary = f"~{_duration_text(eta)} to promote"
+    return RolloutPlan(summary=summary, eta_seconds=None if eta is None else int(eta),
+                       budget_seconds=int(budget_left.total_seconds()), gates=gates)
+
+
+def _stage_ready(ctx: _Ctx) -> bool:
+    """The pods the current stage compares are ready (and, for a fresh baseline, its pods too)."""
+    s = ctx.status
+    if s.phase is Phase.HOLDBACK:
+        return ctx.ready(s.stable_version) and ctx.ready(s.previous_version)
+    fresh = s.phase is Phase.CANARY and ctx.policy.baseline is BaselineMode.FRESH
+    return ctx.ready(s.canary_version) and (not fresh or ctx.ready(s.stable_version, Track.BASELINE))
+
+
+def _drive_analysis(ctx: _Ctx) -> Action:
     """One step of an analysing phase: wait for pods, analyse when due, then act on the verdict."""
     s, p = ctx.status, ctx.policy
     arm = s.stable_version if s.phase is Phase.HOLDBACK else s.canary_version
     if not s.step or not s.step.started_at:
-        if not ctx.ready(arm) or (s.phase is Phase.HOLDBACK and not ctx.ready(s.previous_version)):
-            _hold(ctx, "WaitingForPods", f"waiting for {arm} pods to be ready", announce=False)
-            return "none"
+        if not _stage_ready(ctx):
+            return _hold(ctx, "WaitingForPods", f"waiting for {arm} pods to be ready", announce=False)
         s.step = StepStatus(index=s.step.index if s.step else 0, weight=s.step.weight if s.step else 0,
                             started_at=iso(ctx.now))
-        return "step-started"
-    analysis = _analyse(ctx)
-    if analysis is None:
-        return "none"
-    verdict = _outcome(analysis)
-    summary = analysis.summary()
-    if verdict == "Fail":
+        s.stage_started_at = s.stage_started_at or iso(ctx.now)
+        return Action.STEP_STARTED
+    plan = plan_analysis(ctx.old, p, ctx.now)
+    judgement = _analyse(ctx, plan) if plan is not None else None
+    if judgement is None:
+        return Action.NONE
+    summary = judgement.analysis.summary()
+    if judgement.failed:
         s.failure_count += 1
         s.no_data_count = 0
         if s.failure_count >= p.failure_limit:
             return _rollback(ctx, Trigger.ANALYSIS_FAILED, "RolledBack",
                              f"{arm} failed analysis at {s.step.weight}%: {summary}")
         return _hold(ctx, "AnalysisFailed", f"failed analysis {s.failure_count}/{p.failure_limit}: {summary}")
-    if verdict == "NoData":
+    if judgement.blind:
         s.no_data_count += 1
         if p.no_data.action is NoDataAction.ROLLBACK and s.no_data_count >= p.no_data.rollback_after:
             return _rollback(ctx, Trigger.NO_DATA_LIMIT, "RolledBack",
                              f"no metrics for {s.no_data_count} analyses: {summary}")
         return _hold(ctx, "NoData", f"holding: no data ({s.no_data_count}): {summary}")
     s.no_data_count = 0
-    if verdict != "Pass":
-        return _hold(ctx, "Inconclusive", f"holding at {s.step.weight}%: {summary}")
-    return _advance(ctx, summary)
+    if _budget_spent(ctx):
+        if p.budget.on_expiry is not ExpiryAction.HOLD:
+            return _expire(ctx)
+        announced = len(ctx.events)
+        action = _advance(ctx, judgement, summary)
+        if action in (Action.NONE, Action.HOLD):
+            del ctx.events[announced:]
+            return _expire(ctx)
+        return action
+    return _advance(ctx, judgement, summary)
 
 
-def _advance(ctx: _Ctx, summary: str) -> str:
+def _budget_spent(ctx: _Ctx) -> bool:
+    """The rollout's budget ran out before promotion (holdback comes after promotion)."""
     s, p = ctx.status, ctx.policy
-    bake = {
-        Phase.SHADOW: p.shadow.duration,
-        Phase.HOLDBACK: p.holdback.bake_time if p.holdback else "0s",
-    }.get(s.phase, p.bake_time)
-    baked = _elapsed(ctx, s.step.started_at if s.step else None)
-    if baked < parse_duration(bake):
-        return _hold(ctx, "Baking", f"passing at {s.step.weight if s.step else 0}%, baking ({bake} at least)", announce=False)
+    return s.phase is not Phase.HOLDBACK and since(ctx.now, s.rollout_started_at) >= parse_duration(p.budget.max_duration)
+
+
+def _expire(ctx: _Ctx) -> Action:
+    """Do what `budget.onExpiry` says, on the record. A hold still promotes as soon as the
+    evidence is complete; until then it is Stalled=True so nobody waits in silence."""
+    s, p = ctx.status, ctx.policy
+    plan = s.plan.summary if s.plan else "no plan"
+    text = f"rollout budget {p.budget.max_duration} reached without a decision ({plan})"
+    if p.budget.on_expiry is ExpiryAction.ROLLBACK:
+        return _rollback(ctx, Trigger.BUDGET_ROLLBACK, "BudgetExceeded", f"{text}; rolled back as the policy says")
+    if p.budget.on_expiry is ExpiryAction.PROMOTE:
+        return _promote(ctx, Trigger.BUDGET_PROMOTE, "BudgetExceeded",
+                        f"{text}; promoted without full evidence as the policy says")
+    ctx.stalled = True
+    action = _hold(ctx, "BudgetExceeded", f"{text}; holding: promote, abort or change the policy")
+    return Action.BUDGET if action is Action.HOLD else action
+
+
+def _advance(ctx: _Ctx, judgement: _Judgement, summary: str) -> Action:
+    s, p = ctx.status, ctx.policy
+    weight = s.step.weight if s.step else 0
+    steps = ctx.steps()
+    index = s.step.index if s.step else 0
+    last = s.phase is Phase.CANARY and index + 1 >= len(steps)
+    if s.phase is Phase.SHADOW:
+        must_pass = {g.metric.value for g in p.gates if g.metric in SHADOW_ONLY}
+    elif last or (s.phase is Phase.CANARY and p.require_pass_each_step):
+        must_pass = set(judgement.outcomes)
+    else:
+        must_pass = set()  # an intermediate step or the holdback: no gate may fail
+    if not judgement.passed(must_pass):
+        waiting = sorted(m for m in must_pass if judgement.outcomes.get(m) is not Outcome.PASS)
+        return _hold(ctx, "Inconclusive", f"holding at {weight}%: waiting for {', '.join(waiting)} to pass; {summary}")
+    baked = since(ctx.now, s.step.started_at if s.step else None)
+    if baked < _bake(p, s.phase):
+        return _hold(ctx, "Baking", f"no gate fails at {weight}%, baking for {_bake(p, s.phase)} at least",
+                     announce=False)
+    if judgement.canary_samples() < p.min_samples and s.phase is not Phase.HOLDBACK:
+        return _hold(ctx, "WaitingForSamples",
+                     f"baked at {weight}%, {judgement.canary_samples()} of {p.min_samples} canary samples", announce=False)
     frozen = p.frozen_at(ctx.now)
     if frozen and s.phase is not Phase.HOLDBACK:
-        return _hold(ctx, "FreezeWindow", f"passing but frozen until {iso(frozen.end)}: {frozen.reason}")
-    steps = ctx.steps()
+        return _hold(ctx, "FreezeWindow", f"ready to advance but frozen until {iso(frozen.end)}: {frozen.reason}")
     if s.phase is Phase.SHADOW:
-        _start_step(ctx, 0, steps[0])
+        s.carried_verdicts = {m: judgement.outcomes[m].value for m in must_pass}
+        _start_step(ctx, 0, steps[0], new_stage=True)
         _move(ctx, Trigger.SHADOW_PASSED, "ShadowPassed", f"shadow passed: {summary}; canary at {steps[0]}%")
-        return "step"
+        return Action.STEP
     if s.phase is Phase.HOLDBACK:
         s.step = StepStatus(index=len(steps), weight=100, started_at=iso(ctx.now))
         s.canary_version = s.canary_digest = None
         _move(ctx, Trigger.HOLDBACK_PASSED, "Promoted", f"holdback bake passed: {summary}; {s.stable_version} serves all traffic")
-        return "complete"
-    index = s.step.index if s.step else 0
-    if index + 1 < len(steps):
-        _start_step(ctx, index + 1, steps[index + 1])
-        _move(ctx, Trigger.STEP_PASSED, "StepPassed", f"step {index + 1} passed: {summary}; canary at {steps[index + 1]}%")
-        return "step"
-    if not _approved(ctx):
+        return Action.COMPLETE
+    if not last:
+        _start_step(ctx, index + 1, steps[index + 1], new_stage=False)
+        _move(ctx, Trigger.STEP_PASSED, "StepPassed", f"step {index + 1} done: {summary}; canary at {steps[index + 1]}%")
+        return Action.STEP
+    need = p.required_approvals
+    if need and len(approvers(ctx.obs.annotations, s.canary_version)) < need:
         return _hold(ctx, "AwaitingApproval",
-                     f"analysis passed; {p.required_approvals} approval(s) for {s.canary_version} needed "
+                     f"analysis passed; {need} approval(s) for {s.canary_version} needed "
                      f"(annotations {ANN_APPROVED_BY}, {ANN_APPROVED_VERSION})")
-    return _promote(ctx, Trigger.LAST_STEP_PASSED, "Promoting", f"all steps passed: {summary}; promoting {s.canary_version}")
+    return _promote(ctx, Trigger.LAST_STEP_PASSED, "Promoting", f"every gate passed: {summary}; promoting {s.canary_version}")
 
 
 # ------------------------------------------------------------------ the loop's decision
 
-def _manual(ctx: _Ctx) -> str | None:
+def _manual(ctx: _Ctx) -> Action | None:
     """Pause, resume, promote now, abort: annotations set by `kubectl vigil`."""
     s, ann = ctx.status, ctx.obs.annotations
     user = ann.get(ANN_REQUESTED_BY, "unknown")
-    from vigil.core.phases import ANALYSING
-
     if ann.get(ANN_ABORT) and ann.get(ANN_ABORT) == s.canary_version and s.phase in ANALYSING | {Phase.PAUSED, Phase.PROMOTING}:
         ctx.evidence["manual"] = {"action": "abort", "user": user}
         return _rollback(ctx, Trigger.ABORT, "Aborted", f"rollout of {s.canary_version} aborted by {user}")
@@ -380,27 +498,27 @@ def _manual(ctx: _Ctx) -> str | None:
         s.paused_from = s.phase
         ctx.evidence["manual"] = {"action": "pause", "user": user}
         _move(ctx, Trigger.PAUSE, "Paused", f"paused by {user} at {s.step.weight if s.step else 0}%")
-        return "pause"
+        return Action.PAUSE
     if not paused and s.phase is Phase.PAUSED:
         ctx.evidence["manual"] = {"action": "resume", "user": user}
         target = s.paused_from
         s.paused_from = None
         _move(ctx, Trigger.RESUME, "Resumed", f"resumed by {user}", resume_to=target)
-        return "resume"
+        return Action.RESUME
     return None
 
 
 def _blocked(ctx: _Ctx, reason: str, message: str) -> Decision:
     s = ctx.status
-    action = "none"
+    action = Action.NONE
     if s.phase is not Phase.FAILED:
         s.paused_from = s.phase
         _move(ctx, Trigger.BLOCKED, reason, message)
-        action = "blocked"
+        action = Action.BLOCKED
     elif s.message != message:
         s.message = message
         ctx.event("Warning", reason, message)
-        action = "blocked"
+        action = Action.BLOCKED
     return _finish(ctx, action, reason, touch_world=False)
 
 
@@ -410,35 +528,37 @@ def blocked(status: ModelDeploymentStatus, generation: int, reason: str, message
     return _blocked(ctx, reason, message)
 
 
-def _finish(ctx: _Ctx, action: str, reason: str, *, touch_world: bool = True) -> Decision:
+def _requeue(ctx: _Ctx) -> float:
+    s = ctx.status
+    if s.phase in (Phase.ROLLING_BACK, Phase.PENDING, Phase.PROMOTING) or (s.step and not s.step.started_at):
+        return 2.0
+    if s.phase in (Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED):
+        return 60.0
+    return min(parse_duration(ctx.policy.analysis_interval).total_seconds(), 60.0)
+
+
+def _finish(ctx: _Ctx, action: Action, reason: str, *, touch_world: bool = True) -> Decision:
     s = ctx.status
     serving = ctx.spec is not None and s.stable_version == ctx.version and s.stable_digest == ctx.digest
-    if action == "none" and s.phase is ctx.old.phase:
+    if action is Action.NONE and s.phase is ctx.old.phase:
         # nothing happened: keep the reason the conditions already carry
         reason = next((c.reason for c in ctx.old.conditions if c.type == "Progressing"), reason)
     s.conditions = conditions.build(
         ctx.old.conditions, s.phase, serving_desired=serving, reason=reason,
         message=s.message, generation=ctx.obs.generation, now=iso(ctx.now),
+        stalled=ctx.stalled or (reason == "BudgetExceeded" and action is Action.NONE and s.phase in ANALYSING),
     )
-    if action != "none":
+    if action is not Action.NONE:
         s.history = (s.history + [{
-            "time": iso(ctx.now), "action": action, "phase": s.phase.value, "version": s.canary_version or s.stable_version,
+            "time": iso(ctx.now), "action": action.value, "phase": s.phase.value,
+            "version": s.canary_version or s.stable_version,
             "weight": s.step.weight if s.step else None, "verdict": s.verdict, "message": s.message[:300],
         }])[-HISTORY_LIMIT:]
     workloads, traffic = _desired(ctx, s.phase) if touch_world else (None, None)
-    if s.phase in (Phase.ROLLING_BACK, Phase.PENDING, Phase.PROMOTING) or (s.step and not s.step.started_at):
-        requeue = 2.0
-    elif s.phase in (Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED):
-        requeue = 60.0
-    else:
-        requeue = min(parse_duration(ctx.policy.analysis_interval).total_seconds(), 60.0)
     if touch_world:
         ctx.evidence.setdefault("policy", ctx.policy.fingerprint())
-    return Decision(
-        action=action, status=s, workloads=workloads, traffic=traffic, events=tuple(ctx.events),
-        evidence=ctx.evidence, requeue_after=requeue,
-        analyze_from=s.step.started_at if s.step else None,
-    )
+    return Decision(action=action, status=s, workloads=workloads, traffic=traffic, events=tuple(ctx.events),
+                    evidence=ctx.evidence, requeue_after=_requeue(ctx))
 
 
 def decide(
@@ -451,24 +571,22 @@ def decide(
     analyzer: Analyzer = default_analyzer,
 ) -> Decision:
     """The next step of one ModelDeployment's rollout. Pure: no I/O, `now` is passed in."""
-    if isinstance(policy, PolicyProblem) or observation.spec_problem:
-        ctx = _Ctx(name, spec, RiskPolicySpec(), status, observation, now, analyzer)
-        if isinstance(policy, PolicyProblem):
-            return _blocked(ctx, policy.reason, policy.message)
-        return _blocked(ctx, "InvalidSpec", observation.spec_problem or "")
+    if isinstance(policy, PolicyProblem):
+        return _blocked(_Ctx(name, spec, RiskPolicySpec(), status, observation, now, analyzer), policy.reason, policy.message)
     ctx = _Ctx(name, spec, policy, status, observation, now, analyzer)
     s = ctx.status
-    if observation.route is not None and observation.route.problem:
+    s.router_approximate = observation.route.approximate
+    if observation.route.problem:
         return _blocked(ctx, "RouteConflict", observation.route.problem)
     if s.phase is Phase.FAILED:
         target = s.paused_from or Phase.PENDING
         s.paused_from = None
         _move(ctx, Trigger.UNBLOCKED, "Unblocked", f"the problem is gone; continuing in {target.value}", resume_to=target)
-        return _finish(ctx, "unblocked", "Unblocked")
+        return _finish(ctx, Action.UNBLOCKED, "Unblocked")
     return _finish(ctx, *_step(ctx))
 
 
-def _step(ctx: _Ctx) -> tuple[str, str]:
+def _step(ctx: _Ctx) -> tuple[Action, str]:
     """Pick what happens now; returns (action, condition reason)."""
     s = ctx.status
     wanted = (ctx.version, ctx.digest)
@@ -477,30 +595,31 @@ def _step(ctx: _Ctx) -> tuple[str, str]:
             s.stable_version, s.stable_digest = wanted
             s.step = StepStatus(index=0, weight=100, started_at=iso(ctx.now))
             _move(ctx, Trigger.FIRST_DEPLOY_READY, "Deployed", f"{ctx.version} deployed and serving all traffic")
-            return "deployed", "Deployed"
+            return Action.DEPLOYED, "Deployed"
         s.message = f"deploying {ctx.version}"
-        return "none", "Deploying"
+        return Action.NONE, "Deploying"
     if wanted == (s.stable_version, s.stable_digest) and wanted != (s.canary_version, s.canary_digest):
         if s.phase in IN_ROLLOUT or s.phase is Phase.ROLLED_BACK:
             cancelled = s.canary_version
             s.canary_version = s.canary_digest = None
             s.step = StepStatus(index=0, weight=100, started_at=iso(ctx.now))
+            s.plan = None
             _move(ctx, Trigger.SPEC_REVERTED, "RolloutCancelled",
                   f"spec is back at the stable version {s.stable_version}; {cancelled} is withdrawn")
-            return "cancel", "RolloutCancelled"
+            return Action.CANCEL, "RolloutCancelled"
         if s.phase is Phase.PENDING:
             _move(ctx, Trigger.FIRST_DEPLOY_READY, "Deployed", f"{s.stable_version} serving all traffic")
-            return "deployed", "Deployed"
-        return "none", "Serving" if s.phase is Phase.SUCCEEDED else s.phase.value
+            return Action.DEPLOYED, "Deployed"
+        return Action.NONE, "Serving" if s.phase is Phase.SUCCEEDED else s.phase.value
     if s.phase is Phase.ROLLING_BACK:
-        route = ctx.obs.route
-        if route is not None and route.weights.get(s.canary_version or "", 0) == 0 and route.mirror_version != s.canary_version:
+        route, canary = ctx.obs.route, Arm(s.canary_version or "")
+        if route.split is not None and route.weight(canary) == 0 and route.split.mirror != canary:
             _move(ctx, Trigger.TRAFFIC_RESTORED, "RolledBack",
                   f"{s.canary_version} rolled back; {s.stable_version} serves all traffic")
-            return "rolled-back", "RolledBack"
-        return "none", "RollingBack"
+            return Action.ROLLED_BACK, "RolledBack"
+        return Action.NONE, "RollingBack"
     if f"{ctx.digest}@{ctx.obs.generation}" in s.failed_digests:
-        return "none", "RolledBack"  # not retried until the spec changes again
+        return Action.NONE, "RolledBack"  # not retried until the spec changes again
     if wanted != (s.canary_version, s.canary_digest) or s.phase in AT_REST | {Phase.PENDING}:
         frozen = ctx.policy.frozen_at(ctx.now)
         if frozen:
@@ -508,22 +627,20 @@ def _step(ctx: _Ctx) -> tuple[str, str]:
         return _start_rollout(ctx, restart=s.phase in IN_ROLLOUT), "RolloutStarted"
     manual = _manual(ctx)
     if manual:
-        return manual, ctx.events[-1].reason if ctx.events else manual
+        return manual, ctx.events[-1].reason if ctx.events else manual.value
     if s.phase is Phase.PROMOTING:
         if ctx.ready(s.stable_version):
             if ctx.policy.holdback:
-                s.step = StepStatus(index=len(ctx.steps()), weight=100 - ctx.policy.holdback.weight, started_at=None)
-                s.failure_count = s.no_data_count = 0
-                s.last_analysis_at = None
+                _start_step(ctx, len(ctx.steps()), 100 - ctx.policy.holdback.weight, new_stage=True)
                 _move(ctx, Trigger.PROMOTED_WITH_HOLDBACK, "Holdback",
                       f"{s.stable_version} promoted; {ctx.policy.holdback.weight}% stays on {s.previous_version} for {ctx.policy.holdback.bake_time}")
-                return "holdback", "Holdback"
+                return Action.HOLDBACK, "Holdback"
             s.canary_version = s.canary_digest = None
             _move(ctx, Trigger.PROMOTED, "Promoted", f"{s.stable_version} promoted and serving all traffic")
-            return "promoted", "Promoted"
-        return "none", "Promoting"
+            return Action.PROMOTED, "Promoted"
+        return Action.NONE, "Promoting"
     if s.phase is Phase.PAUSED:
-        return "none", "Paused"
+        return Action.NONE, "Paused"
     action = _drive_analysis(ctx)
-    reason = ctx.events[-1].reason if ctx.events else ("Analysing" if s.phase.value != "Succeeded" else "Serving")
+    reason = ctx.events[-1].reason if ctx.events else "Analysing"
     return action, reason

@@ -2,6 +2,8 @@
 
 `Observation` is what the adapters saw; `Decision` is what the core wants. Neither holds a
 client, a clock or anything that does I/O, so a decision can be replayed from its inputs.
+Destinations are typed (`Arm`), actions are an enum (`Action`): no strings assembled in
+several files.
 """
 
 from __future__ import annotations
@@ -9,14 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Generic, Mapping, Protocol, TypeVar
+from typing import Any, Generic, Mapping, Protocol, Sequence, TypeVar
 
 from vigil.api.modeldeployment import ModelDeploymentStatus
-from vigil.api.policy import RiskPolicySpec
 
 
 class Role(str, Enum):
-    """Which part a workload plays in a rollout. Routers and workloads are keyed by role."""
+    """Which part a workload plays in a rollout."""
 
     STABLE = "stable"
     CANARY = "canary"
@@ -40,6 +41,29 @@ class Arm:
 
     def __str__(self) -> str:
         return self.version if self.track is Track.MAIN else f"{self.version} ({self.track.value})"
+
+
+class Action(str, Enum):
+    """What one decision did. The values are what audit records and status history say."""
+
+    NONE = "none"
+    HOLD = "hold"
+    DEPLOYED = "deployed"
+    START = "start"
+    STEP_STARTED = "step-started"
+    STEP = "step"
+    PROMOTE = "promote"
+    HOLDBACK = "holdback"
+    PROMOTED = "promoted"
+    COMPLETE = "complete"
+    ROLLBACK = "rollback"
+    ROLLED_BACK = "rolled-back"
+    CANCEL = "cancel"
+    PAUSE = "pause"
+    RESUME = "resume"
+    BLOCKED = "blocked"
+    UNBLOCKED = "unblocked"
+    BUDGET = "budget-exceeded"
 
 
 K = TypeVar("K")
@@ -77,12 +101,20 @@ class WorkloadState:
 
 
 @dataclass(frozen=True)
-class RouteState:
-    """Weights (percent) per version as the router reads them, and the mirror target."""
+class RouteObservation:
+    """The route as the router reads it, mapped to arms.
 
-    weights: Mapping[str, int]
-    mirror_version: str | None = None
-    problem: str | None = None  # e.g. changed behind Vigil's back; Vigil will not act then
+    `split` is None when there is no route yet; `problem` says why Vigil must not act on it
+    (changed behind its back, owned by someone else). `approximate` is True for routers that
+    can only approximate weights (replica ratios): the weights are then what is really served.
+    """
+
+    split: TrafficSplit[Arm] | None = None
+    problem: str | None = None
+    approximate: bool = False
+
+    def weight(self, arm: Arm) -> int:
+        return int(self.split.weights.get(arm, 0)) if self.split else 0
 
 
 @dataclass(frozen=True)
@@ -93,11 +125,27 @@ class PolicyProblem:
     message: str
 
 
+class VerdictLike(Protocol):
+    """What the core reads of one gate's verdict (vigil.stats.Verdict)."""
+
+    @property
+    def metric(self) -> Any: ...
+
+    @property
+    def outcome(self) -> Any: ...
+
+    @property
+    def time_to_pass_s(self) -> float | None: ...
+
+
 class AnalysisLike(Protocol):
     """What the core needs from an analysis result (vigil.stats.Analysis)."""
 
     @property
     def outcome(self) -> Any: ...
+
+    @property
+    def verdicts(self) -> Sequence[VerdictLike]: ...
 
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -110,27 +158,21 @@ class Observation:
 
     generation: int
     annotations: Mapping[str, str] = field(default_factory=dict)
-    workloads: Mapping[str, WorkloadState] = field(default_factory=dict)  # by version
-    route: RouteState | None = None
-    metrics: Mapping[Any, Any] | None = None  # MetricKind -> MetricData | NoData; None: not queried
-    spec_problem: str | None = None
+    workloads: Mapping[Arm, WorkloadState] = field(default_factory=dict)
+    route: RouteObservation = field(default_factory=RouteObservation)
+    metrics: Mapping[Any, Any] | None = None  # MetricKind -> MetricData | NoData; None: not measured
 
 
 @dataclass(frozen=True)
 class DesiredWorkload:
-    version: str
+    arm: Arm
     digest: str
     replicas: int
     role: Role
 
-
-@dataclass(frozen=True)
-class DesiredTraffic:
-    """Percent weights by version (summing to 100) and an optional mirror."""
-
-    weights: Mapping[str, int]
-    mirror_version: str | None = None
-    mirror_percent: int = 0
+    @property
+    def version(self) -> str:
+        return self.arm.version
 
 
 @dataclass(frozen=True)
@@ -142,28 +184,16 @@ class EventSpec:
 
 @dataclass(frozen=True)
 class Decision:
-    """The core's answer. `action` names what happened ("none" when nothing changed)."""
+    """The core's answer: what happened (`action`), the new status, and the world it wants."""
 
-    action: str
+    action: Action
     status: ModelDeploymentStatus
     workloads: tuple[DesiredWorkload, ...] | None  # None: leave workloads as they are
-    traffic: DesiredTraffic | None  # None: leave traffic as it is
+    traffic: TrafficSplit[Arm] | None  # None: leave traffic as it is
     events: tuple[EventSpec, ...] = ()
     evidence: Mapping[str, Any] = field(default_factory=dict)
     requeue_after: float = 30.0
-    analyze_from: str | None = None  # RFC 3339 start of the analysis window for the next pass
 
     @property
     def changed(self) -> bool:
-        return self.action != "none"
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """The inputs of `decide`, kept together so the audit record can cite them."""
-
-    name: str
-    spec: Any  # ModelDeploymentSpec
-    policy: RiskPolicySpec | PolicyProblem
-    status: ModelDeploymentStatus
-    observation: Observation
+        return self.action is not Action.NONE

@@ -31,6 +31,8 @@ class Trigger(str, Enum):
     PAUSE = "Pause"
     RESUME = "Resume"
     SPEC_REVERTED = "SpecReverted"
+    BUDGET_ROLLBACK = "BudgetRollback"  # the rollout budget ran out; the policy says roll back
+    BUDGET_PROMOTE = "BudgetPromote"  # the rollout budget ran out; the policy says promote
     BLOCKED = "Blocked"  # policy missing or invalid, invalid spec, route conflict
     UNBLOCKED = "Unblocked"
 
@@ -62,6 +64,8 @@ _add({P.HOLDBACK}, Trigger.HOLDBACK_PASSED, P.SUCCEEDED)
 _add(ANALYSING, Trigger.ANALYSIS_FAILED, P.ROLLING_BACK)
 _add(ANALYSING, Trigger.NO_DATA_LIMIT, P.ROLLING_BACK)
 _add(ANALYSING | {P.PAUSED, P.PROMOTING}, Trigger.ABORT, P.ROLLING_BACK)
+_add({P.SHADOW, P.CANARY}, Trigger.BUDGET_ROLLBACK, P.ROLLING_BACK)
+_add({P.SHADOW, P.CANARY}, Trigger.BUDGET_PROMOTE, P.PROMOTING)
 _add({P.ROLLING_BACK}, Trigger.TRAFFIC_RESTORED, P.ROLLED_BACK)
 _add(ANALYSING, Trigger.PAUSE, P.PAUSED)
 # Paused --Resume--> the analysing phase it was paused in: see transition(resume_to=...).

@@ -17,14 +17,14 @@ from kubernetes import config as k8s_config
 
 from vigil.core.decide import Analyzer, default_analyzer
 from vigil.kube.client import Kube
-from vigil.reconciler import MetricsSource, Reconciler
+from vigil.metrics import MetricsProvider
+from vigil.reconciler import Reconciler
 
 
 @dataclass
 class Wiring:
     api_client: k8s.ApiClient | None = None
-    metrics: MetricsSource | None = None
-    analysis_target: Any = None
+    metrics: MetricsProvider | None = None
     analyzer: Analyzer = default_analyzer
     wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)  # used in kopf's loop only
     reconciler: Reconciler | None = None
@@ -51,11 +51,11 @@ def _api_client() -> k8s.ApiClient:
     return k8s.ApiClient(cfg)
 
 
-def _default_metrics() -> tuple[Any, Any]:
+def _default_metrics() -> MetricsProvider | None:
     url = os.environ.get("VIGIL_PROMETHEUS_URL")
     if not url:
-        return None, None
-    from vigil.metrics import AnalysisTarget, PrometheusConfig, PrometheusProvider
+        return None
+    from vigil.metrics import PrometheusConfig, PrometheusProvider
 
     config = PrometheusConfig(
         url=url,
@@ -64,7 +64,7 @@ def _default_metrics() -> tuple[Any, Any]:
         verify_tls=os.environ.get("VIGIL_PROMETHEUS_INSECURE", "") != "true",
         step_seconds=float(os.environ.get("VIGIL_PROMETHEUS_STEP_SECONDS", "60")),
     )
-    return PrometheusProvider(config), AnalysisTarget
+    return PrometheusProvider(config)
 
 
 def reconciler() -> Reconciler:
@@ -72,14 +72,16 @@ def reconciler() -> Reconciler:
         if WIRING.api_client is None:
             WIRING.api_client = _api_client()
         if WIRING.metrics is None:
-            WIRING.metrics, WIRING.analysis_target = _default_metrics()
-        WIRING.reconciler = Reconciler(
-            Kube(WIRING.api_client), metrics=WIRING.metrics, analysis_target=WIRING.analysis_target,
-            analyzer=WIRING.analyzer,
-        )
+            WIRING.metrics = _default_metrics()
+        WIRING.reconciler = Reconciler(Kube(WIRING.api_client), metrics=WIRING.metrics, analyzer=WIRING.analyzer)
     return WIRING.reconciler
 
 
 def waker(namespace: str, name: str) -> asyncio.Event:
     """The event that wakes one ModelDeployment's daemon early (a watch event saw a change)."""
     return WIRING.wakers.setdefault((namespace, name), asyncio.Event())
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop the waker of a ModelDeployment whose daemon ended (deleted or stopping)."""
+    WIRING.wakers.pop((namespace, name), None)

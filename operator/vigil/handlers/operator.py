@@ -16,7 +16,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from vigil.api import GROUP, VERSION
-from vigil.handlers.config import WIRING, reconciler, waker
+from vigil.handlers.config import WIRING, forget, reconciler, waker
 from vigil.kube.client import LABEL_MD
 from vigil.reconciler import Reconciler
 
@@ -62,15 +62,18 @@ async def modeldeployment_loop(name: str, namespace: str, stopped: kopf.DaemonSt
     loop = asyncio.get_running_loop()
     wake = waker(namespace, name)
     rec = reconciler()
-    while not stopped:
-        wake.clear()
-        delay = await loop.run_in_executor(POOL, _one_pass, rec, namespace, name)
-        if delay is None:
-            return  # the ModelDeployment is gone
-        deadline = loop.time() + min(max(delay, MIN_SLEEP), MAX_SLEEP)
-        while not stopped and not wake.is_set() and loop.time() < deadline:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=min(1.0, deadline - loop.time()))
+    try:
+        while not stopped:
+            wake.clear()
+            delay = await loop.run_in_executor(POOL, _one_pass, rec, namespace, name)
+            if delay is None:
+                return  # the ModelDeployment is gone
+            deadline = loop.time() + min(max(delay, MIN_SLEEP), MAX_SLEEP)
+            while not stopped and not wake.is_set() and loop.time() < deadline:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=min(1.0, deadline - loop.time()))
+    finally:
+        forget(namespace, name)
 
 
 def _one_pass(rec: Reconciler, namespace: str, name: str) -> float | None:

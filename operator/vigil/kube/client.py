@@ -14,7 +14,6 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
-from pydantic import ValidationError
 
 from vigil.api.names import (  # noqa: F401  (re-exported for the adapters)
     ANN_DIGEST,
@@ -26,19 +25,10 @@ from vigil.api.names import (  # noqa: F401  (re-exported for the adapters)
     LABEL_TRACK,
     LABEL_VERSION,
 )
-from vigil.api.policy import RiskPolicySpec
-from vigil.core.model import EventSpec, PolicyProblem, WorkloadState
+from vigil.core.model import Arm, EventSpec, Track, WorkloadState
 
 FIELD_MANAGER = "vigil"
 
-
-def validation_message(err: ValidationError, prefix: str = "spec") -> str:
-    """One line per problem, naming the field as a user would write it."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in (prefix, *e["loc"]))
-        parts.append(f"{loc}: {e['msg']}")
-    return "; ".join(parts)
 
 
 def owner_reference(md: dict[str, Any]) -> dict[str, Any]:
@@ -92,18 +82,9 @@ class Kube:
     def get_modeldeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get(API_VERSION, "ModelDeployment", namespace, name)
 
-    def get_policy(self, namespace: str, name: str) -> RiskPolicySpec | PolicyProblem:
-        body = self.get(API_VERSION, "RiskPolicy", namespace, name)
-        if body is None:
-            return PolicyProblem(
-                "PolicyNotFound",
-                f"RiskPolicy {name!r} not found in namespace {namespace!r}; create it or fix spec.policyRef.name "
-                "(a ModelDeployment may only use a policy in its own namespace). No traffic was changed.",
-            )
-        try:
-            return RiskPolicySpec.model_validate(body.get("spec") or {})
-        except ValidationError as err:
-            return PolicyProblem("InvalidPolicy", f"RiskPolicy {name!r} is invalid: {validation_message(err)}")
+    def get_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The RiskPolicy object as stored (None when absent); `core.policy_check` judges it."""
+        return self.get(API_VERSION, "RiskPolicy", namespace, name)
 
     def patch_status(self, md: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch status, guarded by the resourceVersion that was read (409 if stale)."""
@@ -116,16 +97,16 @@ class Kube:
         ).to_dict()
 
     # ------------------------------------------------------------ workloads
-    def workloads(self, namespace: str, md_name: str) -> dict[str, tuple[dict[str, Any], WorkloadState]]:
-        """Deployments Vigil owns for `md_name`, keyed `version` or `version@baseline`."""
+    def workloads(self, namespace: str, md_name: str) -> dict[Arm, tuple[dict[str, Any], WorkloadState]]:
+        """Deployments Vigil owns for `md_name`, keyed by the arm they serve."""
         out = {}
         for d in self.list("apps/v1", "Deployment", namespace, f"{LABEL_MD}={md_name}"):
             labels = d["metadata"].get("labels", {})
-            version = labels.get(LABEL_VERSION, "")
-            key = version + ("@baseline" if labels.get(LABEL_TRACK) == "baseline" else "")
+            version = d["metadata"].get("annotations", {}).get(ANN_VERSION, labels.get(LABEL_VERSION, ""))
+            track = Track.BASELINE if labels.get(LABEL_TRACK) == Track.BASELINE.value else Track.MAIN
             spec, status = d.get("spec", {}), d.get("status") or {}
-            out[key] = (d, WorkloadState(
-                version=d["metadata"].get("annotations", {}).get(ANN_VERSION, version),
+            out[Arm(version, track)] = (d, WorkloadState(
+                version=version,
                 digest=d["metadata"].get("annotations", {}).get(ANN_DIGEST, ""),
                 replicas=int(spec.get("replicas") or 0),
                 ready_replicas=int(status.get("readyReplicas") or 0)

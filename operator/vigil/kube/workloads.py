@@ -13,7 +13,7 @@ from typing import Any
 
 from vigil.api.modeldeployment import ModelDeploymentSpec, workload_name
 from vigil.api.names import ANN_MANIFEST_HASH
-from vigil.core.model import DesiredWorkload, Role
+from vigil.core.model import Arm, DesiredWorkload, Track
 from vigil.kube.client import (
     ANN_DIGEST,
     ANN_ROLE,
@@ -26,10 +26,9 @@ from vigil.kube.client import (
 )
 
 
-def service_name(md_name: str, key: str) -> str:
-    """Service for a traffic key: a version, or `version@baseline` for the fresh baseline."""
-    version, _, track = key.partition("@")
-    return workload_name(md_name, version, "-baseline" if track == "baseline" else "")
+def service_name(md_name: str, arm: Arm) -> str:
+    """Deployment and Service name of an arm: `<md>-<version>`, `-baseline` for a fresh baseline."""
+    return workload_name(md_name, arm.version, "-baseline" if arm.track is Track.BASELINE else "")
 
 
 def _label_value(version: str) -> str:
@@ -39,9 +38,8 @@ def _label_value(version: str) -> str:
 def manifests(md: dict[str, Any], spec: ModelDeploymentSpec, want: DesiredWorkload) -> list[dict[str, Any]]:
     """Deployment and Service serving `want.version`, owned by the ModelDeployment."""
     md_name, ns = md["metadata"]["name"], md["metadata"]["namespace"]
-    track = "baseline" if want.role is Role.BASELINE else "main"
-    key = want.version + ("@baseline" if track == "baseline" else "")
-    name = service_name(md_name, key)
+    track = want.arm.track.value
+    name = service_name(md_name, want.arm)
     selector = {LABEL_MD: md_name, LABEL_VERSION: _label_value(want.version), LABEL_TRACK: track}
     labels = {**selector, LABEL_MANAGED: "vigil", "app.kubernetes.io/name": spec.model}
     meta = {
@@ -82,8 +80,6 @@ def manifests(md: dict[str, Any], spec: ModelDeploymentSpec, want: DesiredWorklo
         "spec": {"selector": selector, "ports": [{"name": "http", "port": spec.traffic.port, "targetPort": "http"}]},
     }
     return [stamped(deployment), stamped(service)]
-
-
 
 
 def stamped(body: dict[str, Any]) -> dict[str, Any]:
