@@ -18,7 +18,8 @@ import pytest
 
 from vigil.demo.processes import DemoProcesses
 from vigil.dev.process import free_port
-from vigil.demo.report import PrometheusHTTPReader, collect, write_report
+from vigil.demo.report_data import PrometheusRangeReader, collect
+from vigil.demo.report_page import write_report
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +63,7 @@ def test_report_from_real_prometheus(tmp_path: Path) -> None:
                       "verdicts": [{"metric": "predictionDrift", "outcome": "Pass", "statistic": 1, "bound": 9}]},
                      {"time": start.timestamp() + 16, "decision": "rollback", "phase": "RolledBack",
                       "weight": 0, "verdicts": [{"metric": "errorRate", "outcome": "Fail"}]}]
-        data = collect(PrometheusHTTPReader(prometheus.url), "iris", ["v1", "v2"], start, end,  # type: ignore[arg-type]
+        data = collect(PrometheusRangeReader(prometheus.url), "iris", ["v1", "v2"], start, end,  # type: ignore[arg-type]
                        decisions, namespace="demo", window="10s", step_seconds=1)
         files = write_report(data, tmp_path / "report")
 

@@ -11,9 +11,15 @@ from typing import Any
 
 import pytest
 
-from vigil.demo.report import (
-    PANELS, collect, promql_string, report_queries, to_datetime, write_report,
-)
+from vigil.demo.report_data import collect, report_queries, to_datetime
+from vigil.demo.report_figures import PANELS
+from vigil.demo.report_page import write_report
+from vigil.metrics.promql import escape
+
+
+def promql_string(value: str) -> str:
+    """The report's string literals are the one escaper's output, quoted."""
+    return f'"{escape(value)}"'
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 END = START + timedelta(minutes=4)

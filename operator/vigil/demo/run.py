@@ -28,7 +28,7 @@ from kubernetes import config as k8s_config
 from vigil.api.names import API_VERSION, GROUP, PLURAL_MODELDEPLOYMENTS, PLURAL_RISKPOLICIES, VERSION
 from vigil.audit import chain
 from vigil.demo.processes import DemoProcesses
-from vigil.demo.report import build_report
+from vigil.demo.report_page import build_report
 from vigil.demo.trafficsplit import SPLITTER_REQUESTS_TOTAL
 from vigil.dev.cluster import LocalCluster, temporary_state_dir
 from vigil.dev.prometheus import PrometheusServer
