@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterator
 
-from vigil.demo.routes import RouteSplit
-from vigil.demo.routewatch import KubeRouteWatcher, RouteTarget
+from vigil.demo.routes import ParsedRoute
+from vigil.demo.routewatch import KubeRouteWatcher, WatchedRoute
 
 
 def route(rv: str, weights: dict[str, int]) -> dict[str, Any]:
@@ -63,14 +63,14 @@ class FakeWatch:
         pass
 
 
-def run(listings: list[Any], streams: list[Any]) -> tuple[list[RouteSplit], list[str], FakeApi, FakeWatch]:
+def run(listings: list[Any], streams: list[Any]) -> tuple[list[ParsedRoute], list[str], FakeApi, FakeWatch]:
     api = FakeApi(listings)
     holder: list[KubeRouteWatcher] = []
     fake_watch = FakeWatch(streams, holder)
-    watcher = KubeRouteWatcher("unused", RouteTarget("httproute", "demo", "iris"),
+    watcher = KubeRouteWatcher("unused", WatchedRoute("httproute", "demo", "iris"),
                                api_factory=lambda: api, watch_factory=fake_watch)
     holder.append(watcher)
-    routes: list[RouteSplit] = []
+    routes: list[ParsedRoute] = []
     errors: list[str] = []
     thread = threading.Thread(target=watcher.run, args=(routes.append, errors.append))
     thread.start()

@@ -18,15 +18,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from vigil.demo.backends import BackendMap
-from vigil.demo.routes import BackendRef, Mirror, RouteSplit, WeightedBackend
+from vigil.demo.routes import BackendRef, Mirror, ParsedRoute, WeightedBackend
 from vigil.demo.routewatch import FileRouteWatcher
 from vigil.demo.trafficsplit import (
     Forwarded, TrafficSplitter, WeightedChooser, build_app, stable_prediction,
 )
 
 
-def split(weights: dict[str, int], mirrors: tuple[Mirror, ...] = ()) -> RouteSplit:
-    return RouteSplit(backends=tuple(WeightedBackend(BackendRef(n), w) for n, w in weights.items()),
+def split(weights: dict[str, int], mirrors: tuple[Mirror, ...] = ()) -> ParsedRoute:
+    return ParsedRoute(backends=tuple(WeightedBackend(BackendRef(n), w) for n, w in weights.items()),
                       mirrors=mirrors, source="test")
 
 
@@ -100,11 +100,11 @@ def test_stable_prediction_is_read_only_from_a_good_answer() -> None:
 class StaticSource:
     """A route source the test drives by hand."""
 
-    def __init__(self, first: RouteSplit) -> None:
+    def __init__(self, first: ParsedRoute) -> None:
         self.first = first
-        self.on_route: Callable[[RouteSplit], None] | None = None
+        self.on_route: Callable[[ParsedRoute], None] | None = None
 
-    def start(self, loop: Any, on_route: Callable[[RouteSplit], None], on_error: Any) -> None:
+    def start(self, loop: Any, on_route: Callable[[ParsedRoute], None], on_error: Any) -> None:
         self.on_route = on_route
         on_route(self.first)
 
@@ -128,7 +128,7 @@ class FakeBackend:
         return web.json_response({"class": self.cls, "request_id": "x", "backend": self.name})
 
 
-async def run_with(backends: list[FakeBackend], route: RouteSplit,
+async def run_with(backends: list[FakeBackend], route: ParsedRoute,
                    body: Callable[[TestClient, TrafficSplitter, StaticSource], Awaitable[Any]],
                    extra_map: dict[str, str] | None = None) -> Any:
     servers = [TestServer(b.app) for b in backends]

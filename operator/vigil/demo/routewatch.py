@@ -1,8 +1,9 @@
 """Keep the splitter's route current: watch the apiserver, or poll a file.
 
 ``KubeRouteWatcher`` lists the named HTTPRoute/VirtualService, then watches it from
-that resourceVersion; on any error (including 410 Gone) it backs off briefly and
-lists again, so a missed event can delay an update but never lose it. It runs the
+that resourceVersion; on any error (including 410 Gone) it lists again, with a jittered
+exponential backoff (tenacity) while listing fails, so a missed event can delay an update
+but never lose it. It runs the
 (synchronous) kubernetes client in a daemon thread and hands each parsed route to the
 asyncio loop.
 
@@ -20,15 +21,17 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 import yaml
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, wait_exponential, wait_random
 
-from vigil.demo.routes import EMPTY_ROUTE, ROUTE_KINDS, RouteParseError, RouteSplit, parse_route
+from vigil.demo.routes import EMPTY_ROUTE, ROUTE_KINDS, RouteParseError, ParsedRoute, parse_route
 
 log = logging.getLogger("vigil.demo.routewatch")
 
-RouteCallback = Callable[[RouteSplit], None]
+RouteCallback = Callable[[ParsedRoute], None]
 ErrorCallback = Callable[[str], None]
 
 WATCH_TIMEOUT_SECONDS = 30
+FIRST_BACKOFF_SECONDS = 0.2
 MAX_BACKOFF_SECONDS = 5.0
 
 
@@ -42,7 +45,9 @@ class RouteSource(Protocol):
 
 
 @dataclass(frozen=True)
-class RouteTarget:
+class WatchedRoute:
+    """The one route object a splitter follows."""
+
     kind: str  # "httproute" | "virtualservice"
     namespace: str
     name: str
@@ -55,7 +60,7 @@ class RouteTarget:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-def route_from_object(target: RouteTarget, obj: Mapping[str, Any] | None) -> RouteSplit:
+def route_from_object(target: WatchedRoute, obj: Mapping[str, Any] | None) -> ParsedRoute:
     """Parse an object, or the empty route when it does not exist (a gateway 404s)."""
     if obj is None:
         return EMPTY_ROUTE
@@ -65,7 +70,7 @@ def route_from_object(target: RouteTarget, obj: Mapping[str, Any] | None) -> Rou
 class KubeRouteWatcher:
     """List + watch one route object in a real apiserver."""
 
-    def __init__(self, kubeconfig: str, target: RouteTarget, *,
+    def __init__(self, kubeconfig: str, target: WatchedRoute, *,
                  api_factory: Callable[[], Any] | None = None,
                  watch_factory: Callable[[], Any] | None = None) -> None:
         """``api_factory``/``watch_factory`` replace the kubernetes client in unit tests."""
@@ -79,7 +84,7 @@ class KubeRouteWatcher:
 
     def start(self, loop: asyncio.AbstractEventLoop, on_route: RouteCallback,
               on_error: ErrorCallback) -> None:
-        def deliver(split: RouteSplit) -> None:
+        def deliver(split: ParsedRoute) -> None:
             loop.call_soon_threadsafe(on_route, split)
 
         def report(message: str) -> None:
@@ -112,25 +117,47 @@ class KubeRouteWatcher:
         return watch.Watch()
 
     def run(self, deliver: RouteCallback, report: ErrorCallback) -> None:
-        """List, then watch; on any failure back off and list again. Blocks until stop()."""
+        """List, then watch; after any failure list again (backing off while listing fails).
+        Blocks until stop()."""
         kind = ROUTE_KINDS[self.target.kind]
-        api: Any = None
-        close: Callable[[], None] = lambda: None  # noqa: E731
-        backoff = 0.2
-        while not self._stopping.is_set():
-            try:
-                if api is None:  # a kubeconfig written late is picked up on retry
-                    api, close = self._make_api()
-                resource_version = self._list(api, kind, deliver, report)
-                backoff = 0.2
-                self._watch_from(api, kind, resource_version, deliver, report)
-            except Exception as exc:  # noqa: BLE001 - any failure means: list again
-                if self._stopping.is_set():
+        session: dict[str, Any] = {"api": None, "close": lambda: None}
+        try:
+            while not self._stopping.is_set():
+                try:
+                    resource_version = self._list_retrying(report)(self._list_once, session, kind,
+                                                                   deliver, report)
+                except RetryError:  # stopped while backing off
                     break
-                report(f"watching {self.target.describe()}: {type(exc).__name__}: {exc}")
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        close()
+                try:
+                    self._watch_from(session["api"], kind, resource_version, deliver, report)
+                except Exception as exc:  # noqa: BLE001 - any failure means: list again
+                    if self._stopping.is_set():
+                        break
+                    report(f"watching {self.target.describe()}: {type(exc).__name__}: {exc}")
+                    self._stopping.wait(FIRST_BACKOFF_SECONDS)
+        finally:
+            session["close"]()
+
+    def _list_retrying(self, report: ErrorCallback) -> Retrying:
+        """Fresh per list, so one success resets the backoff; stop() ends a wait at once."""
+
+        def tell(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            report(f"listing {self.target.describe()}: {type(exc).__name__}: {exc}")
+
+        return Retrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=FIRST_BACKOFF_SECONDS, max=MAX_BACKOFF_SECONDS) + wait_random(0, 0.1),
+            stop=lambda _: self._stopping.is_set(),
+            sleep=self._stopping.wait,
+            before_sleep=tell,
+        )
+
+    def _list_once(self, session: dict[str, Any], kind: Any, deliver: RouteCallback,
+                   report: ErrorCallback) -> str:
+        if session["api"] is None:  # a kubeconfig written late is picked up on retry
+            session["api"], session["close"] = self._make_api()
+        return self._list(session["api"], kind, deliver, report)
 
     def _list(self, api: Any, kind: Any, deliver: RouteCallback, report: ErrorCallback) -> str:
         listing = api.list_namespaced_custom_object(

@@ -36,8 +36,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from vigil.demo.backends import BackendMap, BackendMapError, parse_entries
 from vigil.demo.headers import BACKEND_HEADER, MIRROR_HEADER, STABLE_PREDICTION_HEADER
-from vigil.demo.routes import EMPTY_ROUTE, ROUTE_KINDS, BackendRef, Mirror, RouteSplit, WeightedBackend
-from vigil.demo.routewatch import FileRouteWatcher, KubeRouteWatcher, RouteSource, RouteTarget
+from vigil.demo.routes import EMPTY_ROUTE, ROUTE_KINDS, BackendRef, Mirror, ParsedRoute, WeightedBackend
+from vigil.demo.routewatch import FileRouteWatcher, KubeRouteWatcher, RouteSource, WatchedRoute
 
 SPLITTER_REQUESTS_TOTAL = "vigil_splitter_requests_total"
 """Requests the splitter forwarded, by backend, routing (weighted, mirror, feedback) and outcome."""
@@ -112,7 +112,7 @@ class SplitterMetrics:
             "vigil_splitter_route_errors", "Route reads or parses that failed.", registry=self.registry,
         )
 
-    def show_route(self, split: RouteSplit, previous: RouteSplit) -> None:
+    def show_route(self, split: ParsedRoute, previous: ParsedRoute) -> None:
         for backend in previous.backends:
             self.weight.labels(backend=backend.ref.label).set(0)
         for mirror in previous.mirrors:
@@ -138,7 +138,7 @@ class TrafficSplitter:
         self.source = source
         self.chooser = WeightedChooser(seed)
         self.metrics = SplitterMetrics()
-        self.route: RouteSplit = EMPTY_ROUTE
+        self.route: ParsedRoute = EMPTY_ROUTE
         self.route_loaded = False
         self.last_error: str | None = None
         self._known_refs: dict[str, BackendRef] = {}
@@ -148,7 +148,7 @@ class TrafficSplitter:
 
     # -- route updates ----------------------------------------------------------------
 
-    def apply_route(self, split: RouteSplit) -> None:
+    def apply_route(self, split: ParsedRoute) -> None:
         previous, self.route, self.route_loaded = self.route, split, True
         for backend in split.backends:
             self._known_refs[backend.ref.label] = backend.ref
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"trafficsplit: {exc}") from None
     source: RouteSource
     if args.kubeconfig:
-        source = KubeRouteWatcher(args.kubeconfig, RouteTarget(args.kind, args.namespace, args.route))
+        source = KubeRouteWatcher(args.kubeconfig, WatchedRoute(args.kind, args.namespace, args.route))
     else:
         source = FileRouteWatcher(args.route_file, args.kind)
     splitter = TrafficSplitter(backends, source, seed=args.seed)

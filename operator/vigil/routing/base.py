@@ -1,6 +1,6 @@
 """The TrafficRouter interface and the ownership rules every route-based router shares.
 
-A router reads the weights now in force, applies desired weights and mirror, and releases.
+A router reads the weights now in force and applies desired weights and mirror.
 It works in Service names; the reconciler maps versions to Services. It never touches a route
 Vigil does not own (label `app.kubernetes.io/managed-by: vigil` and the ModelDeployment as
 controller owner), and it refuses to act on one that was changed behind its back: every apply
@@ -16,6 +16,7 @@ from typing import Any, Mapping, Protocol
 from vigil.api.names import ANN_APPLIED, LABEL_MANAGED, LABEL_MD
 from vigil.core.model import TrafficSplit
 from vigil.kube.client import Kube, owner_reference
+from vigil.routing.parsed import RouteParseError
 
 Split = TrafficSplit[str]
 """What a router reads and writes: weights and mirror keyed by Service name."""
@@ -50,8 +51,6 @@ class TrafficRouter(Protocol):
 
     def apply(self, target: RouteTarget, split: Split) -> None: ...
 
-    def release(self, target: RouteTarget) -> None: ...
-
     def replicas(self, target: RouteTarget, split: Split) -> Mapping[str, int] | None:
         """Replica counts per Service when the router works by replicas, else None."""
         ...
@@ -72,6 +71,7 @@ class RouteObjectRouter:
         raise NotImplementedError
 
     def parse(self, route: Mapping[str, Any]) -> Split:
+        """The split a route expresses; RouteParseError (naming the field) if it has no usable shape."""
         raise NotImplementedError
 
     def read(self, target: RouteTarget) -> ReadResult:
@@ -84,7 +84,11 @@ class RouteObjectRouter:
             return ReadResult(None, f"{self.kind} {target.route_name!r} exists and is not managed by this "
                                     "ModelDeployment; Vigil will not touch it. Rename spec.traffic.routeName or "
                                     "delete that route.")
-        split = self.parse(route)
+        try:
+            split = self.parse(route)
+        except RouteParseError as err:
+            return ReadResult(None, f"{self.kind} {target.route_name!r} cannot be read ({err}); Vigil will not "
+                                    "act on it until it is fixed or deleted.")
         applied = (meta.get("annotations") or {}).get(ANN_APPLIED)
         if applied and json.loads(applied) != json.loads(split.as_json()):
             return ReadResult(split, f"{self.kind} {target.route_name!r} was changed outside Vigil "
@@ -104,9 +108,6 @@ class RouteObjectRouter:
             },
             "spec": self.route_spec(target, split),
         })
-
-    def release(self, target: RouteTarget) -> None:
-        self.kube.delete(self.api_version, self.kind, target.namespace, target.route_name)
 
     def replicas(self, target: RouteTarget, split: Split) -> Mapping[str, int] | None:
         return None

@@ -7,9 +7,10 @@ mirroring is impossible (a shadow phase then only warms the new pods up).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
-from vigil.kube.client import LABEL_MD, Kube
+from vigil.api.names import LABEL_MD
+from vigil.kube.client import Kube
 from vigil.routing.base import ReadResult, RouteTarget, Split
 
 
@@ -48,9 +49,6 @@ class ReplicaRouter:
 
     def apply(self, target: RouteTarget, split: Split) -> None:
         """Nothing to write: the reconciler applies the replica counts from `replicas()`."""
-
-    def release(self, target: RouteTarget) -> None:
-        """Nothing to release."""
 
     def replicas(self, target: RouteTarget, split: Split) -> Mapping[str, int] | None:
         return replica_split(target.replicas, split.weights)
