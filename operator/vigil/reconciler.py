@@ -109,7 +109,7 @@ class Reconciler:
                 split=world.to_arms(world.route.split) if world.route.split is not None else None,
                 problem=world.route.problem, approximate=world.router.approximate,
             ),
-            metrics=self._measure(ns, spec, plan, now),
+            metrics=measure(self.metrics, ns, spec, plan, now),
         )
         decision = decide(meta["name"], spec, policy, status, obs, now, analyzer=self.analyzer)
         self._act(world, decision)
@@ -126,20 +126,6 @@ class Reconciler:
         router = for_kind(traffic.router, self.kube)
         return World(md, spec, self.kube.workloads(meta["namespace"], meta["name"]), router, target,
                      router.read(target))
-
-    def _measure(self, namespace: str, spec: ModelDeploymentSpec, plan: AnalysisPlan | None,
-                 now: dt.datetime) -> Mapping[Any, Any] | None:
-        """Execute the core's plan: read the counters it names (None when nothing is due)."""
-        if plan is None:
-            return None
-        if self.metrics is None:
-            return {}
-        target = AnalysisTarget(
-            namespace=namespace, model=spec.model, baseline_version=plan.baseline.version,
-            canary_version=plan.canary.version, extra_matchers=dict(spec.analysis.selector),
-            baseline_matchers=arm_matchers(plan.baseline),
-        )
-        return self.metrics.collect(target, plan.gates, plan.start, now)
 
     # ---------------------------------------------------------------- act
     def _act(self, world: World, decision: Decision) -> None:
@@ -221,6 +207,21 @@ class Reconciler:
         decision = blocked(status, int(md["metadata"].get("generation", 1)), "InvalidSpec", message, now)
         self._record(md, status, decision, now)
         return decision
+
+
+def measure(metrics: MetricsProvider | None, namespace: str, spec: ModelDeploymentSpec,
+            plan: AnalysisPlan | None, now: dt.datetime) -> Mapping[Any, Any] | None:
+    """Execute the core's plan: read the counters it names (None when nothing is due)."""
+    if plan is None:
+        return None
+    if metrics is None:
+        return {}
+    target = AnalysisTarget(
+        namespace=namespace, model=spec.model, baseline_version=plan.baseline.version,
+        canary_version=plan.canary.version, extra_matchers=dict(spec.analysis.selector),
+        baseline_matchers=arm_matchers(plan.baseline),
+    )
+    return metrics.collect(target, plan.gates, plan.start, now)
 
 
 def arm_matchers(arm: Arm) -> dict[str, str]:
