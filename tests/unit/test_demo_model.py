@@ -13,7 +13,7 @@ import pytest
 
 from vigil.demo.dataset import group_of, load_dataset
 from vigil.demo.faults import FaultConfig, parse_faults
-from vigil.demo.model import (
+from vigil.demo.classifier import (
     DemoModel, FaultDraws, Prediction, confidence_bucket, fails, latency_seconds,
 )
 
@@ -158,7 +158,7 @@ def test_the_numpy_fit_is_sklearns_logistic_regression(model: DemoModel) -> None
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from vigil.demo.model import REGULARISATION_C
+    from vigil.demo.classifier import REGULARISATION_C
 
     data = model.dataset
     reference = make_pipeline(

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from vigil.demo.faults import FaultConfig, parse_faults
-from vigil.demo.model import DemoModel
+from vigil.demo.classifier import DemoModel
 from vigil.demo.modelserver import ModelServer, ServerConfig, build_app
 
 CONTRACT = {

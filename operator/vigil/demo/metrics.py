@@ -14,7 +14,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from vigil.demo.dataset import GROUPS
-from vigil.demo.model import CONFIDENCE_BUCKETS, Prediction
+from vigil.demo.classifier import CONFIDENCE_BUCKETS, Prediction
 
 REQUESTS_TOTAL = "vigil_model_requests_total"
 REQUEST_DURATION = "vigil_model_request_duration_seconds"

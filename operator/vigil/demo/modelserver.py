@@ -36,7 +36,7 @@ from vigil.demo.headers import (
     MIRROR_HEADER, REQUEST_ID_HEADER, STABLE_PREDICTION_HEADER, VERSION_HEADER,
 )
 from vigil.demo.metrics import ModelMetrics
-from vigil.demo.model import DemoModel, FaultDraws, Prediction, fails, latency_seconds
+from vigil.demo.classifier import DemoModel, FaultDraws, Prediction, fails, latency_seconds
 
 log = logging.getLogger("vigil.demo.modelserver")
 
