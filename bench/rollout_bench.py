@@ -102,9 +102,9 @@ def oracle_sprt_minutes(policy: RiskPolicySpec, rpm: int, ratio: float, reps: in
     n_b = rng.poisson(rpm * (1 - weights), size=(reps, minutes))
     x_c, x_b = rng.binomial(n_c, BASE_ERROR * ratio), rng.binomial(n_b, BASE_ERROR)
     gate = next(g for g in policy.gates if g.metric.value == "errorRate")
-    from vigil.core.plan import stages
+    from vigil.core.plan import gate_alpha
 
-    alpha = (1 - policy.confidence) / len(stages(policy)) / len(policy.gates)
+    alpha = gate_alpha(policy)
     a = np.where(n_b > 0, n_c / np.maximum(n_b, 1), 0.0)
 
     def theta(rho: float) -> np.ndarray:

@@ -327,16 +327,28 @@ def test_shadow_gate_is_judged_in_shadow_and_carried_into_the_canary() -> None:
     analyzer = ScriptedAnalyzer(["Pass"])
     w = settled(World(pol, analyzer))
     w.set_spec(spec("v2", D2))
+    from vigil.core.plan import plan_analysis
+
+    starts = set()
     for _ in range(30):
+        plan = plan_analysis(w.status, w.policy, w.now)
+        if plan is not None:
+            starts.add((plan.stage, plan.start))
         w.tick()
         if (w.status.last_analysis or {}).get("stage") == "canary":
             break
+    # shadow and canary are one budget stage: the canary keeps the evidence the shadow gathered
+    assert {stage for stage, _ in starts} == {"shadow", "canary"} and len({t for _, t in starts}) == 1
     assert w.status.carried_verdicts == {"shadowDisagreement": "Pass"}
     record_ = w.status.last_analysis or {}
     assert record_["stage"] == "canary"
     assert [v["metric"] for v in record_["verdicts"]] == ["errorRate"]
     assert record_["notApplicable"] == [{"metric": "shadowDisagreement", "outcome": "NotApplicable",
                                          "explanation": "judged in shadow: Pass"}]
+    # one budget stage: each gate keeps its share (0.05 / 2 gates) in shadow and in canary
+    shares = {round(c["alpha_fail"], 6) for c in analyzer.calls}
+    assert shares == {0.05, 0.025}  # two gates judged in shadow, one in canary
+
 
 
 def test_canary_evidence_is_kept_across_steps() -> None:

@@ -168,8 +168,9 @@ def _move(ctx: _Ctx, trigger: Trigger, reason: str, message: str, *, resume_to: 
 
 
 def _start_step(ctx: _Ctx, index: int, weight: int, *, new_stage: bool) -> None:
-    """A step waits for its pods (started_at None). A new stage starts its evidence afresh;
-    a new step inside the canary stage keeps the evidence and the analysis cadence."""
+    """A step waits for its pods (started_at None). A new budget stage (a new rollout, the
+    holdback) starts its evidence afresh; a new step, or shadow becoming canary, keeps the
+    evidence and the analysis cadence."""
     s = ctx.status
     s.step = StepStatus(index=index, weight=weight, started_at=None)
     if new_stage:
@@ -457,7 +458,7 @@ def _advance(ctx: _Ctx, judgement: _Judgement, summary: str) -> Action:
         return _hold(ctx, "FreezeWindow", f"ready to advance but frozen until {iso(frozen.end)}: {frozen.reason}")
     if s.phase is Phase.SHADOW:
         s.carried_verdicts = {m: judgement.outcomes[m].value for m in must_pass}
-        _start_step(ctx, 0, steps[0], new_stage=True)
+        _start_step(ctx, 0, steps[0], new_stage=False)  # one budget stage: the evidence goes on
         _move(ctx, Trigger.SHADOW_PASSED, "ShadowPassed", f"shadow passed: {summary}; canary at {steps[0]}%")
         return Action.STEP
     if s.phase is Phase.HOLDBACK:

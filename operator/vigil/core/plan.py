@@ -1,15 +1,20 @@
 """What to measure now: the pure plan the reconciler executes before `decide()` runs.
 
-A rollout has up to three analysis *stages*, each one comparison with its own evidence:
+A rollout is judged in up to three *stages*, which say which arms and gates are compared:
 
 * shadow: the new version on mirrored requests against stable on the same requests;
-* canary: the new version against stable (or a fresh baseline) on split traffic. Its evidence
-  starts when the first canary step starts and is kept across steps and restarts, because the
-  window is re-read from Prometheus from the stage start: the rate tests condition on each
-  interval's split, so a weight change does not bias them;
+* canary: the new version against stable (or a fresh baseline) on split traffic;
 * holdback: after promotion, the new stable against the few percent left on the previous one.
 
-The false-rollback budget (1 - policy.confidence) is spent once per stage, not once per step.
+Evidence belongs to a *budget stage*: shadow and canary form one (the rollout before
+promotion), holdback another (the roles are swapped). A budget stage's window starts when its
+first phase starts and is kept across the shadow-to-canary change, every step and every
+restart, because it is re-read from Prometheus from that start: mirrored requests are served
+by the very pods that later take canary traffic, and the rate tests condition on each
+interval's split, so neither the mirror nor a weight change biases them. The false-rollback
+budget (1 - policy.confidence) is spent once per budget stage and gate, never per step: every
+gate gets the same share in every phase of its budget stage, so the gates judged only in
+shadow and the others add up to the stage's share exactly.
 """
 
 from __future__ import annotations
@@ -45,17 +50,21 @@ class AnalysisPlan:
     stage: Stage
     baseline: Arm
     canary: Arm
-    start: datetime  # the stage's evidence starts here
+    start: datetime  # the budget stage's evidence starts here
     gates: tuple[Gate, ...]  # the gates that apply in this stage
     not_applicable: tuple[Gate, ...]  # the others, reported as such (not as Inconclusive)
-    alpha_fail: float  # false-rollback budget of this stage (analyze splits it across gates)
+    alpha_fail: float  # false-rollback budget of the gates judged now (analyze splits it across them)
     alpha_pass: float  # per gate: chance of passing a regression at its margin
 
 
-def stages(policy: RiskPolicySpec) -> tuple[Stage, ...]:
-    """The analysis stages a rollout under `policy` goes through."""
-    return tuple(s for s, on in ((Stage.SHADOW, policy.shadow.enabled), (Stage.CANARY, True),
-                                 (Stage.HOLDBACK, policy.holdback is not None)) if on)
+def budget_stages(policy: RiskPolicySpec) -> int:
+    """How many ways the false-rollback budget is split: the rollout, and the holdback if any."""
+    return 1 + int(policy.holdback is not None)
+
+
+def gate_alpha(policy: RiskPolicySpec) -> float:
+    """The false-rollback budget of one gate in one budget stage."""
+    return (1 - policy.confidence) / budget_stages(policy) / max(len(policy.gates), 1)
 
 
 def gates_for(stage: Stage, policy: RiskPolicySpec) -> tuple[tuple[Gate, ...], tuple[Gate, ...]]:
@@ -93,6 +102,6 @@ def plan_analysis(status: ModelDeploymentStatus, policy: RiskPolicySpec, now: da
     return AnalysisPlan(
         stage=stage, baseline=baseline, canary=canary, start=parse_iso(status.stage_started_at),
         gates=applies, not_applicable=skipped,
-        alpha_fail=(1 - policy.confidence) / len(stages(policy)),
+        alpha_fail=gate_alpha(policy) * max(len(applies), 1),  # analyze splits it across `applies`
         alpha_pass=1 - policy.promotion_confidence,
     )
