@@ -28,15 +28,20 @@ class AnalysisDouble:
     outcome: Outcome
     metrics: tuple[str, ...] = ("errorRate",)
     samples: tuple[int, int] = (10_000, 1_000)
+    mismatch: bool = False  # a sample-ratio mismatch, as analyze reports it
 
     @property
     def verdicts(self) -> list[GateDouble]:
         return [GateDouble(m, self.outcome, self.samples) for m in self.metrics]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome.value,
-                "verdicts": [{"metric": v.metric, "outcome": v.outcome.value,
-                              "samples": {"baseline": v.samples[0], "canary": v.samples[1]}} for v in self.verdicts]}
+        out: dict[str, Any] = {"outcome": self.outcome.value, "summary": self.summary(),
+                               "verdicts": [{"metric": v.metric, "outcome": v.outcome.value,
+                                             "samples": {"baseline": v.samples[0], "canary": v.samples[1]}}
+                                            for v in self.verdicts]}
+        if self.mismatch:
+            out["sampleRatio"] = {"mismatch": True}
+        return out
 
     def summary(self) -> str:
         return f"{self.outcome.value}: {', '.join(self.metrics)} (test double)"
@@ -48,11 +53,13 @@ class ScriptedAnalyzer:
 
     script: list[str]
     calls: list[dict[str, Any]] = field(default_factory=list)
+    mismatch: bool = False
 
     def __call__(self, gates: Any, metrics: Any, **kwargs: Any) -> AnalysisDouble:
         self.calls.append(kwargs)
         outcome = self.script[min(len(self.calls) - 1, len(self.script) - 1)]
-        return AnalysisDouble(Outcome(outcome), tuple(str(getattr(g.metric, "value", g.metric)) for g in gates) or ("errorRate",))
+        return AnalysisDouble(Outcome(outcome), tuple(str(getattr(g.metric, "value", g.metric)) for g in gates)
+                              or ("errorRate",), mismatch=self.mismatch)
 
 
 def passing_analyzer(gates: Any, metrics: Any, **_: Any) -> AnalysisDouble:

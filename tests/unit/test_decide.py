@@ -381,6 +381,16 @@ def test_sample_ratio_is_checked_against_what_the_router_really_serves(good: Wor
     assert d.status.router_approximate
 
 
+def test_sample_ratio_mismatch_is_reported_once_and_never_blocks() -> None:
+    w = settled(World(policy(), ScriptedAnalyzer(["Pass"], mismatch=True)))
+    w.set_spec(spec("v2", D2))
+    w.run(15)
+    assert w.status.stable_version == "v2"
+    warnings = [e for d in w.decisions for e in d.events if e.reason == "SampleRatioMismatch"]
+    assert len(warnings) == 1 and warnings[0].type == "Warning"
+    assert w.analyzer.calls[0]["share_since"] is not None
+
+
 def test_plan_says_how_long_to_promote() -> None:
     w = settled(World(policy(), ScriptedAnalyzer(["Inconclusive"])))
     w.set_spec(spec("v2", D2))

@@ -53,7 +53,7 @@ from vigil.core.model import (
 )
 from vigil.core.phases import ANALYSING, AT_REST, IN_ROLLOUT, Trigger, transition
 from vigil.core.plan import SHADOW_ONLY, AnalysisPlan, Stage, plan_analysis
-from vigil.core.timefmt import iso, since
+from vigil.core.timefmt import iso, parse_iso, since
 from vigil.stats.result import Outcome
 
 Analyzer = Callable[..., AnalysisLike]
@@ -81,6 +81,7 @@ class _Ctx:
     events: list[EventSpec] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
     stalled: bool = False  # a hold that needs a person (budget exceeded): Stalled=True
+    srm_warning: str | None = None  # a sample-ratio mismatch that this analysis found first
 
     def __post_init__(self) -> None:
         self.status = self.old.model_copy(deep=True)
@@ -284,10 +285,12 @@ def _analyse(ctx: _Ctx, plan: AnalysisPlan) -> _Judgement | None:
         return None
     s = ctx.status
     horizon = parse_duration(ctx.policy.budget.max_duration).total_seconds()
+    split_since = s.step.started_at if s.step and s.step.started_at else s.stage_started_at
     analysis = ctx.analyzer(
         list(plan.gates), ctx.obs.metrics,
         alpha_fail=plan.alpha_fail, alpha_pass=plan.alpha_pass, min_samples=ctx.policy.min_samples,
-        expected_canary_share=expected_share(plan, ctx.obs.route), horizon_s=horizon,
+        expected_canary_share=expected_share(plan, ctx.obs.route),
+        share_since=parse_iso(split_since).timestamp() if split_since else None, horizon_s=horizon,
     )
     record = analysis.to_dict()
     record["stage"] = plan.stage.value
@@ -298,6 +301,10 @@ def _analyse(ctx: _Ctx, plan: AnalysisPlan) -> _Judgement | None:
         for g in plan.not_applicable
     ]
     s.last_analysis_at = iso(ctx.now)
+    before = (s.last_analysis or {}).get("sampleRatio") or {}
+    now_srm = record.get("sampleRatio") or {}
+    if now_srm.get("mismatch") and not before.get("mismatch"):
+        ctx.srm_warning = str(record.get("summary", "sample ratio mismatch"))
     s.last_analysis = record
     s.verdict = Outcome(analysis.outcome).value
     ctx.evidence["analysis"] = record
@@ -382,6 +389,18 @@ def _drive_analysis(ctx: _Ctx) -> Action:
     judgement = _analyse(ctx, plan) if plan is not None else None
     if judgement is None:
         return Action.NONE
+    action = _act_on(ctx, judgement, arm)
+    if ctx.srm_warning and action is Action.NONE:
+        # reported once, when it appears; it never decides on its own
+        ctx.event("Warning", "SampleRatioMismatch", f"the canary's share differs from what the router serves: {ctx.srm_warning}")
+        return Action.HOLD
+    return action
+
+
+def _act_on(ctx: _Ctx, judgement: _Judgement, arm: str | None) -> Action:
+    """Roll back, hold, expire or advance on one analysis."""
+    s, p = ctx.status, ctx.policy
+    assert s.step is not None
     summary = judgement.analysis.summary()
     if judgement.failed:
         s.failure_count += 1
