@@ -101,6 +101,18 @@ def judge(rows: list[Row], s: Scenario, rpm: int, policy: Policy) -> None:
                               f"{ratio:.2f}x"))
 
 
+def qualify_speed(rows: list[Row]) -> None:
+    """A fast rollback is only worth something from a method that leaves healthy canaries
+    alone: the time-ratio target counts as met only where the same method keeps false
+    rollback within target on A/A at the same traffic."""
+    aa = {(r.method, r.rpm): r.false_rollback for r in rows if r.key == "aa" and r.false_rollback is not None}
+    for r in rows:
+        for i, (name, ok, fig) in enumerate(r.targets):
+            fr = aa.get((r.method, r.rpm))
+            if name.startswith("mean time to rollback") and fr is not None and fr > FALSE_ROLLBACK_MAX:
+                r.targets[i] = (name, False, f"{fig}, but {100 * fr:.0f}% false rollback on A/A")
+
+
 def run_cell(s: Scenario, rpm: int, reps: int, seed: int, policy: Policy) -> list[Row]:
     counts = simulate(s, rpm, reps, seed)
     rows = [summarise(s, rpm, name, codes) for name, codes in methods(s, counts, policy).items()]
@@ -191,10 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         for rpm in rates:
             rows += run_cell(s, rpm, reps, args.seed + 1000 * i + rpm, policy)
         all_rows += rows
-        kind = "healthy" if s.healthy else f"regression, target {s.target} min"
-        sections.append(f"### {s.name} (`{s.key}`, {kind}, horizon {s.minutes} min, gates: {', '.join(s.gates)})"
-                        f"\n\n{table(rows)}")
         print(f"... {s.key} done at {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
+    qualify_speed(all_rows)
+    for i, s in enumerate(scenarios(policy)):
+        rows = [r for r in all_rows if r.key == s.key]
+        if rows:
+            kind = "healthy" if s.healthy else f"regression, target {s.target} min"
+            sections.append(f"### {s.name} (`{s.key}`, {kind}, horizon {s.minutes} min, gates: {', '.join(s.gates)})"
+                            f"\n\n{table(rows)}")
     sections.append(f"### Targets at a glance\n\n{glance(all_rows)}")
     sections.append(f"Benchmark wall time: {time.perf_counter() - started:.0f} s.")
     text = "\n\n".join(sections) + "\n"

@@ -86,8 +86,11 @@ def assess(phases: list[np.ndarray], cfg: ArgoAnalysis) -> np.ndarray:
 
 def argo(c: Counts, gates: tuple[str, ...], policy: Policy, cfg: ArgoAnalysis) -> np.ndarray:
     """Each gate one metric: success within the tolerance level, failure at the regression
-    level (the healthy level moved by the policy's two margins)."""
-    def window(g: str) -> int:
-        return cfg.window if g in ("errorRate", "latencyP99") else cfg.model_window
-    phases = [measure(window_value(g, c, window(g)), limit(g, policy, "tolerance"), limit(g, policy)) for g in gates]
+    level (the healthy level moved by the policy's two margins). Request metrics over
+    [5m]; model-quality queries over the bake time, written with `or on() vector(0)`."""
+    def value(g: str) -> np.ndarray:
+        if g in ("errorRate", "latencyP99"):
+            return window_value(g, c, cfg.window)
+        return np.nan_to_num(window_value(g, c, cfg.model_window), nan=0.0)  # `or on() vector(0)`, as for Flagger
+    phases = [measure(value(g), limit(g, policy, "tolerance"), limit(g, policy)) for g in gates]
     return assess(phases, cfg)

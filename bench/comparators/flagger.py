@@ -83,11 +83,14 @@ REQUEST_METRICS = ("errorRate", "latencyP99")  # Flagger's built-in request-succ
 def checks(c: Counts, gates: tuple[str, ...], policy: Policy, cfg: FlaggerAnalysis) -> np.ndarray:
     """Every metric check passes at each minute: the metric over its query range is within
     its limit (`limit`: the healthy level moved by the regression margin, e.g.
-    request-success-rate >= 98.5% for 1% errors and errors x1.5). NaN fails."""
+    request-success-rate >= 98.5% for 1% errors and errors x1.5). A built-in metric without
+    data fails the check ("no values found"); the model-quality MetricTemplates are written
+    with `or on() vector(0)`, as users do to avoid that, so no labels yet reads as 0."""
     ok = np.ones(c.requests_c.shape, dtype=bool)
     for gate in gates:
-        value = window_value(gate, c, cfg.metric_interval if gate in REQUEST_METRICS else cfg.model_interval)
-        ok &= np.nan_to_num(value, nan=np.inf) <= limit(gate, policy)
+        builtin = gate in REQUEST_METRICS
+        value = window_value(gate, c, cfg.metric_interval if builtin else cfg.model_interval)
+        ok &= np.nan_to_num(value, nan=np.inf if builtin else 0.0) <= limit(gate, policy)
     return ok
 
 
