@@ -97,16 +97,17 @@ def combine(codes: list[np.ndarray]) -> np.ndarray:
 
 
 def run_vigil(gates: tuple[str, ...], c: Counts, policy: Policy) -> np.ndarray:
-    """Vigil on the scenario's gates, each at the policy's per-gate share of the rollout's
-    budget (`analyze` splits alpha over all the policy's gates), through `vigil` whatever
-    its alpha keywords are."""
+    """Vigil on the scenario's gates with the policy's margins, each Fail at the policy's
+    per-gate share of the rollout's budget (`analyze` splits alpha over all the policy's
+    gates) and each Pass at the policy's beta, through `vigil` whatever its keywords are."""
     params = inspect.signature(vigil).parameters
+    extra = {"gates": policy.gate_models} if "gates" in params and policy.gate_models else {}
     per_gate = []
     for gate in gates:
         if "alpha_fail" in params:
-            per_gate.append(vigil(gate, c, alpha_fail=policy.alpha_gate, alpha_pass=policy.alpha))
+            per_gate.append(vigil(gate, c, alpha_fail=policy.alpha_gate, alpha_pass=policy.beta, **extra))
         else:
-            per_gate.append(vigil(gate, c, alpha=policy.alpha_gate))
+            per_gate.append(vigil(gate, c, alpha=policy.alpha_gate, **extra))
     return combine(per_gate)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -58,9 +59,11 @@ class Policy:
     interval: int  # minutes between analyses
     shadow: int  # minutes of shadow (0: none)
     alpha: float  # false-rollback budget of the whole rollout: 1 - confidence
+    beta: float  # budget for promoting a regression: 1 - promotionConfidence (alpha where absent)
     tolerance: dict[str, float]
     regression: dict[str, float]
     failure_limit: int
+    gate_models: dict[str, Any] = field(default_factory=dict, compare=False)  # vigil.api.gates.Gate by metric
 
     @property
     def gates(self) -> tuple[str, ...]:
@@ -91,7 +94,9 @@ def example_policy(path: Path = EXAMPLE_POLICY) -> Policy:
     return Policy(
         steps=tuple(spec.steps), bake=_minutes(spec.bake_time), interval=max(1, _minutes(spec.analysis_interval)),
         shadow=_minutes(spec.shadow.duration) if spec.shadow.enabled else 0,
-        alpha=1.0 - float(spec.confidence), tolerance=tol, regression=reg, failure_limit=int(spec.failure_limit),
+        alpha=1.0 - float(spec.confidence),
+        beta=1.0 - float(getattr(spec, "promotion_confidence", spec.confidence)), tolerance=tol, regression=reg, failure_limit=int(spec.failure_limit),
+        gate_models={MetricKind(g.metric).value: g for g in spec.gates},
     )
 
 
