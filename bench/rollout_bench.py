@@ -125,10 +125,19 @@ def _min(x: float) -> str:
     return "-" if not np.isfinite(x) else f"{x:.0f}"
 
 
+def gated(policy: RiskPolicySpec, scenario: str) -> bool:
+    """Whether the policy has the gate a regression scenario regresses."""
+    metric = "latencyP99" if scenario.startswith("p99") else "errorRate"
+    return any(g.metric.value == metric for g in policy.gates)
+
+
 def verdicts(cell: Cell, policy: RiskPolicySpec) -> list[str]:
-    """Issue 10's targets that apply to this cell, each met / not met with its figure."""
+    """Issue 10's targets for the example policy, each met / not met with its figure (the
+    defaults get the figures, and the one target about a canary step without shadow)."""
     base = bake_sum(policy)
-    out = []
+    out: list[str] = []
+    if cell.policy != "example":
+        return out
     if cell.scenario == "healthy" and cell.rpm == 1000:
         med, p90 = cell.quantile("promoted", 0.5), cell.quantile("promoted", 0.9)
         promoted = cell.share("promoted")
@@ -143,9 +152,9 @@ def verdicts(cell: Cell, policy: RiskPolicySpec) -> list[str]:
     if cell.scenario.startswith("benign") and cell.rpm == 1000:
         fast = np.mean([o.end == "promoted" and (o.minutes or 1e9) <= 2 * base for o in cell.outcomes])
         out.append(f"benign: promoted within {2 * base:.0f} min in {_pct(fast)} (>= 90%): {'met' if fast >= 0.9 else 'not met'}")
-    if "regression margin" in cell.scenario:
+    if "regression margin" in cell.scenario and gated(policy, cell.scenario):
         p = cell.share("promoted")
-        out.append(f"regression promoted in {_pct(p)} (<= 5%): {'met' if p <= 0.05 else 'not met'}")
+        out.append(f"{cell.scenario} at {cell.rpm}/min promoted in {_pct(p)} (<= 5%): {'met' if p <= 0.05 else 'not met'}")
     if cell.scenario == "errors x2" and cell.rpm == 1000 and policy.shadow.enabled:
         s = cell.share("rolled-back", "shadow")
         out.append(f"errors x2 rolled back during shadow in {_pct(s)} (>= 95%): {'met' if s >= 0.95 else 'not met'}")

@@ -32,7 +32,8 @@ def spec(version: str = "v1", digest: str = D1, **extra: Any) -> ModelDeployment
 
 
 def policy(**extra: Any) -> RiskPolicySpec:
-    body = {"steps": [10, 50], "maxWeight": 50, "bakeTime": "2m", "analysisInterval": "1m"}
+    body = {"steps": [10, 50], "maxWeight": 50, "bakeTime": "2m", "analysisInterval": "1m",
+            "gates": [{"metric": "errorRate"}]}
     body.update(extra)
     return RiskPolicySpec.model_validate(body)
 

@@ -147,9 +147,10 @@ class RiskPolicySpec(CamelModel):
     )
     budget: BudgetPolicy = Field(default_factory=BudgetPolicy)
     gates: list[Gate] = Field(
-        default_factory=lambda: [Gate(metric=MetricKind.ERROR_RATE)],
+        default_factory=lambda: [Gate(metric=MetricKind.ERROR_RATE), Gate(metric=MetricKind.LATENCY_P99)],
         max_length=20,
-        description="Metrics the new version must not regress (default: errorRate only).",
+        description="Metrics the new version must not regress (default: errorRate and latencyP99, the two "
+                    "signals every model server exports).",
     )
     no_data: NoDataPolicy = Field(default_factory=NoDataPolicy)
     failure_limit: int = Field(1, ge=1, le=100, description="Failed analyses before the canary is rolled back.")
