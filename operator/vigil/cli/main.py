@@ -15,6 +15,18 @@ import os
 import sys
 from typing import Any, Callable
 
+from vigil.api.names import (
+    ANN_ABORT,
+    ANN_APPROVED_BY,
+    ANN_APPROVED_VERSION,
+    ANN_PAUSED,
+    ANN_PROMOTE,
+    ANN_REQUESTED_BY,
+    GROUP,
+    PLURAL_MODELDEPLOYMENTS,
+    VERSION,
+    approvers,
+)
 from vigil.dev.process import StartError
 
 
@@ -89,41 +101,38 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def _annotate(args: argparse.Namespace, annotations: dict[str, str | None]) -> int:
     from kubernetes import client as k8s
 
-    user = args.user or os.environ.get("VIGIL_USER") or getpass.getuser()
-    body = {"metadata": {"annotations": {**annotations, "vigil.dev/requested-by": user}}}
+    body = {"metadata": {"annotations": {**annotations, ANN_REQUESTED_BY: _user(args)}}}
     k8s.CustomObjectsApi(_api(args.kubeconfig)).patch_namespaced_custom_object(
-        "vigil.dev", "v1alpha1", args.namespace, "modeldeployments", args.name, body)
+        GROUP, VERSION, args.namespace, PLURAL_MODELDEPLOYMENTS, args.name, body)
     print(f"modeldeployment.vigil.dev/{args.name} annotated: {annotations}")
     return 0
 
 
-def _version_of(args: argparse.Namespace) -> str:
+def _user(args: argparse.Namespace) -> str:
+    return str(args.user or os.environ.get("VIGIL_USER") or getpass.getuser())
+
+
+def _modeldeployment(args: argparse.Namespace) -> dict[str, Any]:
     from kubernetes import client as k8s
 
-    md = k8s.CustomObjectsApi(_api(args.kubeconfig)).get_namespaced_custom_object(
-        "vigil.dev", "v1alpha1", args.namespace, "modeldeployments", args.name)
-    return str(md["spec"]["version"])
+    return dict(k8s.CustomObjectsApi(_api(args.kubeconfig)).get_namespaced_custom_object(
+        GROUP, VERSION, args.namespace, PLURAL_MODELDEPLOYMENTS, args.name))
 
 
 def cmd_control(args: argparse.Namespace) -> int:
     if args.control == "pause":
-        return _annotate(args, {"vigil.dev/paused": "true"})
+        return _annotate(args, {ANN_PAUSED: "true"})
     if args.control == "resume":
-        return _annotate(args, {"vigil.dev/paused": None})
-    version = args.version or _version_of(args)
+        return _annotate(args, {ANN_PAUSED: None})
+    md = None if args.version else _modeldeployment(args)
+    version = args.version or str(md["spec"]["version"])  # type: ignore[index]
     if args.control == "promote":
-        return _annotate(args, {"vigil.dev/promote": version})
+        return _annotate(args, {ANN_PROMOTE: version})
     if args.control == "abort":
-        return _annotate(args, {"vigil.dev/abort": version})
-    from kubernetes import client as k8s
-
-    md = k8s.CustomObjectsApi(_api(args.kubeconfig)).get_namespaced_custom_object(
-        "vigil.dev", "v1alpha1", args.namespace, "modeldeployments", args.name)
-    ann = md["metadata"].get("annotations") or {}
-    user = args.user or os.environ.get("VIGIL_USER") or getpass.getuser()
-    names = set(ann.get("vigil.dev/approved-by", "").split(",")) if ann.get("vigil.dev/approved-version") == version else set()
-    names = {n for n in names | {user} if n}
-    return _annotate(args, {"vigil.dev/approved-by": ",".join(sorted(names)), "vigil.dev/approved-version": version})
+        return _annotate(args, {ANN_ABORT: version})
+    md = md or _modeldeployment(args)
+    names = approvers(md["metadata"].get("annotations") or {}, version) | {_user(args)}
+    return _annotate(args, {ANN_APPROVED_BY: ",".join(sorted(names)), ANN_APPROVED_VERSION: version})
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
