@@ -34,6 +34,7 @@ import yaml  # noqa: E402
 from bench.rollout_sim import Outcome, Version, latency_bins, run_rollout  # noqa: E402
 from bench.scenarios import BASE_ERROR  # noqa: E402
 from vigil.api.common import parse_duration  # noqa: E402
+from vigil.api.gates import MetricKind  # noqa: E402
 from vigil.api.policy import RiskPolicySpec  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "manifests" / "examples" / "riskpolicy.yaml"
@@ -101,7 +102,7 @@ def oracle_sprt_minutes(policy: RiskPolicySpec, rpm: int, ratio: float, reps: in
     n_c = rng.poisson(rpm * weights, size=(reps, minutes))
     n_b = rng.poisson(rpm * (1 - weights), size=(reps, minutes))
     x_c, x_b = rng.binomial(n_c, BASE_ERROR * ratio), rng.binomial(n_b, BASE_ERROR)
-    gate = next(g for g in policy.gates if g.metric.value == "errorRate")
+    gate = next(g for g in policy.gates if g.metric is MetricKind.ERROR_RATE)
     from vigil.core.plan import gate_alpha
 
     alpha = gate_alpha(policy)

@@ -31,7 +31,7 @@ from vigil.api.gates import MetricKind
 from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, Phase, StepStatus
 from vigil.api.policy import RiskPolicySpec
 from vigil.core.decide import decide
-from vigil.core.model import Arm, Observation, RouteObservation, Track, TrafficSplit, WorkloadState
+from vigil.core.model import Action, Arm, Observation, RouteObservation, Track, TrafficSplit, WorkloadState
 from vigil.core.plan import plan_analysis
 from vigil.metrics import AnalysisTarget
 from vigil.reconciler import measure
@@ -282,7 +282,7 @@ def run_rollout(policy: RiskPolicySpec, canary: Version, rpm: float, seed: int,
 
 def _ended(decision: Any) -> str | None:
     status = decision.status
-    if decision.action.value == "rollback":
+    if decision.action is Action.ROLLBACK:
         return "rolled-back"
     if status.phase is Phase.SUCCEEDED and status.stable_version == "v2":
         return "promoted"

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from kubernetes import client as k8s
 
+from vigil.api.names import GROUP, VERSION
 from vigil.dev.binaries import REPO_ROOT, ensure_built
 from vigil.kube.client import Kube
 from vigil.reconciler import Reconciler
@@ -45,8 +46,8 @@ def test_helm_chart_installs_and_its_rbac_is_enough_to_roll_out(kube: KubeHandle
         # run a whole rollout with nothing but the chart's ServiceAccount token
         as_operator = Reconciler(Kube(kube.client_as(release_ns, "vigil-operator")), metrics=VersionMetrics(), analyzer=judge)
         custom = k8s.CustomObjectsApi(kube.api_client)
-        custom.create_namespaced_custom_object("vigil.dev", "v1alpha1", namespace, "riskpolicies", policy_body())
-        custom.create_namespaced_custom_object("vigil.dev", "v1alpha1", namespace, "modeldeployments",
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "riskpolicies", policy_body())
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments",
                                                md_body("v1", "gatewayapi"))
 
         def drive(until) -> None:
@@ -60,7 +61,7 @@ def test_helm_chart_installs_and_its_rbac_is_enough_to_roll_out(kube: KubeHandle
             raise AssertionError("rollout did not finish with the chart's permissions")
 
         drive(lambda s: s.get("phase") == "Succeeded")
-        custom.patch_namespaced_custom_object("vigil.dev", "v1alpha1", namespace, "modeldeployments", "fraud", {
+        custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", "fraud", {
             "spec": {"version": "v2", "artifact": {"uri": "s3://m/v2", "digest": "sha256:" + "2" * 64}}})
         drive(lambda s: s.get("stableVersion") == "v2" and s.get("phase") == "Succeeded")
         assert Kube(kube.api_client).audit_records(namespace, "fraud")
@@ -96,11 +97,11 @@ def test_kubectl_apply_get_and_the_vigil_plugin(kube: KubeHandle, namespace: str
                          capture_output=True, text=True, env=env, check=False)
     assert run.returncode == 0, run.stderr
     md = k8s.CustomObjectsApi(kube.api_client).get_namespaced_custom_object(
-        "vigil.dev", "v1alpha1", namespace, "modeldeployments", "fraud")
+        GROUP, VERSION, namespace, "modeldeployments", "fraud")
     ann = md["metadata"]["annotations"]
     assert ann["vigil.dev/paused"] == "true" and ann["vigil.dev/requested-by"] == "alice"
     subprocess.run([str(ensure_built().kubectl), "vigil", "resume", "fraud", "-n", namespace],
                    check=True, capture_output=True, env=env)
     md = k8s.CustomObjectsApi(kube.api_client).get_namespaced_custom_object(
-        "vigil.dev", "v1alpha1", namespace, "modeldeployments", "fraud")
+        GROUP, VERSION, namespace, "modeldeployments", "fraud")
     assert "vigil.dev/paused" not in md["metadata"]["annotations"]
