@@ -23,6 +23,7 @@ Rules and links: docs/comparators.md.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -34,13 +35,13 @@ from bench.comparators.oracle import oracle_llr
 from bench.comparators.signals import effects
 from bench.scenarios import CONFIDENCE_MID, LATENCY_EDGES, SCORE_EDGES, Policy, Scenario, example_policy  # noqa: F401
 from bench.simulate import Counts
-from vigil.api.gates import DEFAULT_TOLERANCE, MetricKind
+from vigil.api.gates import Gate, MetricKind
 from vigil.stats.calibration import calibration_evidence
 from vigil.stats.drift import drift_evidence
 from vigil.stats.evidence import FAIL, INCONCLUSIVE, PASS, classify
 from vigil.stats.fairness import fairness_evidence
 from vigil.stats.latency import latency_evidence
-from vigil.stats.rates import error_rate_evidence, shadow_evidence
+from vigil.stats.rates import gate_error_evidence, shadow_evidence
 
 ALPHA = 0.05
 MIN_SAMPLES = 200
@@ -52,27 +53,35 @@ ORACLE = "oracle SPRT"
 # ------------------------------------------------------------------------ vigil
 
 
-def vigil_evidence(family: str, c: Counts):
-    tol = DEFAULT_TOLERANCE[MetricKind(family)]
+def vigil_evidence(family: str, c: Counts, gate: Gate | None = None):
+    """The gate's evidence over every prefix of every rollout, through the very functions
+    `analyze` calls, at the gate's tolerance (Fail) and regression margin (Pass)."""
+    gate = gate or Gate(metric=MetricKind(family))
+    tol, reg = gate.tolerance, gate.regression
     if family == "errorRate":
-        return error_rate_evidence(c.requests_c, c.errors_c, c.requests_b, c.errors_b, tol)
+        return gate_error_evidence(c.requests_c, c.errors_c, c.requests_b, c.errors_b, gate)
     if family == "latencyP99":
-        return latency_evidence(LATENCY_EDGES, c.latency_c, c.latency_b, 0.99, tol)
+        return latency_evidence(LATENCY_EDGES, c.latency_c, c.latency_b, 0.99, tol, reg)
     if family == "predictionDrift":
-        return drift_evidence(c.score_c, c.score_b, tol)
+        return drift_evidence(c.score_c, c.score_b, tol, regression=reg)
     if family == "calibration":
-        return calibration_evidence(c.labelled_c, c.correct_c, c.labelled_b, c.correct_b, tol)
+        return calibration_evidence(c.labelled_c, c.correct_c, c.labelled_b, c.correct_b, tol, regression=reg)
     if family == "fairnessGap":
-        return fairness_evidence(c.groups_c, c.positive_c, c.groups_b, c.positive_b, tol)
+        return fairness_evidence(c.groups_c, c.positive_c, c.groups_b, c.positive_b, tol, regression=reg)
     if family == "shadowDisagreement":
-        return shadow_evidence(c.compared, c.disagreed, tol)
+        return shadow_evidence(c.compared, c.disagreed, tol, reg)
     raise ValueError(family)
 
 
-def vigil(family: str, c: Counts, alpha: float = ALPHA) -> np.ndarray:
-    """Codes of one gate, or of all six gates with the false-Fail budget split among them."""
+def vigil(family: str, c: Counts, alpha_fail: float = ALPHA, alpha_pass: float = ALPHA,
+          gates: Mapping[str, Gate] | None = None) -> np.ndarray:
+    """Codes of one gate, or of all six gates, as `analyze(alpha_fail=..., alpha_pass=...)`
+    gives them: the false-Fail budget split among the gates, each Pass at alpha_pass (beta).
+    `gates` (by family) sets margins other than the defaults, e.g. a policy's."""
     families = FAMILIES if family == "all" else (family,)
-    codes = [classify(vigil_evidence(f, c), alpha / len(families), alpha, MIN_SAMPLES) for f in families]
+    gates = gates or {}
+    codes = [classify(vigil_evidence(f, c, gates.get(f)), alpha_fail / len(families), alpha_pass, MIN_SAMPLES)
+             for f in families]
     stack = np.stack(codes)
     return np.where((stack == FAIL).any(axis=0), FAIL, np.where((stack == PASS).all(axis=0), PASS, INCONCLUSIVE))
 

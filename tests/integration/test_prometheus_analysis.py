@@ -97,8 +97,10 @@ def test_verdicts_from_promql_equal_verdicts_on_the_same_numbers(history) -> Non
     server, direct_data, start, end = history
     collected = provider(server.url).collect(TARGET, GATES, start, end)
     assert not [k for k, v in collected.items() if isinstance(v, NoData)], collected
-    via_prometheus = analyze(GATES, collected, confidence=0.95, min_samples=200, expected_canary_share=0.1)
-    direct = analyze(GATES, direct_data, confidence=0.95, min_samples=200, expected_canary_share=0.1)
+    via_prometheus = analyze(GATES, collected, alpha_fail=0.05, alpha_pass=0.05, min_samples=200,
+                             expected_canary_share=0.1)
+    direct = analyze(GATES, direct_data, alpha_fail=0.05, alpha_pass=0.05, min_samples=200,
+                     expected_canary_share=0.1)
     for got, want in zip(via_prometheus.verdicts, direct.verdicts):
         assert got.outcome is want.outcome, got.metric
         assert got.samples == want.samples, got.metric
@@ -157,4 +159,4 @@ def test_an_unreachable_server_is_no_data_not_an_exception(history) -> None:
     _, _, start, end = history
     result = provider(f"http://127.0.0.1:{free_port()}").collect(TARGET, GATES, start, end)
     assert all(isinstance(v, NoData) and "query failed" in v.reason for v in result.values())
-    assert analyze(GATES, result, confidence=0.95, min_samples=1).outcome is Outcome.NO_DATA
+    assert analyze(GATES, result, alpha_fail=0.05, alpha_pass=0.05, min_samples=1).outcome is Outcome.NO_DATA

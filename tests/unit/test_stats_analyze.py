@@ -6,10 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
-from bench.scenarios import scenarios
-from bench.simulate import simulate
-from bench.windows import window
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats import (
     Analysis,
@@ -23,12 +19,9 @@ from vigil.stats import (
 )
 from vigil.stats.result import Verdict, combine
 
+from tests.unit.test_stats_worlds import healthy_window
+
 ALL = [Gate(metric=k) for k in MetricKind]
-
-
-def healthy_window(minutes: int = 30, rpm: float = 1000, seed: int = 1):
-    everything = next(s for s in scenarios() if s.family == "all")
-    return window(simulate(everything, rpm, 1, seed, minutes=minutes), 0)
 
 
 def requests(errors: list[float], total: list[float]) -> CounterPanel:
@@ -52,7 +45,7 @@ def test_overall_outcome_rule(outcomes: list[str], want: str) -> None:
 
 
 def test_all_gates_on_a_healthy_window_do_not_fail_and_record_as_json() -> None:
-    result = analyze(ALL, healthy_window(), confidence=0.95, min_samples=200, expected_canary_share=0.1)
+    result = analyze(ALL, healthy_window(), alpha_fail=0.05, alpha_pass=0.05, min_samples=200, expected_canary_share=0.1)
     assert isinstance(result, Analysis)
     assert result.outcome is not Outcome.FAIL
     assert [v.metric for v in result.verdicts] == list(MetricKind)
@@ -65,16 +58,34 @@ def test_all_gates_on_a_healthy_window_do_not_fail_and_record_as_json() -> None:
 
 
 def test_family_wise_budget_is_split_for_fail_but_not_for_pass() -> None:
-    result = analyze(ALL[:4], healthy_window(), confidence=0.99, min_samples=200)
+    result = analyze(ALL[:4], healthy_window(), alpha_fail=0.01, alpha_pass=0.1, min_samples=200)
     for v in result.verdicts:
         assert v.threshold_fail == pytest.approx(4 / 0.01)
-        assert v.threshold_pass == pytest.approx(1 / 0.01)
+        assert v.threshold_pass == pytest.approx(1 / 0.1)
+    record = result.to_dict()
+    assert record["alphaFail"] == 0.01 and record["alphaPass"] == 0.1 and "confidence" not in record
+
+
+def test_every_verdict_carries_margins_and_a_plan_in_plain_json() -> None:
+    result = analyze(ALL, healthy_window(), alpha_fail=0.05, alpha_pass=0.05, min_samples=200, horizon_s=3600.0)
+    record = result.to_dict()
+    json.dumps(record, allow_nan=False)
+    assert record["plan"]["horizonSeconds"] == 3600.0 and isinstance(record["plan"]["beyondHorizon"], bool)
+    for v, d in zip(result.verdicts, record["verdicts"]):
+        assert d["tolerance"] == pytest.approx(v.tolerance) and d["regression"] == pytest.approx(v.regression)
+        assert set(d["plan"]) >= {"timeToPassSeconds", "beyondHorizon", "detectableEffect", "detectableSeconds"}
+        assert "detectableEffect" in d["figures"]
+    times = [v.time_to_pass_s for v in result.verdicts]
+    if all(t is not None for t in times):
+        assert result.time_to_pass_s == max(times)
+    else:
+        assert result.time_to_pass_s is None
 
 
 def test_the_same_input_gives_the_same_answer() -> None:
     data = healthy_window()
-    a = analyze(ALL, data, confidence=0.95, min_samples=200, expected_canary_share=0.1).to_dict()
-    b = analyze(ALL, data, confidence=0.95, min_samples=200, expected_canary_share=0.1).to_dict()
+    a = analyze(ALL, data, alpha_fail=0.05, alpha_pass=0.05, min_samples=200, expected_canary_share=0.1).to_dict()
+    b = analyze(ALL, data, alpha_fail=0.05, alpha_pass=0.05, min_samples=200, expected_canary_share=0.1).to_dict()
     assert a == b
 
 
@@ -86,7 +97,7 @@ def test_missing_and_broken_metrics_are_no_data_never_pass() -> None:
         MetricKind.CALIBRATION: RequestCounts(requests([1], [100]), requests([1], [100])),  # wrong type
         MetricKind.FAIRNESS_GAP: RequestCounts(one, one),
     }
-    result = analyze(gates, data, confidence=0.95, min_samples=1)
+    result = analyze(gates, data, alpha_fail=0.05, alpha_pass=0.05, min_samples=1)
     by = {v.metric: v for v in result.verdicts}
     assert result.outcome is Outcome.NO_DATA
     assert by[MetricKind.ERROR_RATE].explanation == "Prometheus unreachable: connection refused"
@@ -98,7 +109,7 @@ def test_missing_and_broken_metrics_are_no_data_never_pass() -> None:
 def test_a_window_with_a_single_sample_is_no_data() -> None:
     one = CounterPanel([0.0])
     result = analyze([Gate(metric="errorRate")], {MetricKind.ERROR_RATE: RequestCounts(one, one)},
-                     confidence=0.95, min_samples=1)
+                     alpha_fail=0.05, alpha_pass=0.05, min_samples=1)
     assert result.outcome is Outcome.NO_DATA and "fewer than two samples" in result.verdicts[0].explanation
 
 
@@ -111,13 +122,13 @@ def test_a_counter_reset_inside_the_window_does_not_fake_a_regression() -> None:
     ))
     baseline = CounterPanel.from_counts(ts, [({"outcome": "success"}, [891, 891, 891]), ({"outcome": "error"}, [9, 9, 9])])
     verdict = analyze([Gate(metric="errorRate")], {MetricKind.ERROR_RATE: RequestCounts(baseline, canary)},
-                      confidence=0.95, min_samples=1).verdicts[0]
+                      alpha_fail=0.05, alpha_pass=0.05, min_samples=1).verdicts[0]
     assert verdict.samples == (2700, 300)
     assert verdict.figures["canaryRate"] == pytest.approx(3 / 300)
     assert verdict.outcome is not Outcome.FAIL
 
 
-def test_sample_ratio_mismatch_blocks_a_pass_but_not_a_fail() -> None:
+def test_sample_ratio_mismatch_is_reported_and_does_not_decide_on_its_own() -> None:
     ts = 60.0 * np.arange(31)
     rng = np.random.default_rng(3)
     shadow = ShadowComparisons(CounterPanel.from_counts(ts, [({"outcome": "agree"}, rng.poisson(5000, 30)),
@@ -126,15 +137,19 @@ def test_sample_ratio_mismatch_blocks_a_pass_but_not_a_fail() -> None:
     reqs = RequestCounts(requests(list(rng.poisson(18, 30)), [1800] * 30), requests(list(rng.poisson(4, 30)), [450] * 30))
     gates = [Gate(metric="shadowDisagreement")]
     data = {MetricKind.SHADOW_DISAGREEMENT: shadow, MetricKind.ERROR_RATE: reqs}
-    fine = analyze(gates, data, confidence=0.95, min_samples=100, expected_canary_share=0.2)
+    fine = analyze(gates, data, alpha_fail=0.05, alpha_pass=0.05, min_samples=100, expected_canary_share=0.2)
     assert fine.outcome is Outcome.PASS and not fine.sample_ratio.mismatch
-    off = analyze(gates, data, confidence=0.95, min_samples=100, expected_canary_share=0.1)
-    assert off.sample_ratio.mismatch and off.outcome is Outcome.INCONCLUSIVE
+    off = analyze(gates, data, alpha_fail=0.05, alpha_pass=0.05, min_samples=100, expected_canary_share=0.1)
+    assert off.sample_ratio.mismatch and off.outcome is Outcome.PASS
     assert "sample ratio mismatch" in off.summary()
+    # only the intervals since the split last changed are checked: the last 10 at 20%
+    recent = analyze(gates, data, alpha_fail=0.05, alpha_pass=0.05, min_samples=100, expected_canary_share=0.2,
+                     share_since=float(ts[20]))
+    assert recent.sample_ratio.samples[0] + recent.sample_ratio.samples[1] < sum(fine.sample_ratio.samples) / 2
     # a failing gate stays Fail under a mismatch (rolling back is the safe side)
     failing = ShadowComparisons(CounterPanel.from_counts(ts, [({"outcome": "agree"}, [4000] * 30),
                                                              ({"outcome": "disagree"}, [1000] * 30)]))
-    result = analyze(gates, {**data, MetricKind.SHADOW_DISAGREEMENT: failing}, confidence=0.95, min_samples=100,
+    result = analyze(gates, {**data, MetricKind.SHADOW_DISAGREEMENT: failing}, alpha_fail=0.05, alpha_pass=0.05, min_samples=100,
                      expected_canary_share=0.1)
     assert result.outcome is Outcome.FAIL
 
@@ -143,9 +158,9 @@ def test_pass_needs_min_samples() -> None:
     ts = 60.0 * np.arange(11)
     shadow = ShadowComparisons(CounterPanel.from_counts(ts, [({"outcome": "agree"}, [1000] * 10)]))
     gates = [Gate(metric="shadowDisagreement")]
-    few = analyze(gates, {MetricKind.SHADOW_DISAGREEMENT: shadow}, confidence=0.95, min_samples=50_000)
+    few = analyze(gates, {MetricKind.SHADOW_DISAGREEMENT: shadow}, alpha_fail=0.05, alpha_pass=0.05, min_samples=50_000)
     assert few.outcome is Outcome.INCONCLUSIVE and "more canary samples" in few.verdicts[0].explanation
-    enough = analyze(gates, {MetricKind.SHADOW_DISAGREEMENT: shadow}, confidence=0.95, min_samples=5_000)
+    enough = analyze(gates, {MetricKind.SHADOW_DISAGREEMENT: shadow}, alpha_fail=0.05, alpha_pass=0.05, min_samples=5_000)
     assert enough.outcome is Outcome.PASS
 
 
@@ -160,11 +175,13 @@ def test_verdict_to_dict_has_no_numpy_types_and_drops_non_finite_numbers() -> No
 
 
 def test_shadow_phase_has_no_sample_ratio_check() -> None:
-    result = analyze([Gate(metric="errorRate")], healthy_window(10), confidence=0.95, min_samples=1,
+    result = analyze([Gate(metric="errorRate")], healthy_window(minutes=10), alpha_fail=0.05, alpha_pass=0.05, min_samples=1,
                      expected_canary_share=None)
     assert result.sample_ratio is None and "sampleRatio" not in result.to_dict()
 
 
-def test_confidence_must_be_a_probability() -> None:
-    with pytest.raises(ValueError, match="confidence"):
-        analyze([], {}, confidence=1.0, min_samples=1)
+def test_both_budgets_must_be_probabilities() -> None:
+    with pytest.raises(ValueError, match="alpha_fail"):
+        analyze([], {}, alpha_fail=1.0, alpha_pass=0.05, min_samples=1)
+    with pytest.raises(ValueError, match="alpha_pass"):
+        analyze([], {}, alpha_fail=0.05, alpha_pass=0.0, min_samples=1)

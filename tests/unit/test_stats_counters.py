@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from vigil.stats.data import CounterPanel, CounterSeries, HistogramData, RequestCounts, series_increments
+from vigil.stats.data import (
+    CounterPanel,
+    CounterSeries,
+    HistogramData,
+    RequestCounts,
+    series_increments,
+)
 
 NAN = np.nan
 

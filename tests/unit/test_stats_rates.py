@@ -7,44 +7,40 @@ hour, at the *boundary* of the null (the hardest case), not only in A/A.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-
-from bench.methods import first_decision, vigil, z_two_proportions
-from bench.scenarios import BASE_ERROR, Scenario, World
-from bench.simulate import simulate
 from vigil.api.gates import DEFAULT_TOLERANCE, Gate, MetricKind
 from vigil.stats import analyze
-from vigil.stats.evidence import FAIL, PASS
-from vigil.stats.rates import error_rate_evidence
+from vigil.stats.evidence import FAIL, PASS, classify
+from vigil.stats.rates import error_rate_evidence, shadow_evidence
+
+from tests.unit.test_stats_worlds import (
+    arms,
+    errors,
+    first,
+    limit,
+    poisson,
+    request_counts,
+)
 
 ALPHA = 0.05
 REPS = 2000
-LIMIT = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / REPS)
+LIMIT = limit(REPS)
 TOL = DEFAULT_TOLERANCE[MetricKind.ERROR_RATE]
 
 
-def decisions(scenario: Scenario, rpm: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    return first_decision(vigil(scenario.family, simulate(scenario, rpm, REPS, seed)))
-
-
 def test_canary_exactly_at_the_tolerated_error_rate_is_rarely_failed() -> None:
-    at_limit = Scenario("boundary", "errorRate", canary=World(error=BASE_ERROR * (1 + TOL)))
     for rpm, seed in ((200, 1), (1000, 2), (5000, 3)):
-        kind, _ = decisions(at_limit, rpm, seed)
+        kind, _ = first(error_rate_evidence(*errors(np.random.default_rng(seed), rpm, 0.1, 0.011, 0.01, REPS), TOL))
         assert (kind == FAIL).mean() <= LIMIT, rpm
 
 
-def test_canary_exactly_at_the_tolerated_error_rate_is_rarely_passed() -> None:
-    at_limit = Scenario("boundary", "errorRate", canary=World(error=BASE_ERROR * (1 + TOL)))
-    kind, _ = decisions(at_limit, 5000, 4)
+def test_without_an_indifference_zone_the_tolerated_rate_is_rarely_passed() -> None:
+    kind, _ = first(error_rate_evidence(*errors(np.random.default_rng(4), 5000, 0.1, 0.011, 0.01, REPS), TOL))
     assert (kind == PASS).mean() <= LIMIT
 
 
 def test_doubled_error_rate_is_rolled_back_fast_at_1000_requests_per_minute() -> None:
-    doubled = Scenario("x2", "errorRate", canary=World(error=2 * BASE_ERROR))
-    kind, minute = decisions(doubled, 1000, 5)
+    kind, minute = first(error_rate_evidence(*errors(np.random.default_rng(5), 1000, 0.1, 0.02, 0.01, REPS), TOL, 0.5))
     assert (kind == FAIL).mean() >= 0.98
     assert np.median(minute) <= 15
 
@@ -53,40 +49,52 @@ def test_changing_weight_with_a_shared_error_trend_does_not_fail_the_canary() ->
     """Weights 10 -> 25 -> 50% while both versions' error rate climbs 1% -> 2%: pooled counts
     make the canary look worse (it got more of the late, bad minutes); the stratified test
     does not, while a repeated z-test on the pooled counts fails most rollouts."""
-    scenario = Scenario("steps", "errorRate", weights=((0, 0.1), (15, 0.25), (30, 0.5)), error_trend=0.01)
-    counts = simulate(scenario, 1000, REPS, 6)
-    kind, _ = first_decision(vigil("errorRate", counts))
+    rng = np.random.default_rng(6)
+    t = np.arange(60)
+    share = np.where(t < 15, 0.1, np.where(t < 30, 0.25, 0.5))
+    p = 0.01 + 0.01 * t / 60
+    lam_c, lam_b = 1000 * share, 1000 * (1 - share)
+    x_c, x_b = poisson(rng, lam_c * p, REPS), poisson(rng, lam_b * p, REPS)
+    n_c, n_b = x_c + poisson(rng, lam_c * (1 - p), REPS), x_b + poisson(rng, lam_b * (1 - p), REPS)
+    kind, _ = first(error_rate_evidence(n_c, x_c, n_b, x_b, TOL, 0.5))
     assert (kind == FAIL).mean() <= LIMIT
-    cumulative = [np.cumsum(a, axis=-1) for a in (counts.errors_c, counts.requests_c, counts.errors_b, counts.requests_b)]
-    pooled_z_fails = (z_two_proportions(*cumulative) > 1.645).any(axis=-1).mean()
-    assert pooled_z_fails >= 0.3
+    X_c, N_c, X_b, N_b = (np.cumsum(a, axis=-1) for a in (x_c, n_c, x_b, n_b))
+    pooled = (X_c + X_b) / (N_c + N_b)
+    z = (X_c / N_c - X_b / N_b) / np.sqrt(pooled * (1 - pooled) * (1 / N_c + 1 / N_b))
+    assert (z > 1.645).any(axis=-1).mean() >= 0.3
 
 
 def test_evidence_never_passes_below_min_samples() -> None:
     rng = np.random.default_rng(0)
     n_c, n_b = np.full(30, 100.0), np.full(30, 900.0)
-    ev = error_rate_evidence(n_c, rng.poisson(0.2, 30) * 1.0, n_b, rng.poisson(9.0, 30) * 1.0, TOL)
-    from vigil.stats.evidence import classify
-
+    ev = error_rate_evidence(n_c, rng.poisson(0.2, 30) * 1.0, n_b, rng.poisson(9.0, 30) * 1.0, TOL, 0.5, None, 0.001)
     assert (classify(ev, ALPHA, ALPHA, min_samples=10_000) != PASS).all()
 
 
-def test_shadow_disagreement_at_the_tolerance_is_rarely_failed_and_3_percent_is_caught() -> None:
+def test_shadow_disagreement_at_the_tolerance_is_rarely_failed_and_3_percent_above_it_is_caught() -> None:
     tol = DEFAULT_TOLERANCE[MetricKind.SHADOW_DISAGREEMENT]
-    kind, _ = decisions(Scenario("b", "shadowDisagreement", canary=World(disagreement=tol)), 1000, 7)
+    rng = np.random.default_rng(7)
+    m, _ = arms(1000, 0.1, 60)
+
+    def run(share: float) -> tuple[np.ndarray, np.ndarray]:
+        x = poisson(rng, m * share, REPS)
+        return first(shadow_evidence(x + poisson(rng, m * (1 - share), REPS), x, tol, 0.05))
+
+    kind, _ = run(tol)
     assert (kind == FAIL).mean() <= LIMIT
-    kind, minute = decisions(Scenario("bad", "shadowDisagreement", canary=World(disagreement=0.03)), 1000, 8)
+    kind, minute = run(tol + 0.03)
     assert ((kind == FAIL) & (minute <= 30)).mean() >= 0.95
 
 
-def test_error_rate_verdict_reports_rates_ratio_and_interval() -> None:
-    from bench.windows import window
-
-    counts = simulate(Scenario("x2", "errorRate", canary=World(error=0.02)), 1000, 1, 9, minutes=30)
-    verdict = analyze([Gate(metric="errorRate")], window(counts, 0), confidence=0.95, min_samples=200).verdicts[0]
+def test_error_rate_verdict_reports_rates_ratio_interval_and_margins() -> None:
+    n_c, x_c, n_b, x_b = (a[0] for a in errors(np.random.default_rng(9), 1000, 0.1, 0.02, 0.01, 1, 30))
+    verdict = analyze([Gate(metric="errorRate")], {MetricKind.ERROR_RATE: request_counts(n_c, x_c, n_b, x_b)},
+                      alpha_fail=0.05, alpha_pass=0.05, min_samples=200).verdicts[0]
     assert verdict.outcome.value == "Fail"
     lo, hi = verdict.interval
     assert lo < verdict.effect < hi and lo > TOL  # the whole interval is beyond the tolerance
     assert verdict.figures["canaryRate"] > verdict.figures["baselineRate"]
     assert verdict.samples[1] > 2000 and verdict.samples[0] > 20000
-    assert "error rate" in verdict.explanation and "\n" not in verdict.explanation
+    assert (verdict.tolerance, verdict.regression) == (0.1, 0.5)
+    assert "error rate" in verdict.explanation and "regression x1.50" in verdict.explanation
+    assert "\n" not in verdict.explanation

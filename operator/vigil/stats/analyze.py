@@ -1,16 +1,22 @@
 """`analyze`: every gate of a RiskPolicy on one window of counters, combined into one answer.
 
-Pure and deterministic. Called at each reconcile with counters accumulated since the start
-of the current canary step; every test is an e-process, so the answer stays valid however
-often it is asked. Family-wise control: the false-Fail budget alpha = 1 - confidence is
-split evenly across the gates (any Fail fails the analysis); each Pass uses the full alpha,
-since the analysis passes only if every gate passes, so a wrong overall Pass needs the
-gate that is truly out of tolerance to pass wrongly.
+Pure and deterministic. Every test is an e-process, so the answer stays valid however often
+it is asked. Error control:
+
+* false rollback: the stage's budget `alpha_fail` is split evenly across the gates (any Fail
+  fails the analysis), each gate's Fail e-process testing against its tolerance;
+* false promotion: each gate's Pass e-process tests against its regression margin at
+  `alpha_pass` (beta). The analysis passes only if every gate passes, so a canary with one
+  gate at or beyond its regression margin is promoted with probability at most beta.
+
+Every verdict also carries a plan (`vigil.stats.plan`): the projected time to Pass at the
+traffic seen so far, and the smallest effect the gate could detect within `horizon_s`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.calibration import calibration_verdict
@@ -28,6 +34,7 @@ from vigil.stats.drift import drift_verdict
 from vigil.stats.evidence import Thresholds
 from vigil.stats.fairness import fairness_verdict
 from vigil.stats.latency import latency_verdict
+from vigil.stats.plan import plan_gate
 from vigil.stats.rates import error_rate_verdict, shadow_verdict
 from vigil.stats.report import no_data
 from vigil.stats.result import Analysis, Outcome, Verdict, combine
@@ -45,29 +52,42 @@ EVALUATORS: dict[MetricKind, tuple[type, Evaluator]] = {
     MetricKind.SHADOW_DISAGREEMENT: (ShadowComparisons, shadow_verdict),
 }  # type: ignore[dict-item]
 
+DEFAULT_HORIZON_S = 4 * 3600.0
+
 
 def analyze(
     gates: Sequence[Gate],
     data: Mapping[MetricKind, MetricData | NoData],
     *,
-    confidence: float,
+    alpha_fail: float,
+    alpha_pass: float,
     min_samples: int,
     expected_canary_share: float | None = None,
+    share_since: float | None = None,
+    horizon_s: float = DEFAULT_HORIZON_S,
 ) -> Analysis:
-    """Judge the canary on every gate; see the module docstring for the error control."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    alpha = 1.0 - confidence
-    th = Thresholds(alpha_fail=alpha / max(len(gates), 1), alpha_pass=alpha, min_samples=max(int(min_samples), 0))
-    verdicts = [_judge(gate, _lookup(data, gate.metric), th) for gate in gates]
+    """Judge the canary on every gate; see the module docstring for the error control.
+
+    alpha_fail: the whole false-rollback budget of this analysis (split across gates);
+    alpha_pass: beta, per gate, the chance of passing a gate at/beyond its regression margin;
+    expected_canary_share, share_since: the canary's share of the two arms as the router serves
+    it since unix time `share_since` (the last split change), for the sample-ratio check
+    (reported, never deciding on its own);
+    horizon_s: how far the plan projects.
+    """
+    for name, value in (("alpha_fail", alpha_fail), ("alpha_pass", alpha_pass)):
+        if not 0 < value < 1:
+            raise ValueError(f"{name} must be in (0, 1), got {value}")
+    if not horizon_s > 0:
+        raise ValueError(f"horizon_s must be positive, got {horizon_s}")
+    th = Thresholds(alpha_fail=alpha_fail / max(len(gates), 1), alpha_pass=alpha_pass,
+                    min_samples=max(int(min_samples), 0))
+    verdicts = [_judge(gate, _lookup(data, gate.metric), th, horizon_s) for gate in gates]
     outcome = combine([v.outcome for v in verdicts]) if verdicts else Outcome.INCONCLUSIVE
-    srm = sample_ratio_check(data, expected_canary_share, alpha)
-    note = ""
-    if srm is not None and srm.mismatch:
-        note = srm.summary()
-        if outcome is Outcome.PASS:
-            outcome = Outcome.INCONCLUSIVE  # the comparison itself is suspect; a rollback still stands
-    return Analysis(outcome=outcome, verdicts=verdicts, sample_ratio=srm, confidence=confidence, note=note)
+    srm = sample_ratio_check(data, expected_canary_share, alpha_fail, since=share_since)
+    note = srm.summary() if srm is not None and srm.mismatch else ""
+    return Analysis(outcome=outcome, verdicts=verdicts, sample_ratio=srm, alpha_fail=alpha_fail,
+                    alpha_pass=alpha_pass, note=note, horizon_s=horizon_s)
 
 
 def _lookup(data: Mapping[MetricKind, MetricData | NoData], kind: MetricKind) -> MetricData | NoData:
@@ -75,7 +95,7 @@ def _lookup(data: Mapping[MetricKind, MetricData | NoData], kind: MetricKind) ->
     return NoData(f"{kind.value} was not collected") if item is None else item
 
 
-def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds) -> Verdict:
+def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: float) -> Verdict:
     if isinstance(item, NoData):
         return no_data(gate.metric, item.reason)
     expected, evaluate = EVALUATORS[gate.metric]
@@ -84,6 +104,13 @@ def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds) -> Verdict:
     if item.timestamps.size < 2:
         return no_data(gate.metric, "fewer than two samples in the window")
     try:
-        return evaluate(item, gate, th)
+        verdict = evaluate(item, gate, th)
+        plan = plan_gate(gate, item, th, horizon_s)
     except (ValueError, ArithmeticError, IndexError) as exc:  # malformed counters must not pass or crash the loop
         return no_data(gate.metric, f"could not analyse {gate.metric.value}: {exc}")
+    figures = {**verdict.figures, "timeToPassSeconds": plan.time_to_pass_s,
+               "detectableEffect": plan.detectable_effect, "detectableSeconds": plan.detectable_time_s}
+    explanation = verdict.explanation
+    if verdict.outcome is Outcome.INCONCLUSIVE and plan.note:
+        explanation = f"{explanation}; {plan.note}"
+    return replace(verdict, plan=plan, figures=figures, explanation=explanation)

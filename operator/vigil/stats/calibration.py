@@ -47,11 +47,12 @@ def calibration_shift(L_c: np.ndarray, X_c: np.ndarray, L_b: np.ndarray, X_b: np
 
 
 def calibration_evidence(lab_c: np.ndarray, cor_c: np.ndarray, lab_b: np.ndarray, cor_b: np.ndarray,
-                         tolerance: float, scale: float = CALIBRATION_SCALE) -> GateEvidence:
+                         tolerance: float, scale: float = CALIBRATION_SCALE, regression: float | None = None
+                         ) -> GateEvidence:
     """Labelled and correct counts per interval and bucket, shaped (..., T, K)."""
     L_c, X_c, L_b, X_b = (np.cumsum(a, axis=-2) for a in (lab_c, cor_c, lab_b, cor_b))
     shift, info = calibration_shift(L_c, X_c, L_b, X_b)
-    return band_evidence(shift, info, tolerance, scale, L_c.sum(axis=-1), L_b.sum(axis=-1))
+    return band_evidence(shift, info, tolerance, scale, L_c.sum(axis=-1), L_b.sum(axis=-1), regression=regression)
 
 
 def expected_calibration_error(labelled: np.ndarray, correct: np.ndarray, confidence: np.ndarray) -> float:
@@ -67,20 +68,20 @@ def calibration_verdict(data: LabelFeedback, gate: Gate, th: Thresholds) -> Verd
     buckets = data.buckets()
     lab_b, cor_b = data.by_bucket(data.baseline, buckets)
     lab_c, cor_c = data.by_bucket(data.canary, buckets)
-    ev = calibration_evidence(lab_c, cor_c, lab_b, cor_b, gate.tolerance)
+    ev = calibration_evidence(lab_c, cor_c, lab_b, cor_b, gate.tolerance, regression=gate.regression)
     L_c, X_c, L_b, X_b = (a.sum(axis=0) for a in (lab_c, cor_c, lab_b, cor_b))
     shift, info = (float(v) for v in calibration_shift(L_c, X_c, L_b, X_b))
     mid = np.array([float(b) + 0.05 for b in buckets])
     ece_c, ece_b = expected_calibration_error(L_c, X_c, mid), expected_calibration_error(L_b, X_b, mid)
     half = float(normal_halfwidth(info, th.alpha_fail, CALIBRATION_SCALE)) if info > 0 else float("inf")
     describe = (f"calibration shift {100 * shift:+.1f} points (ECE {ece_c:.3f} vs baseline {ece_b:.3f}; "
-                f"tolerated +-{100 * gate.tolerance:.1f}) from {int(L_c.sum())} canary labels")
+                f"tolerated +-{100 * gate.tolerance:.1f}, regression +-{100 * gate.regression:.1f}) from {int(L_c.sum())} canary labels")
     if info == 0:
         describe += f"; waiting for labels ({MIN_LABELS} per version, {MIN_PER_BUCKET} per bucket)"
     return gate_verdict(
         MetricKind.CALIBRATION, ev, th, describe=describe,
         statistic="accuracy difference canary - baseline at equal stated confidence (bucket-weighted)",
-        tolerance=gate.tolerance, effect=shift,
+        tolerance=gate.tolerance, regression=gate.regression, effect=shift,
         interval=(shift - half, shift + half) if info > 0 else None,
         figures={"canaryEce": ece_c, "baselineEce": ece_b},
     )

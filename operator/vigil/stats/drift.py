@@ -53,11 +53,15 @@ def chi_distance(C: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return info * np.sqrt(np.nan_to_num(d2)), info, dim
 
 
-def drift_evidence(c: np.ndarray, b: np.ndarray, tolerance: float, scale: float = DRIFT_SCALE) -> GateEvidence:
-    """Score-bin counts per interval c (canary), b (baseline) shaped (..., T, K)."""
+def drift_evidence(c: np.ndarray, b: np.ndarray, tolerance: float, scale: float = DRIFT_SCALE,
+                   regression: float | None = None) -> GateEvidence:
+    """Score-bin counts per interval c (canary), b (baseline) shaped (..., T, K).
+
+    Fail: against a distance <= tolerance; Pass: against a distance >= regression."""
     C, B = np.cumsum(c, axis=-2), np.cumsum(b, axis=-2)
     norm_s, info, dim = chi_distance(C, B)
-    fail, passed = ball_log_e(norm_s, info, dim, np.sqrt(tolerance), scale)
+    fail, _ = ball_log_e(norm_s, info, dim, np.sqrt(tolerance), scale)
+    _, passed = ball_log_e(norm_s, info, dim, np.sqrt(tolerance if regression is None else regression), scale)
     return GateEvidence(fail, passed, C.sum(axis=-1), B.sum(axis=-1))
 
 
@@ -93,7 +97,7 @@ def distance_interval(norm_s: float, info: float, dim: int, alpha: float, scale:
 def drift_verdict(data: ScoreHistogram, gate: Gate, th: Thresholds) -> Verdict:
     _, b = data.buckets(data.baseline)
     _, c = data.buckets(data.canary)
-    ev = drift_evidence(c, b, gate.tolerance)
+    ev = drift_evidence(c, b, gate.tolerance, regression=gate.regression)
     C, B = c.sum(axis=0), b.sum(axis=0)
     norm_s, info, dim = (float(v) for v in chi_distance(C, B))
     distance = (norm_s / info) ** 2 if info > 0 else float("nan")
@@ -102,10 +106,10 @@ def drift_verdict(data: ScoreHistogram, gate: Gate, th: Thresholds) -> Verdict:
     js = jensen_shannon(C, B) if C.sum() and B.sum() else float("nan")
     lo, hi = distance_interval(norm_s, info, int(dim), th.alpha_fail)
     describe = (f"score distribution distance {unbiased:.3f} (PSI {psi_value:.3f}, JS {js:.3f}; "
-                f"tolerated {gate.tolerance:.3f})")
+                f"tolerated {gate.tolerance:.3f}, regression {gate.regression:.3f})")
     return gate_verdict(
         MetricKind.PREDICTION_DRIFT, ev, th, describe=describe,
         statistic="chi-square distance between score histograms (PSI scale), bias-corrected",
-        tolerance=gate.tolerance, effect=unbiased, interval=(lo, hi),
+        tolerance=gate.tolerance, regression=gate.regression, effect=unbiased, interval=(lo, hi),
         figures={"psi": psi_value, "jensenShannon": js, "chiSquareDistance": distance},
     )

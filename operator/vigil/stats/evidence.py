@@ -1,8 +1,9 @@
 """The shape every gate's statistics take, and the one rule that turns them into outcomes.
 
 A gate produces two e-processes over the window: one against "the canary is within
-tolerance" (large values mean Fail) and one against "the canary is beyond tolerance"
-(large values mean Pass). Both are arrays over prefixes of the window so the benchmark
+tolerance" (large values mean Fail) and one against "the canary is at or beyond the
+regression margin" (large values mean Pass). Between tolerance and regression margin lies
+the indifference zone, where either answer is acceptable. Both are arrays over prefixes of the window so the benchmark
 can replay a whole rollout at once; `analyze` reads the last entry.
 """
 
@@ -86,22 +87,24 @@ def decide_last(ev: GateEvidence, th: Thresholds) -> tuple[int, str]:
     if code == FAIL:
         return code, f"e={e_fail:.3g} >= {1 / th.alpha_fail:.3g}"
     if code == PASS:
-        return code, f"within tolerance, e={e_pass:.3g} >= {1 / th.alpha_pass:.3g}"
+        return code, f"regression ruled out, e={e_pass:.3g} >= {1 / th.alpha_pass:.3g}"
     short = th.min_samples - int(last.n_canary)
     if e_pass >= 1 / th.alpha_pass and short > 0:
-        return code, f"looks within tolerance but needs {short} more canary samples"
+        return code, f"regression ruled out but needs {short} more canary samples"
     return code, f"not decided yet (fail e={e_fail:.3g} of {1 / th.alpha_fail:.3g}, pass e={e_pass:.3g} of {1 / th.alpha_pass:.3g})"
 
 
 def band_evidence(delta: np.ndarray, info: np.ndarray, tolerance: float, scale: float,
-                  n_canary: np.ndarray, n_baseline: np.ndarray, tests_axis: bool = False) -> GateEvidence:
-    """Evidence for differences that must stay within +-tolerance (normal mixtures).
+                  n_canary: np.ndarray, n_baseline: np.ndarray, tests_axis: bool = False,
+                  regression: float | None = None) -> GateEvidence:
+    """Evidence for differences that must stay within +-tolerance (Fail) and are shown inside
+    +-regression (Pass), by normal mixtures.
 
     With `tests_axis`, the last axis of `delta`/`info` holds several differences (one per
     group): Fail needs any side of any of them out of bounds (mean of all the one-sided
     e-values), Pass needs every one shown inside.
     """
-    fail, passed = tolerance_band_log_e(delta, info, tolerance, scale)
+    fail, passed = tolerance_band_log_e(delta, info, tolerance, scale, regression)
     if tests_axis:
         fail = [f[..., g] for f in fail for g in range(delta.shape[-1])]
         passed = [p[..., g] for p in passed for g in range(delta.shape[-1])]

@@ -33,11 +33,13 @@ def group_shift(N_c: np.ndarray, P_c: np.ndarray, N_b: np.ndarray, P_b: np.ndarr
 
 
 def fairness_evidence(tot_c: np.ndarray, pos_c: np.ndarray, tot_b: np.ndarray, pos_b: np.ndarray,
-                      tolerance: float, scale: float = FAIRNESS_SCALE) -> GateEvidence:
+                      tolerance: float, scale: float = FAIRNESS_SCALE, regression: float | None = None
+                      ) -> GateEvidence:
     """Predictions and positive predictions per interval and group, shaped (..., T, G)."""
     N_c, P_c, N_b, P_b = (np.cumsum(a, axis=-2) for a in (tot_c, pos_c, tot_b, pos_b))
     delta, info = group_shift(N_c, P_c, N_b, P_b)
-    return band_evidence(delta, info, tolerance, scale, N_c.sum(axis=-1), N_b.sum(axis=-1), tests_axis=True)
+    return band_evidence(delta, info, tolerance, scale, N_c.sum(axis=-1), N_b.sum(axis=-1), tests_axis=True,
+                         regression=regression)
 
 
 def parity(rates: np.ndarray) -> tuple[float, float]:
@@ -53,7 +55,7 @@ def fairness_verdict(data: GroupPredictions, gate: Gate, th: Thresholds) -> Verd
     groups = data.groups()
     tot_b, pos_b = data.by_group(data.baseline, groups)
     tot_c, pos_c = data.by_group(data.canary, groups)
-    ev = fairness_evidence(tot_c, pos_c, tot_b, pos_b, gate.tolerance)
+    ev = fairness_evidence(tot_c, pos_c, tot_b, pos_b, gate.tolerance, regression=gate.regression)
     N_c, P_c, N_b, P_b = (a.sum(axis=0) for a in (tot_c, pos_c, tot_b, pos_b))
     delta, info = group_shift(N_c, P_c, N_b, P_b)
     rate_c, rate_b = ratio(P_c, N_c), ratio(P_b, N_b)
@@ -63,12 +65,14 @@ def fairness_verdict(data: GroupPredictions, gate: Gate, th: Thresholds) -> Verd
                "canaryFourFifths": ff_c, "baselineFourFifths": ff_b}
     if not groups:
         return gate_verdict(MetricKind.FAIRNESS_GAP, ev, th, describe="no groups reported",
-                            statistic="per-group positive-rate change", tolerance=gate.tolerance, figures=figures)
+                            statistic="per-group positive-rate change", tolerance=gate.tolerance,
+                            regression=gate.regression, figures=figures)
     worst = int(np.argmax(np.abs(delta)))
     alpha_each = th.alpha_fail / (2 * len(groups))
     half = float(normal_halfwidth(info[worst], alpha_each, FAIRNESS_SCALE)) if info[worst] > 0 else None
     describe = (f"group {groups[worst]!r} positive rate {percent(rate_c[worst], 1)} vs baseline {percent(rate_b[worst], 1)} "
-                f"({100 * delta[worst]:+.1f} points, tolerated +-{100 * gate.tolerance:.1f}); "
+                f"({100 * delta[worst]:+.1f} points, tolerated +-{100 * gate.tolerance:.1f}, "
+                f"regression +-{100 * gate.regression:.1f}); "
                 f"parity difference {dpd_c:.3f} vs {dpd_b:.3f}")
     short = [g for g, i in zip(groups, info) if i == 0]
     if short:
@@ -76,7 +80,7 @@ def fairness_verdict(data: GroupPredictions, gate: Gate, th: Thresholds) -> Verd
     return gate_verdict(
         MetricKind.FAIRNESS_GAP, ev, th, describe=describe,
         statistic="largest per-group change of positive-prediction rate, canary - baseline",
-        tolerance=gate.tolerance, effect=float(delta[worst]),
+        tolerance=gate.tolerance, regression=gate.regression, effect=float(delta[worst]),
         interval=(float(delta[worst]) - half, float(delta[worst]) + half) if half is not None else None,
         figures=figures | {"worstGroupCanaryRate": float(rate_c[worst]), "worstGroupBaselineRate": float(rate_b[worst])},
     )

@@ -26,10 +26,22 @@ import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import LatencyHistogram
-from vigil.stats.evidence import GateEvidence, Thresholds, all_of, any_of, cumulative, ratio
+from vigil.stats.evidence import (
+    GateEvidence,
+    Thresholds,
+    all_of,
+    any_of,
+    cumulative,
+    ratio,
+)
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
-from vigil.stats.sequential import TAIL_PRIOR, mantel_haenszel_ratio, rate_ratio_evidence, rate_ratio_interval
+from vigil.stats.sequential import (
+    TAIL_PRIOR,
+    mantel_haenszel_ratio,
+    rate_ratio_evidence,
+    rate_ratio_interval,
+)
 
 SLOT_WEIGHTS = [1.0, 3.0]  # the edge just above the quantile carries most of a slower tail's signal
 QUANTILE = {MetricKind.LATENCY_P50: 0.5, MetricKind.LATENCY_P99: 0.99}
@@ -74,21 +86,26 @@ def exceeding(counts: np.ndarray, j: np.ndarray) -> np.ndarray:
     return counts.sum(axis=-1) - np.take_along_axis(np.cumsum(counts, axis=-1), j[..., None], -1)[..., 0]
 
 
-def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: float, tolerance: float
-                     ) -> GateEvidence:
+def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: float, tolerance: float,
+                     regression: float | None = None) -> GateEvidence:
     """Bin counts per interval c (canary), b (baseline) shaped (..., T, B).
 
     One e-process per bracketing edge, each choosing its edge before the interval from
     the baseline's history (predictable, so each stays a test martingale); Fail averages
-    the two (weights fixed in advance), Pass needs both.
+    the two (weights fixed in advance) against a (1 + tolerance) stretch, Pass needs both
+    against a (1 + regression) stretch.
     """
     c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
     before = np.cumsum(b, axis=-2) - b
     fails, passes = [], []
-    for j, rho0, usable in tail_edges(edges, before, quantile, tolerance):
+    reg = tolerance if regression is None else regression
+    slots = zip(tail_edges(edges, before, quantile, tolerance), tail_edges(edges, before, quantile, reg))
+    for (j, rho0, usable), (_, rho0_pass, usable_pass) in slots:
+        usable = usable & usable_pass
         n_c = np.where(usable, c.sum(axis=-1), 0.0)
         n_b = np.where(usable, b.sum(axis=-1), 0.0)
-        fail, passed = rate_ratio_evidence(exceeding(c, j), exceeding(b, j), n_c, n_b, rho0, TAIL_PRIOR)
+        fail, passed = rate_ratio_evidence(exceeding(c, j), exceeding(b, j), n_c, n_b, rho0, TAIL_PRIOR,
+                                           rho0_pass=rho0_pass)
         fails.append(fail)
         passes.append(passed)
     return GateEvidence(any_of(fails, SLOT_WEIGHTS), all_of(passes), cumulative(c.sum(axis=-1)), cumulative(b.sum(axis=-1)))
@@ -113,7 +130,7 @@ def latency_verdict(data: LatencyHistogram, gate: Gate, th: Thresholds) -> Verdi
     q = QUANTILE[gate.metric]
     edges, b = data.buckets(data.baseline)
     _, c = data.buckets(data.canary)
-    ev = latency_evidence(edges, c, b, q, gate.tolerance)
+    ev = latency_evidence(edges, c, b, q, gate.tolerance, gate.regression)
     q_c, q_b = histogram_quantile(edges, c.sum(axis=0), q), histogram_quantile(edges, b.sum(axis=0), q)
     name = f"p{round(q * 100)}"
     figures: dict[str, float | None] = {
@@ -130,7 +147,8 @@ def latency_verdict(data: LatencyHistogram, gate: Gate, th: Thresholds) -> Verdi
     statistic = f"ratio of request shares slower than the bucket edges around the baseline's {name}"
     if not tested:
         return gate_verdict(gate.metric, ev, th, describe=describe + "; too few baseline requests to test the tail",
-                            statistic=statistic, tolerance=gate.tolerance, figures=figures)
+                            statistic=statistic, tolerance=gate.tolerance, regression=gate.regression,
+                            figures=figures)
     _, j, rho0, x_c, x_b = max(tested, key=lambda t: t[0] if np.isfinite(t[0]) else -1.0)
     rr = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
     lo, hi = rate_ratio_interval(x_c, x_b, n_c, n_b, th.alpha_fail, TAIL_PRIOR)
@@ -141,7 +159,7 @@ def latency_verdict(data: LatencyHistogram, gate: Gate, th: Thresholds) -> Verdi
     describe += (f"; slower than {_ms(edge)}: {100 * share_c:.2f}% vs {100 * share_b:.2f}% "
                  f"(x{rr:.2f}, tolerated x{rho0:.2f})")
     return gate_verdict(gate.metric, ev, th, describe=describe, statistic=statistic, tolerance=gate.tolerance,
-                        effect=rr - 1, interval=(lo - 1, hi - 1), figures=figures)
+                        regression=gate.regression, effect=rr - 1, interval=(lo - 1, hi - 1), figures=figures)
 
 
 def _ms(seconds: float) -> str:

@@ -1,14 +1,16 @@
 """Success/failure counts: the error rate (canary vs baseline) and shadow disagreement.
 
-Error rate: anytime-valid test of the rate ratio canary/baseline against 1 + tolerance,
-stratified by scrape interval so that a changing canary weight (or a baseline whose own
-error rate moves) cannot bias it. Shadow disagreement: the share of mirrored requests on
-which the shadow's prediction differs from stable's, against the tolerated share.
+Error rate: anytime-valid test of the rate ratio canary/baseline, stratified by scrape
+interval so that a changing canary weight (or a baseline whose own error rate moves) cannot
+bias it. Fail tests against the tolerated ratio 1 + tolerance, Pass against the regression
+ratio 1 + regression. With absolute floors, a rollback also needs the increase shown above
+the tolerated floor, and a Pass may also come from the increase shown below the regression
+floor (how an error-free service passes). Shadow disagreement: the share of mirrored
+requests on which the shadow's prediction differs from stable's, against the tolerated
+share (Fail) and the regression share (Pass).
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import numpy as np
 
@@ -16,8 +18,10 @@ from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import RequestCounts, ShadowComparisons
 from vigil.stats.evidence import GateEvidence, Thresholds, cumulative, ratio
 from vigil.stats.report import gate_verdict, percent
-from vigil.stats.result import Outcome, Verdict
+from vigil.stats.result import Verdict
 from vigil.stats.sequential import (
+    bernoulli_bounds,
+    difference_floor_log_e,
     mantel_haenszel_ratio,
     proportion_evidence,
     proportion_interval,
@@ -25,81 +29,86 @@ from vigil.stats.sequential import (
     rate_ratio_interval,
 )
 
+RATIO_PASS_SHARE = 0.75
+"""With a regression floor, Pass has two routes (ratio or floor); beta is split 3:1 between them."""
+
 
 def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray,
-                        tolerance: float) -> GateEvidence:
-    """Requests n and errors x per interval, shaped (..., T)."""
-    fail, passed = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 + tolerance)
+                        tolerance: float, regression: float | None = None,
+                        tolerance_floor: float | None = None, regression_floor: float | None = None
+                        ) -> GateEvidence:
+    """Requests n and errors x per interval, shaped (..., T).
+
+    Fail: the ratio e-process against 1 + tolerance and, with a tolerance floor, also the
+    evidence that the increase exceeds it (the smaller of the two: a false Fail needs the
+    true statement among them rejected). Pass: the ratio e-process against 1 + regression,
+    or with a regression floor the larger of (3/4 of it) and (1/4 of the floor evidence),
+    so that the two routes share beta.
+    """
+    reg = tolerance if regression is None else regression
+    fail, passed = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 + tolerance, rho0_pass=1.0 + reg)
+    if tolerance_floor is not None or regression_floor is not None:
+        cx_c, cn_c, cx_b, cn_b = (cumulative(a) for a in (x_c, n_c, x_b, n_b))
+        if tolerance_floor is not None:
+            fail = np.minimum(fail, difference_floor_log_e(cx_c, cn_c, cx_b, cn_b, tolerance_floor, below=False))
+        if regression_floor is not None:
+            floor = difference_floor_log_e(cx_c, cn_c, cx_b, cn_b, regression_floor, below=True)
+            passed = np.maximum(passed + np.log(RATIO_PASS_SHARE), floor + np.log(1 - RATIO_PASS_SHARE))
     return GateEvidence(fail, passed, cumulative(n_c), cumulative(n_b))
+
+
+def gate_error_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray, gate: Gate
+                        ) -> GateEvidence:
+    """`error_rate_evidence` with the gate's margins and floors."""
+    return error_rate_evidence(n_c, x_c, n_b, x_b, gate.tolerance, gate.regression,
+                               gate.tolerance_floor, gate.regression_floor)
 
 
 def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds) -> Verdict:
     n_b, x_b = data.outcomes(data.baseline)
     n_c, x_c = data.outcomes(data.canary)
-    ev = error_rate_evidence(n_c, x_c, n_b, x_b, gate.tolerance)
+    ev = gate_error_evidence(n_c, x_c, n_b, x_b, gate)
     rate_b, rate_c = float(ratio(x_b.sum(), n_b.sum())), float(ratio(x_c.sum(), n_c.sum()))
     rr = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
     lo, hi = rate_ratio_interval(x_c, x_b, n_c, n_b, th.alpha_fail)
     describe = (f"error rate {percent(rate_c)} vs baseline {percent(rate_b)} "
-                f"(x{rr:.2f}, tolerated x{1 + gate.tolerance:.2f})")
-    verdict = gate_verdict(
-        MetricKind.ERROR_RATE, ev, th, describe=describe,
+                f"(x{rr:.2f}; tolerated x{1 + gate.tolerance:.2f}, regression x{1 + gate.regression:.2f}")
+    figures: dict[str, float | None] = {"canaryRate": rate_c, "baselineRate": rate_b}
+    if gate.regression_floor is not None and n_c.sum() > 0 and n_b.sum() > 0:
+        c_lo, c_hi = bernoulli_bounds(float(x_c.sum()), float(n_c.sum()), th.alpha_fail / 2)
+        b_lo, b_hi = bernoulli_bounds(float(x_b.sum()), float(n_b.sum()), th.alpha_fail / 2)
+        figures |= {"increaseLower": c_lo - b_hi, "increaseUpper": c_hi - b_lo,
+                    "regressionFloor": gate.regression_floor, "toleranceFloor": gate.tolerance_floor}
+        floors = f"regression floor +{100 * gate.regression_floor:.2f} points"
+        if gate.tolerance_floor is not None:
+            floors = f"tolerated +{100 * gate.tolerance_floor:.2f} points, {floors}"
+        describe += f"; increase {100 * (c_lo - b_hi):+.2f}..{100 * (c_hi - b_lo):+.2f} points, {floors}"
+    return gate_verdict(
+        MetricKind.ERROR_RATE, ev, th, describe=describe + ")",
         statistic="error-rate ratio canary/baseline (Mantel-Haenszel), relative increase",
-        tolerance=gate.tolerance, effect=rr - 1, interval=(lo - 1, hi - 1),
-        figures={"canaryRate": rate_c, "baselineRate": rate_b},
+        tolerance=gate.tolerance, regression=gate.regression, effect=rr - 1, interval=(lo - 1, hi - 1),
+        figures=figures,
     )
-    if gate.max_absolute_increase is None:
-        return verdict
-    return with_absolute_floor(verdict, gate.max_absolute_increase, (float(x_c.sum()), float(n_c.sum())),
-                               (float(x_b.sum()), float(n_b.sum())), th)
 
 
-def with_absolute_floor(verdict: Verdict, floor: float, canary: tuple[float, float],
-                        baseline: tuple[float, float], th: Thresholds) -> Verdict:
-    """Apply an error-rate gate's absolute floor: a regression is a rate ratio above the
-    relative tolerance AND a rate increase above `floor` points.
-
-    A ratio says nothing when both versions are (nearly) error-free, so without a floor such
-    a gate can never pass. Pass: the ratio test passed, or the anytime-valid upper bound of
-    the increase (canary upper bound minus baseline lower bound, each a confidence sequence
-    at alpha_pass/2) is below the floor. Fail: the ratio test failed and the lower bound of
-    the increase (each arm at alpha_fail/2) is above the floor.
-    """
-    (x_c, n_c), (x_b, n_b) = canary, baseline
-    if n_c <= 0 or n_b <= 0:
-        return verdict
-    c_fail, b_fail = proportion_interval(x_c, n_c, th.alpha_fail / 2), proportion_interval(x_b, n_b, th.alpha_fail / 2)
-    c_pass, b_pass = proportion_interval(x_c, n_c, th.alpha_pass / 2), proportion_interval(x_b, n_b, th.alpha_pass / 2)
-    inc_lo, inc_hi = c_fail[0] - b_fail[1], c_pass[1] - b_pass[0]
-    floor_text = f"increase {inc_lo * 100:+.2f}..{inc_hi * 100:+.2f} points, floor {floor * 100:.2f}"
-    figures = {**verdict.figures, "increaseLower": inc_lo, "increaseUpper": inc_hi, "absoluteFloor": floor}
-    if verdict.outcome is Outcome.FAIL and inc_lo <= floor:
-        return replace(verdict, outcome=Outcome.INCONCLUSIVE, figures=figures,
-                       explanation=f"{verdict.explanation}; but the {floor_text} is not shown to exceed the floor")
-    if verdict.outcome is Outcome.INCONCLUSIVE and inc_hi < floor and n_c >= th.min_samples:
-        return replace(verdict, outcome=Outcome.PASS, figures=figures,
-                       explanation=f"{verdict.explanation}; passes on the absolute floor ({floor_text})")
-    return replace(verdict, figures=figures)
-
-
-def shadow_evidence(m: np.ndarray, x: np.ndarray, tolerance: float) -> GateEvidence:
+def shadow_evidence(m: np.ndarray, x: np.ndarray, tolerance: float, regression: float | None = None
+                    ) -> GateEvidence:
     """Comparisons m and disagreements x per interval, shaped (..., T)."""
     cm, cx = cumulative(m), cumulative(x)
-    fail, passed = proportion_evidence(cx, cm, tolerance)
+    fail, passed = proportion_evidence(cx, cm, tolerance, theta0_pass=regression)
     return GateEvidence(fail, passed, cm, np.zeros_like(cm))
 
 
 def shadow_verdict(data: ShadowComparisons, gate: Gate, th: Thresholds) -> Verdict:
     m, x = data.comparisons()
-    ev = shadow_evidence(m, x, gate.tolerance)
+    ev = shadow_evidence(m, x, gate.tolerance, gate.regression)
     rate = float(ratio(x.sum(), m.sum()))
     lo, hi = proportion_interval(float(x.sum()), float(m.sum()), th.alpha_fail)
     return gate_verdict(
         MetricKind.SHADOW_DISAGREEMENT, ev, th,
         describe=f"shadow disagrees on {percent(rate)} of {int(m.sum())} mirrored requests "
-                 f"(tolerated {percent(gate.tolerance)})",
+                 f"(tolerated {percent(gate.tolerance)}, regression {percent(gate.regression)})",
         statistic="disagreement rate of shadow vs stable on mirrored requests",
-        tolerance=gate.tolerance, effect=rate, interval=(lo, hi),
+        tolerance=gate.tolerance, regression=gate.regression, effect=rate, interval=(lo, hi),
         figures={"disagreementRate": rate},
     )
-

@@ -61,12 +61,14 @@ class Verdict:
     effect: float | None = None
     interval: tuple[float, float] | None = None
     tolerance: float | None = None
+    regression: float | None = None
     e_fail: float | None = None
     e_pass: float | None = None
     threshold_fail: float | None = None
     threshold_pass: float | None = None
     samples: tuple[int, int] = (0, 0)  # (baseline, canary)
     figures: Mapping[str, float | None] = field(default_factory=dict)
+    plan: Plan | None = None
 
     @property
     def p_value(self) -> float | None:
@@ -86,17 +88,61 @@ class Verdict:
             out["effect"] = rounded(self.effect)
         if self.interval is not None:
             out["interval"] = [rounded(self.interval[0]), rounded(self.interval[1])]
-        for key, value in (("tolerance", self.tolerance), ("eFail", self.e_fail), ("ePass", self.e_pass),
+        for key, value in (("tolerance", self.tolerance), ("regression", self.regression),
+                           ("eFail", self.e_fail), ("ePass", self.e_pass),
                            ("thresholdFail", self.threshold_fail), ("thresholdPass", self.threshold_pass),
                            ("pValue", self.p_value)):
             if value is not None:
                 out[key] = rounded(value, 3)
         if self.figures:
             out["figures"] = {k: rounded(v) for k, v in self.figures.items()}
+        if self.plan is not None:
+            out["plan"] = self.plan.to_dict()
         return out
+
+    @property
+    def time_to_pass_s(self) -> float | None:
+        """Projected seconds from the window's start to a Pass for a canary like the baseline."""
+        return None if self.plan is None else self.plan.time_to_pass_s
+
+    @property
+    def detectable_effect(self) -> float | None:
+        return None if self.plan is None else self.plan.detectable_effect
 
     def summary(self) -> str:
         return f"{self.metric.value} {self.outcome.value}: {self.explanation}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the evidence should do next at the traffic seen so far (projections, not data).
+
+    time_to_pass_s: seconds from the start of the window until the Pass e-process would reach
+    its threshold (with min_samples) if the canary behaved exactly like the baseline; None
+    when there is no traffic yet or it lies beyond the horizon (then `beyond_horizon`).
+    detectable_effect: the smallest effect (relative for errorRate/latency, absolute points
+    otherwise) the Fail e-process would catch within the horizon, and detectable_time_s the
+    time it would need. `note` says in words what is missing.
+    """
+
+    horizon_s: float
+    time_to_pass_s: float | None = None
+    beyond_horizon: bool = False
+    detectable_effect: float | None = None
+    detectable_time_s: float | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "horizonSeconds": rounded(self.horizon_s),
+            "timeToPassSeconds": rounded(self.time_to_pass_s),
+            "beyondHorizon": bool(self.beyond_horizon),
+            "detectableEffect": rounded(self.detectable_effect),
+            "detectableSeconds": rounded(self.detectable_time_s),
+        }
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 @dataclass(frozen=True)
@@ -136,14 +182,46 @@ class Analysis:
     outcome: Outcome
     verdicts: list[Verdict]
     sample_ratio: SampleRatioCheck | None = None
-    confidence: float = 0.95
+    alpha_fail: float = 0.05
+    alpha_pass: float = 0.05
     note: str = ""
+    horizon_s: float = 4 * 3600.0
+
+    @property
+    def time_to_pass_s(self) -> float | None:
+        """The slowest gate's projected time to Pass (None when any gate has no projection)."""
+        times = [v.time_to_pass_s for v in self.gated()]
+        if not times or any(t is None for t in times):
+            return None
+        return max(t for t in times if t is not None)
+
+    @property
+    def beyond_horizon(self) -> bool:
+        return any(v.plan is not None and v.plan.beyond_horizon for v in self.gated())
+
+    def gated(self) -> list[Verdict]:
+        """Verdicts that take part in the decision (NoData gates have no plan)."""
+        return [v for v in self.verdicts if v.outcome is not Outcome.NO_DATA]
+
+    def plan_summary(self) -> str:
+        """One line: the projected time to Pass, or why there is none."""
+        t = self.time_to_pass_s
+        if t is not None:
+            return f"about {t / 60:.0f} min from the window's start to Pass if the canary is like the baseline"
+        slow = [v.metric.value for v in self.gated() if v.plan is not None and v.plan.beyond_horizon]
+        if slow:
+            return f"Pass beyond the {self.horizon_s / 3600:g} h horizon at this traffic ({', '.join(slow)})"
+        waiting = [v.metric.value for v in self.gated() if v.time_to_pass_s is None]
+        return f"no projection yet ({', '.join(waiting)})" if waiting else "no projection"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "outcome": self.outcome.value,
-            "confidence": rounded(self.confidence, 6),
+            "alphaFail": rounded(self.alpha_fail, 6),
+            "alphaPass": rounded(self.alpha_pass, 6),
             "summary": self.summary(),
+            "plan": {"timeToPassSeconds": rounded(self.time_to_pass_s), "beyondHorizon": self.beyond_horizon,
+                     "horizonSeconds": rounded(self.horizon_s), "summary": self.plan_summary()},
             "verdicts": [v.to_dict() for v in self.verdicts],
         }
         if self.sample_ratio is not None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
-from scipy.special import expit, gammaln, logit
+from scipy.special import betaln, expit, gammaln, logit, xlog1py, xlogy
 from scipy.stats import norm
 
 
@@ -108,17 +108,21 @@ def rate_ratio_evidence(
     n_b: np.ndarray,
     rho0: np.ndarray | float,
     prior: OneSidedPrior = RATE_PRIOR,
+    rho0_pass: np.ndarray | float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Log e-processes at every prefix of the window, shaped like the inputs (..., T).
 
-    * fail: against "canary rate <= rho0 x baseline rate" (evidence of a regression),
-    * pass: against "canary rate >= rho0 x baseline rate" (evidence it is within tolerance).
+    * fail: against "canary rate <= rho0 x baseline rate" (evidence of a regression beyond
+      the tolerance),
+    * pass: against "canary rate >= rho0_pass x baseline rate" (evidence it is below the
+      regression margin; rho0_pass defaults to rho0, a test without indifference zone).
 
     x = events and n = exposure (requests) per interval; rho0 may vary per interval.
     """
     a = exposure_ratio(n_c, n_b, rho0)
+    a_pass = a if rho0_pass is None else exposure_ratio(n_c, n_b, rho0_pass)
     up = np.cumsum(rate_ratio_llr(x_c, x_b, a, np.exp(prior.offsets)), axis=-2)
-    down = np.cumsum(rate_ratio_llr(x_c, x_b, a, np.exp(-prior.offsets)), axis=-2)
+    down = np.cumsum(rate_ratio_llr(x_c, x_b, a_pass, np.exp(-prior.offsets)), axis=-2)
     return _mixture(up, prior), _mixture(down, prior)
 
 
@@ -177,20 +181,21 @@ def confidence_bounds(log_e: Callable[[float], float], center: float, lowest: fl
 
 
 def proportion_evidence(
-    x: np.ndarray, m: np.ndarray, theta0: float, prior: OneSidedPrior = PROPORTION_PRIOR
+    x: np.ndarray, m: np.ndarray, theta0: float, prior: OneSidedPrior = PROPORTION_PRIOR,
+    theta0_pass: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Log e-processes for a Bernoulli rate against theta0, from cumulative counts (..., T).
+    """Log e-processes for a Bernoulli rate, from cumulative counts (..., T).
 
-    fail: against "rate <= theta0"; pass: against "rate >= theta0".
+    fail: against "rate <= theta0"; pass: against "rate >= theta0_pass" (default theta0).
     """
     x, m = np.asarray(x, dtype=float)[..., None], np.asarray(m, dtype=float)[..., None]
-    base = logit(theta0)
 
-    def llr(theta: np.ndarray) -> np.ndarray:
-        return x * np.log(theta / theta0) + (m - x) * np.log((1 - theta) / (1 - theta0))
+    def llr(theta: np.ndarray, null: float) -> np.ndarray:
+        return x * np.log(theta / null) + (m - x) * np.log((1 - theta) / (1 - null))
 
-    return (_mixture(llr(expit(base + prior.offsets)), prior),
-            _mixture(llr(expit(base - prior.offsets)), prior))
+    up = theta0 if theta0_pass is None else theta0_pass
+    return (_mixture(llr(expit(logit(theta0) + prior.offsets), theta0), prior),
+            _mixture(llr(expit(logit(up) - prior.offsets), up), prior))
 
 
 def proportion_interval(x: float, m: float, alpha: float, prior: OneSidedPrior = PROPORTION_PRIOR
@@ -276,15 +281,17 @@ def dirichlet_multinomial_log_e(counts: np.ndarray, p0: np.ndarray, concentratio
     return log_beta(a0 + counts) - log_beta(a0) - null
 
 
-def tolerance_band_log_e(delta: np.ndarray, info: np.ndarray, tolerance: float, scale: float
-                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Normal-mixture e-processes for a difference that should stay inside [-tol, +tol].
+def tolerance_band_log_e(delta: np.ndarray, info: np.ndarray, tolerance: float, scale: float,
+                         regression: float | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Normal-mixture e-processes for a difference that should stay inside [-tol, +tol] and
+    must not reach +-reg (regression margin; defaults to the tolerance).
 
     Returns ([against delta >= -tol, against delta <= tol]  -> evidence of Fail,
-             [against delta >= tol,  against delta <= -tol] -> evidence of Pass).
+             [against delta >= reg,  against delta <= -reg] -> evidence of Pass).
     """
+    reg = tolerance if regression is None else regression
     fail = [normal_log_e(-tolerance - delta, info, scale), normal_log_e(delta - tolerance, info, scale)]
-    passed = [normal_log_e(tolerance - delta, info, scale), normal_log_e(delta + tolerance, info, scale)]
+    passed = [normal_log_e(reg - delta, info, scale), normal_log_e(delta + reg, info, scale)]
     return fail, passed
 
 
@@ -293,3 +300,97 @@ def smoothed_variance(x: np.ndarray, n: np.ndarray) -> np.ndarray:
     p = (x + 0.5) / (n + 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(n > 0, p * (1 - p) / np.where(n > 0, n, 1.0), np.inf)
+
+
+# ------------------------------------------- differences of two proportions (floors)
+
+
+BETA_PRIOR_MEANS = np.array([1e-3, 1e-2, 1e-1])
+"""Means of the Beta(1/2, .) components mixed for one error rate: rare, typical and high
+rates all get prior mass, so a bound tightens quickly whatever the service's level."""
+_BETA_A = 0.5
+_BETA_B = _BETA_A * (1 - BETA_PRIOR_MEANS) / BETA_PRIOR_MEANS
+
+
+def bernoulli_log_marginal(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """log of the Beta-mixture marginal likelihood of x successes in n Bernoulli trials."""
+    x, n = np.asarray(x, dtype=float)[..., None], np.asarray(n, dtype=float)[..., None]
+    parts = betaln(_BETA_A + x, _BETA_B + n - x) - betaln(_BETA_A, _BETA_B)
+    return logsumexp(parts, axis=-1) - np.log(BETA_PRIOR_MEANS.size)
+
+
+def bernoulli_log_e(x: np.ndarray, n: np.ndarray, theta: np.ndarray, log_marginal: np.ndarray) -> np.ndarray:
+    """Log e-value against "the rate is theta": the Beta-mixture Bayes factor, a test
+    martingale under theta whatever the stopping time (Robbins' method of mixtures)."""
+    theta = np.clip(theta, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loglik = xlogy(x, theta) + xlog1py(n - x, -theta)
+    return log_marginal - loglik
+
+
+def bisect_increasing(f: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray,
+                      iterations: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Elementwise bisection for the sign change of an increasing function: (lo, hi) brackets."""
+    lo, hi = np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float))
+    lo, hi = lo.copy(), hi.copy()
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        up = f(mid) > 0
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    return lo, hi
+
+
+def difference_floor_log_e(x_c: np.ndarray, n_c: np.ndarray, x_b: np.ndarray, n_b: np.ndarray,
+                           floor: float, below: bool) -> np.ndarray:
+    """Log evidence, from cumulative counts (...), about the increase p_c - p_b against `floor`.
+
+    below=True: against "p_c - p_b >= floor" (evidence the increase is below the floor);
+    below=False: against "p_c - p_b <= floor" (evidence it is above).
+    It is the largest level L at which the two confidence sequences (one per arm, each at
+    level 2L) separate by the floor: sup over t of min(E_c(rate >= t), E_b(rate <= t - floor))
+    (mirrored for above), halved. Under the null the chance that it ever reaches 1/alpha is at
+    most alpha: for any t, one of the two rejected statements holds for the true rates, and
+    each arm's e-process reaches 2/alpha at its true rate with probability at most alpha/2.
+    It is a threshold-calibrated evidence (an anytime-valid 1/p), not an e-value to average.
+    """
+    x_c, n_c, x_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x_c, n_c, x_b, n_b)))
+    m_c, m_b = bernoulli_log_marginal(x_c, n_c), bernoulli_log_marginal(x_b, n_b)
+    hat_c, hat_b = ratio_or(x_c, n_c, 0.0), ratio_or(x_b, n_b, 0.0)
+
+    def arms(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = t - floor
+        e_c = bernoulli_log_e(x_c, n_c, t, m_c)
+        e_b = np.where(s < 0, np.inf, bernoulli_log_e(x_b, n_b, s, m_b))
+        if below:  # canary rate shown below t, baseline rate shown above t - floor
+            return np.where(t > hat_c, e_c, 0.0), np.where(s < hat_b, e_b, 0.0)
+        return np.where(t < hat_c, e_c, 0.0), np.where(s > hat_b, np.where(s < 0, 0.0, e_b), 0.0)
+
+    def gap(t: np.ndarray) -> np.ndarray:
+        e_c, e_b = arms(t)
+        return e_c - e_b if below else e_b - e_c
+
+    floor = np.broadcast_to(np.asarray(floor, dtype=float), x_c.shape)
+    start = floor - 1e-12 if below else np.zeros(x_c.shape)  # just below the floor the baseline null is empty
+    lo, hi = bisect_increasing(gap, start, 1.0 + floor)
+    best = np.maximum(np.minimum(*arms(lo)), np.minimum(*arms(hi)))
+    usable = (n_c > 0) & (n_b > 0)
+    return np.where(usable, np.maximum(best, 0.0) - np.log(2.0), 0.0)
+
+
+def bernoulli_bounds(x: float, n: float, alpha: float) -> tuple[float, float]:
+    """Confidence-sequence interval of a rate from the Beta-mixture e-values at level alpha."""
+    if n <= 0:
+        return 0.0, 1.0
+    x_, n_ = np.array(float(x)), np.array(float(n))
+    m = bernoulli_log_marginal(x_, n_)
+    level = np.log(1 / alpha)
+    hat = x / n
+    lo, _ = bisect_increasing(lambda t: level - bernoulli_log_e(x_, n_, t, m), np.array(0.0), np.array(hat))
+    _, hi = bisect_increasing(lambda t: bernoulli_log_e(x_, n_, t, m) - level, np.array(hat), np.array(1.0))
+    return float(lo), float(hi)
+
+
+def ratio_or(num: np.ndarray, den: np.ndarray, fill: float) -> np.ndarray:
+    """num/den with `fill` where den is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), fill)
