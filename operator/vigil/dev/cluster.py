@@ -294,8 +294,7 @@ class LocalCluster:
                 "client-key-data": b64(certs.admin_key)}}],
             "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": "admin"}}],
         }
-        self.kubeconfig.write_text(yaml.safe_dump(config))
-        self.kubeconfig.chmod(0o600)
+        pki_mod.write_private(self.kubeconfig, yaml.safe_dump(config).encode())
 
 
 def reap_stale(root: Path = STATE_ROOT) -> list[str]:
