@@ -53,3 +53,19 @@ def test_bad_modeldeployment_error_names_the_field() -> None:
     with pytest.raises(ValidationError) as err:
         ModelDeploymentSpec.model_validate({**base, "traffic": {"router": "nginx"}})
     assert "gatewayapi" in str(err.value) and "istio" in str(err.value)
+
+
+def test_numeric_bounds_are_in_the_openapi_v3_form_kubernetes_reads() -> None:
+    """pydantic's gt= gives JSON Schema 2020's numeric exclusiveMinimum; the apiserver refuses it."""
+    def walk(node: object) -> list[object]:
+        if isinstance(node, dict):
+            found = [v for k, v in node.items() if k in ("exclusiveMinimum", "exclusiveMaximum")]
+            return found + [x for v in node.values() for x in walk(v)]
+        if isinstance(node, list):
+            return [x for v in node for x in walk(v)]
+        return []
+
+    schema = crdgen.structural(RiskPolicySpec.model_json_schema(), RiskPolicySpec.model_json_schema().get("$defs", {}))
+    assert all(v is True for v in walk(schema))
+    node = crdgen.structural({"type": "number", "exclusiveMinimum": 0.0}, {})
+    assert node == {"type": "number", "minimum": 0.0, "exclusiveMinimum": True}

@@ -68,6 +68,11 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         # Kubernetes forbids it beside `properties`; unknown fields are rejected by the
         # apiserver's strict field validation (kubectl's default) and pruned otherwise.
         del out["additionalProperties"]
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), (int, float)) and not isinstance(out.get(bound), bool):
+            # JSON Schema 2020 (pydantic's gt/lt) gives the bound itself; Kubernetes speaks
+            # OpenAPI v3, where the bound is `minimum` and exclusiveMinimum is a flag
+            out[limit], out[bound] = out[bound], True
     if "enum" in out and "type" not in out:
         out["type"] = "string"
     if out.get("x-kubernetes-preserve-unknown-fields"):
