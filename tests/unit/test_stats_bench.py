@@ -22,14 +22,13 @@ from tests.unit.test_stats_worlds import (
     histogram_counts,
     label_feedback,
     labels,
-    latency_cdf,
+    lognormal_cdf,
     latency_histogram,
     poisson,
     request_counts,
     score_bins,
     score_histogram,
     shadow_comparisons,
-    tail_scale_for_p99,
 )
 
 CODE = {"Inconclusive": 0, "Pass": 1, "Fail": 2}
@@ -45,8 +44,8 @@ def counts(family: str, seed: int) -> tuple[Counts, list[dict]]:
     for r in range(REPS):
         windows[r][MetricKind.ERROR_RATE] = request_counts(n_c[r], x_c[r], n_b[r], x_b[r])
     if family == "latencyP99":
-        c.latency_c, c.latency_b = histogram_counts(rng, 1000, 0.1, bins(latency_cdf(tail_scale=tail_scale_for_p99(0.3))),
-                                                    bins(latency_cdf()), REPS, MINUTES)
+        c.latency_c, c.latency_b = histogram_counts(rng, 1000, 0.1, bins(lognormal_cdf(1.5)), bins(lognormal_cdf()),
+                                                    REPS, MINUTES)
         for r in range(REPS):
             windows[r][MetricKind.LATENCY_P99] = latency_histogram(c.latency_c[r], c.latency_b[r])
     if family == "predictionDrift":

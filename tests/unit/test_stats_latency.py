@@ -15,6 +15,7 @@ from tests.unit.test_stats_worlds import (
     histogram_counts,
     latency_cdf,
     limit,
+    lognormal_cdf,
     quantile,
     tail_scale_for_p99,
 )
@@ -34,28 +35,65 @@ def test_histogram_quantile_interpolates_inside_the_bucket_like_prometheus() -> 
 
 def test_tail_edges_bracket_the_baseline_quantile() -> None:
     probs = bins(latency_cdf())
-    (below, rho_below, ok_below), (above, rho_above, ok_above) = tail_edges(LATENCY_EDGES, probs * 1e6, 0.99, 0.02)
+    (below, _, ok_below), (above, _, ok_above) = tail_edges(LATENCY_EDGES, probs * 1e6, 0.99, TOL)
     assert ok_below and ok_above
     assert LATENCY_EDGES[below] == 0.3 and LATENCY_EDGES[above] == 0.5  # true p99 is 0.347 s
     assert quantile(latency_cdf(), 0.99) == pytest.approx(0.347, abs=0.001)
-    assert 1.0 < rho_below < rho_above < 1.5
 
 
-def test_a_canary_stretched_by_exactly_the_tolerance_is_rarely_failed() -> None:
-    c, b = histogram_counts(np.random.default_rng(1), 1000, 0.1, bins(latency_cdf(1 + TOL)), bins(latency_cdf()), REPS)
+@pytest.mark.parametrize("world", [latency_cdf, lognormal_cdf])
+def test_the_bounds_enclose_the_exceedance_ratio_a_stretch_really_causes(world) -> None:
+    """Fail's rho0 is at least the ratio a tolerated stretch causes, at both edges (Fail
+    averages the two e-processes, so both must be valid). Pass's is at most the ratio a
+    regression stretch causes at one edge at least (Pass needs both edges, so one valid
+    edge suffices): in the two-population world the lower edge sits where the body hands
+    over to the slow tail, the log-survival is convex there and its Pass bound is not."""
+    cdf, probs = world(), bins(world()) * 1e7
+    pass_ok = []
+    for (j, fail, ok), (k, passed, ok_pass) in zip(tail_edges(LATENCY_EDGES, probs, 0.99, TOL, "fail"),
+                                                   tail_edges(LATENCY_EDGES, probs, 0.99, REG, "pass")):
+        u = LATENCY_EDGES[j]
+        assert ok and ok_pass and j == k
+        assert fail >= (1 - cdf(u / (1 + TOL))) / (1 - cdf(u))
+        assert passed >= 1.0
+        pass_ok.append(passed <= (1 - cdf(u / (1 + REG))) / (1 - cdf(u)))
+    assert any(pass_ok)
+    if world is lognormal_cdf:
+        assert all(pass_ok)
+
+
+def test_the_former_plug_in_was_below_the_true_ratio_for_a_lognormal_tail() -> None:
+    """Log-log interpolation over the bucket below the edge: what failed canaries at exactly
+    the tolerance (issue 11). Kept here as the reason for the bound."""
+    cdf = lognormal_cdf()
+    u, lower = 0.5, 0.3
+    plug_in = ((1 - cdf(lower)) / (1 - cdf(u))) ** (np.log(1 + TOL) / np.log(u / lower))
+    assert plug_in < (1 - cdf(u / (1 + TOL))) / (1 - cdf(u))
+
+
+@pytest.mark.parametrize("world, rpm, seed", [(latency_cdf, 1000, 1), (latency_cdf, 5000, 2), (lognormal_cdf, 5000, 3),
+                                              (lognormal_cdf, 200, 4)])
+def test_a_canary_stretched_by_exactly_the_tolerance_is_rarely_failed(world, rpm: int, seed: int) -> None:
+    c, b = histogram_counts(np.random.default_rng(seed), rpm, 0.1, bins(world(1 + TOL)), bins(world()), REPS)
     kind, _ = first(latency_evidence(LATENCY_EDGES, c, b, 0.99, TOL, REG))
     assert (kind == FAIL).mean() <= LIMIT
 
 
-def test_a_30_percent_slower_p99_with_the_same_median_is_caught() -> None:
-    """Within 30 minutes at the tolerance this test was first written for (0.02); at the
-    default tolerance (0.10, reset from the benchmark-tuned 0.02) the price is time: within
-    60 minutes (77% within 30, see docs/analysis.md)."""
+def test_a_slower_tail_is_caught_as_far_as_the_buckets_allow() -> None:
+    """The bound costs power where the buckets are coarse: a +30% p99 from a slower 3% tail
+    needs 5000 req/min with the contract's buckets (x1.33-1.67 apart), while a lognormal
+    latency stretched by 30% is caught at 1000 req/min; buckets 1.1x apart catch the tail."""
     slower = latency_cdf(tail_scale=tail_scale_for_p99(0.30))
     assert quantile(slower, 0.99) / quantile(latency_cdf(), 0.99) == pytest.approx(1.3, rel=1e-6)
     assert quantile(slower, 0.5) == pytest.approx(quantile(latency_cdf(), 0.5), rel=0.01)
-    c, b = histogram_counts(np.random.default_rng(2), 1000, 0.1, bins(slower), bins(latency_cdf()), REPS)
-    kind, minute = first(latency_evidence(LATENCY_EDGES, c, b, 0.99, 0.02, REG))
-    assert ((kind == FAIL) & (minute <= 30)).mean() >= 0.94
+    rng = np.random.default_rng(5)
+    c, b = histogram_counts(rng, 5000, 0.1, bins(slower), bins(latency_cdf()), REPS)
     kind, minute = first(latency_evidence(LATENCY_EDGES, c, b, 0.99, TOL, REG))
-    assert ((kind == FAIL) & (minute <= 60)).mean() >= 0.95
+    assert ((kind == FAIL) & (minute <= 60)).mean() >= 0.6
+    c, b = histogram_counts(rng, 1000, 0.1, bins(lognormal_cdf(1.3)), bins(lognormal_cdf()), REPS)
+    kind, minute = first(latency_evidence(LATENCY_EDGES, c, b, 0.99, TOL, REG))
+    assert ((kind == FAIL) & (minute <= 30)).mean() >= 0.95
+    fine = np.append(np.geomspace(0.005, 5, 73), np.inf)
+    c, b = histogram_counts(rng, 5000, 0.1, bins(slower, fine), bins(latency_cdf(), fine), REPS)
+    kind, minute = first(latency_evidence(fine, c, b, 0.99, TOL, REG))
+    assert ((kind == FAIL) & (minute <= 30)).mean() >= 0.9
