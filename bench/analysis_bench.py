@@ -53,7 +53,7 @@ class Row:
     mean: float
     promoted: float
     mean_rollback: float  # mean time to rollback after the onset, a miss counted as the rest of the horizon
-    targets: list[tuple[str, bool, str]] = field(default_factory=list)
+    targets: list[tuple[str, bool, str, float]] = field(default_factory=list)  # name, met, figure, miss size
 
 
 def quantile(x: np.ndarray, q: float) -> float:
@@ -85,20 +85,20 @@ def judge(rows: list[Row], s: Scenario, rpm: int, policy: Policy) -> None:
             continue
         if r.false_rollback is not None:
             r.targets.append((f"false rollback <= {FALSE_ROLLBACK_MAX:.0%}", r.false_rollback <= FALSE_ROLLBACK_MAX,
-                              f"{100 * r.false_rollback:.1f}%"))
+                              f"{100 * r.false_rollback:.1f}%", r.false_rollback))
         if s.boundary:
             r.targets.append((f"at tolerance: rolled back <= alpha ({policy.alpha:.0%})", r.rolled_back <= policy.alpha,
-                              f"{100 * r.rolled_back:.1f}%"))
+                              f"{100 * r.rolled_back:.1f}%", r.rolled_back))
         if not s.healthy and s.target and not s.onset and rpm == CAUGHT_RPM:
             r.targets.append((f"caught >= {CAUGHT_MIN:.0%} within {s.target} min at {CAUGHT_RPM}/min",
-                              r.caught >= CAUGHT_MIN, f"{100 * r.caught:.1f}%"))
+                              r.caught >= CAUGHT_MIN, f"{100 * r.caught:.1f}%", -r.caught))
         if s.onset:
             r.targets.append((f"late onset: median detection <= {LATE_MEDIAN_MAX:.0f} min", r.median <= LATE_MEDIAN_MAX,
-                              minutes(r.median)))
+                              minutes(r.median), r.median))
         if oracle is not None and oracle.mean_rollback > 0:
             ratio = r.mean_rollback / oracle.mean_rollback
             r.targets.append((f"mean time to rollback <= {ORACLE_RATIO_MAX:g}x oracle", ratio <= ORACLE_RATIO_MAX,
-                              f"{ratio:.2f}x"))
+                              f"{ratio:.2f}x", ratio))
 
 
 def qualify_speed(rows: list[Row]) -> None:
@@ -107,10 +107,10 @@ def qualify_speed(rows: list[Row]) -> None:
     rollback within target on A/A at the same traffic."""
     aa = {(r.method, r.rpm): r.false_rollback for r in rows if r.key == "aa" and r.false_rollback is not None}
     for r in rows:
-        for i, (name, ok, fig) in enumerate(r.targets):
+        for i, (name, ok, fig, size) in enumerate(r.targets):
             fr = aa.get((r.method, r.rpm))
             if name.startswith("mean time to rollback") and fr is not None and fr > FALSE_ROLLBACK_MAX:
-                r.targets[i] = (name, False, f"{fig}, but {100 * fr:.0f}% false rollback on A/A")
+                r.targets[i] = (name, False, f"{fig}, but {100 * fr:.0f}% false rollback on A/A", np.inf)
 
 
 def run_cell(s: Scenario, rpm: int, reps: int, seed: int, policy: Policy) -> list[Row]:
@@ -131,7 +131,7 @@ def pct(value: float | None) -> str:
 def verdicts(r: Row) -> str:
     if r.method == ORACLE:
         return "reference"
-    return "; ".join(f"{name}: {'met' if ok else 'NOT MET'} ({fig})" for name, ok, fig in r.targets) or "-"
+    return "; ".join(f"{name}: {'met' if ok else 'NOT MET'} ({fig})" for name, ok, fig, _ in r.targets) or "-"
 
 
 HEADER = ("| req/min | method | false rollback % | caught in target % | rolled back % | median | p90 | mean "
@@ -149,13 +149,13 @@ def table(rows: list[Row]) -> str:
 def glance(rows: list[Row]) -> str:
     """One line per target, one column per method: met everywhere, or the worst miss."""
     names = list(dict.fromkeys(r.method for r in rows if r.method != ORACLE))
-    groups: dict[str, dict[str, list[tuple[bool, str, str]]]] = {}
+    groups: dict[str, dict[str, list[tuple[bool, str, str, float]]]] = {}
     for r in rows:
-        for name, ok, fig in r.targets:
+        for name, ok, fig, size in r.targets:
             general = name
             if name.startswith("false rollback"):
                 general = name + (" (before a late onset)" if r.key == "late-onset" else " in every healthy family")
-            groups.setdefault(general, {}).setdefault(r.method, []).append((ok, fig, f"{r.key}@{r.rpm}"))
+            groups.setdefault(general, {}).setdefault(r.method, []).append((ok, fig, f"{r.key}@{r.rpm}", size))
     lines = ["| target | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for target, by_method in groups.items():
         cells = []
@@ -166,8 +166,8 @@ def glance(rows: list[Row]) -> str:
                 continue
             misses = [x for x in results if not x[0]]
             if misses:
-                worst = misses[0]
-                cells.append(f"not met: {len(misses)}/{len(results)} cells (e.g. {worst[1]} in {worst[2]})")
+                worst = max(misses, key=lambda x: x[3])
+                cells.append(f"not met in {len(misses)}/{len(results)} cells (worst {worst[1]}, {worst[2]})")
             else:
                 cells.append(f"met ({len(results)} cells)")
         lines.append(f"| {target} | " + " | ".join(cells) + " |")
