@@ -14,14 +14,19 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from vigil.demo.dataset import GROUPS
+from vigil.metrics import queries
+from vigil.metrics.queries import (
+    LABEL_FEEDBACK_TOTAL,
+    PREDICTIONS_TOTAL,
+    REQUESTS_TOTAL,
+    SHADOW_COMPARISONS_TOTAL,
+)
 from vigil.demo.classifier import CONFIDENCE_BUCKETS, Prediction
 
-REQUESTS_TOTAL = "vigil_model_requests_total"
-REQUEST_DURATION = "vigil_model_request_duration_seconds"
-PREDICTION_SCORE = "vigil_model_prediction_score"
-PREDICTIONS_TOTAL = "vigil_model_predictions_total"
-LABEL_FEEDBACK_TOTAL = "vigil_model_label_feedback_total"
-SHADOW_COMPARISONS_TOTAL = "vigil_model_shadow_comparisons_total"
+# The names the analysis queries (vigil.metrics.queries), so exporter and reader cannot drift;
+# histograms are named by family here, the queries read their `_bucket` series.
+REQUEST_DURATION = queries.REQUEST_DURATION_BUCKET.removesuffix("_bucket")
+PREDICTION_SCORE = queries.PREDICTION_SCORE_BUCKET.removesuffix("_bucket")
 
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0,

@@ -23,6 +23,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 from requests import RequestException
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 from kubernetes import config as k8s_config
 
 from vigil.api.names import API_VERSION, GROUP, PLURAL_MODELDEPLOYMENTS, PLURAL_RISKPOLICIES, VERSION
@@ -198,21 +199,27 @@ class Demo:
         return md.get("status") or {}
 
     def wait_phase(self, done: Any, timeout: float, what: str) -> dict[str, Any] | None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
+        """Poll status every second, printing each new progress line, until `done(status)`;
+        None after `timeout` seconds. Fails at once if the operator exits."""
+        last = [""]
+
+        def poll() -> dict[str, Any]:
             if not self.operator.is_running():
                 raise RuntimeError(f"the operator exited; its log:\n{self.operator.log_tail()}")
             s = self.status()
             line = self.progress_line(s)
-            if line != last:
+            if line != last[0]:
                 _say(line)
-                last = line
-            if done(s):
-                return s
-            time.sleep(1)
-        _say(f"timed out waiting for {what}")
-        return None
+                last[0] = line
+            return s
+
+        polling = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(1),
+                           retry=retry_if_result(lambda s: not done(s)))
+        try:
+            return polling(poll)
+        except RetryError:
+            _say(f"timed out waiting for {what}")
+            return None
 
     @staticmethod
     def progress_line(s: dict[str, Any]) -> str:
