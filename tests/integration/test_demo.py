@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
+from vigil.api.names import GROUP, PLURAL_MODELDEPLOYMENTS, VERSION
 from vigil.audit import chain
-from vigil.demo.run import Demo
+from vigil.demo.run import MODEL, NS, Demo
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -85,7 +86,7 @@ def test_prometheus_down_mid_rollout_never_promotes(tmp_path: Path) -> None:
     demo = Demo(argparse.Namespace(scenario="drift-latency", fast=True, out=str(tmp_path)))
     with demo.stack:
         demo.start()
-        demo.custom.patch_namespaced_custom_object("vigil.dev", "v1alpha1", "demo", "modeldeployments", "fraud", {
+        demo.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL_MODELDEPLOYMENTS, MODEL, {
             "spec": {"version": "v2", "artifact": {"uri": "s3://models/fraud/v2",
                                                    "digest": "sha256:" + "2" * 64}}})
         assert demo.wait_phase(lambda s: s.get("phase") == "Shadow", 60, "shadow")

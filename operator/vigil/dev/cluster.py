@@ -1,8 +1,11 @@
 """A real, local Kubernetes control plane: etcd, apiserver, controller-manager, scheduler, kwok.
 
 Everything listens on free loopback ports and lives in one state directory: data, certificates,
-logs, the admin kubeconfig and `cluster.json` (which processes belong to it). `down()` stops
-them all and removes the directory; `reap_stale()` cleans up after a run that crashed.
+logs, the admin kubeconfig and `cluster.json` (which processes belong to it, with their start
+times). The processes are the rows of `vigil.dev.components.COMPONENTS`, run by the one
+supervisor of `vigil.dev.process`. `down()` stops them all and removes the directory;
+`reap_stale()` cleans up after a run that crashed. A saved PID is signalled only while it is
+still the process that was started.
 
 kwok plays the kubelet: it makes a few simulated nodes Ready and moves Pods scheduled on them
 to Running/Ready, so Deployments become Available as in a real cluster.
@@ -210,7 +213,7 @@ class LocalCluster:
         """Stop every process of this cluster and remove its state directory."""
         info = self.info or ClusterInfo.load(self.state_dir)
         if self.supervisor is not None:
-            self.supervisor.stop_all()
+            self.supervisor.close()
             self.supervisor = None
         if info:
             stop_records(info.records())
