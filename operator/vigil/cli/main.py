@@ -13,7 +13,7 @@ import argparse
 import getpass
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from vigil.api.names import (
     ANN_ABORT,
@@ -115,7 +115,7 @@ def _user(args: argparse.Namespace) -> str:
 def _modeldeployment(args: argparse.Namespace) -> dict[str, Any]:
     from kubernetes import client as k8s
 
-    return dict(k8s.CustomObjectsApi(_api(args.kubeconfig)).get_namespaced_custom_object(
+    return cast(dict[str, Any], k8s.CustomObjectsApi(_api(args.kubeconfig)).get_namespaced_custom_object(
         GROUP, VERSION, args.namespace, PLURAL_MODELDEPLOYMENTS, args.name))
 
 

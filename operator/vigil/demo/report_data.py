@@ -184,7 +184,7 @@ def _by_version(result: Iterable[tuple[dict[str, str], list[tuple[float, float]]
         if version not in versions:
             continue
         points = [(to_datetime(t), v * scale) for t, v in values if math.isfinite(v)]
-        if points:
+        if points and version is not None:
             series[version] = points
     return series
 

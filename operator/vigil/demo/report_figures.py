@@ -65,14 +65,14 @@ def _draw_panel(ax: Any, panel_id: str, data: ReportData, label_markers: bool) -
         by_metric: dict[str, list[tuple[datetime, VerdictPoint]]] = {}
         for t, verdict in data.drift_points():
             by_metric.setdefault(verdict.metric, []).append((t, verdict))
-        for index, (metric, points) in enumerate(sorted(by_metric.items())):
+        for index, (metric, verdicts) in enumerate(sorted(by_metric.items())):
             colour = VERSION_COLOURS[(index + 4) % len(VERSION_COLOURS)]
-            ax.plot([t for t, _ in points], [v.statistic for _, v in points], "o-",
+            ax.plot([t for t, _ in verdicts], [v.statistic for _, v in verdicts], "o-",
                     color=colour, label=f"{metric} statistic")
-            failed = [(t, v.statistic) for t, v in points if v.outcome.lower() == "fail"]
+            failed = [(t, v.statistic) for t, v in verdicts if v.outcome.lower() == "fail"]
             if failed:
                 ax.plot(*zip(*failed), "X", color="#cf222e", ms=9, label=f"{metric} Fail")
-            bounds = [(t, v.bound) for t, v in points if v.bound is not None]
+            bounds = [(t, v.bound) for t, v in verdicts if v.bound is not None]
             if bounds:
                 ax.step([t for t, _ in bounds], [b for _, b in bounds], where="post",
                         color=colour, ls="--", alpha=0.7, label=f"{metric} bound")

@@ -149,7 +149,7 @@ class KubeRouteWatcher:
             retry=retry_if_exception_type(Exception),
             wait=wait_exponential(multiplier=FIRST_BACKOFF_SECONDS, max=MAX_BACKOFF_SECONDS) + wait_random(0, 0.1),
             stop=lambda _: self._stopping.is_set(),
-            sleep=self._stopping.wait,
+            sleep=lambda seconds: None if self._stopping.wait(seconds) else None,
             before_sleep=tell,
         )
 

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client as k8s
 from requests import RequestException
@@ -195,8 +195,9 @@ class Demo:
 
     # ------------------------------------------------------------ rollouts
     def status(self) -> dict[str, Any]:
-        md = self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL_MODELDEPLOYMENTS, MODEL)
-        return md.get("status") or {}
+        md = cast(dict[str, Any], self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, NS, PLURAL_MODELDEPLOYMENTS, MODEL))
+        return dict(md.get("status") or {})
 
     def wait_phase(self, done: Any, timeout: float, what: str) -> dict[str, Any] | None:
         """Poll status every second, printing each new progress line, until `done(status)`;

@@ -302,7 +302,7 @@ class LocalCluster:
 
 def reap_stale(root: Path = STATE_ROOT) -> list[str]:
     """Stop and remove clusters whose owning process died (a crashed test run)."""
-    reaped = []
+    reaped: list[str] = []
     if not root.is_dir():
         return reaped
     for state_dir in root.iterdir():

@@ -272,8 +272,8 @@ def openmetrics_text(samples: Iterable[tuple[str, Mapping[str, str], float, floa
     lines = []
     for family in sorted(grouped):
         lines.append(f"# TYPE {family} {types[family]}")
-        for (name, labels), points in sorted(grouped[family].items()):
-            rendered = ",".join(f'{k}="{escape(v)}"' for k, v in labels)
+        for (name, pairs), points in sorted(grouped[family].items()):
+            rendered = ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
             for ts, value in sorted(points):
                 lines.append(f"{name}{{{rendered}}} {value:.17g} {ts:.3f}")
     lines.append("# EOF")
