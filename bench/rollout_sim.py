@@ -244,8 +244,12 @@ def spec(version: str, digest: str) -> ModelDeploymentSpec:
 
 
 def run_rollout(policy: RiskPolicySpec, canary: Version, rpm: float, seed: int,
-                max_minutes: int | None = None, baseline: Version | None = None) -> Outcome:
-    """One rollout of v2 (behaving as `canary`) over a stable v1, until it ends or its budget stops it."""
+                max_minutes: int | None = None, baseline: Version | None = None,
+                restart_at: int | None = None) -> Outcome:
+    """One rollout of v2 (behaving as `canary`) over a stable v1, until it ends or its budget stops it.
+
+    `restart_at`: at that minute the operator "restarts": status goes through its stored JSON
+    form and back, which is all a new process would know."""
     from vigil.api.common import parse_duration
 
     rng = np.random.default_rng(seed)
@@ -270,6 +274,8 @@ def run_rollout(policy: RiskPolicySpec, canary: Version, rpm: float, seed: int,
                           metrics=measure(prometheus, "ns", md, plan, now))
         decision = decide("fraud", md, policy, status, obs, now)
         status = decision.status
+        if minute == restart_at:
+            status = ModelDeploymentStatus.model_validate(status.model_dump(mode="json", by_alias=True))
         split = decision.traffic or split
         if status.plan is not None and plan_at is None:
             plan_at, first_plan = float(minute), status.plan.summary

@@ -343,22 +343,25 @@ def _plan_status(ctx: _Ctx, plan: AnalysisPlan, analysis: AnalysisLike) -> Rollo
     gates = {_metric(v): (None if v.time_to_pass_s is None else int(v.time_to_pass_s)) for v in analysis.verdicts}
     elapsed = since(ctx.now, s.stage_started_at).total_seconds()
     bake = _remaining_bake(ctx).total_seconds()
-    if plan.stage is Stage.SHADOW:
-        eta: float | None = bake  # canary gates are estimated once canary traffic exists
-        needs = [gates[m] for m in gates if m in {g.value for g in SHADOW_ONLY}]
-    elif plan.stage is Stage.HOLDBACK:
-        eta, needs = bake, []
-    else:
+    if plan.stage is Stage.HOLDBACK:
+        eta: float | None = bake
+        needs: list[int | None] = []
+    else:  # shadow and canary share their evidence: every gate judged now must pass in time
         eta, needs = bake, list(gates.values())
-    if any(t is None for t in needs):
-        eta = None
-    elif needs:
+    beyond = plan.stage is not Stage.HOLDBACK and any(
+        getattr(getattr(v, "plan", None), "beyond_horizon", False) for v in analysis.verdicts)
+    left = max(budget_left.total_seconds(), 0)
+    if needs and all(t is not None for t in needs):
         holdback = parse_duration(p.holdback.bake_time).total_seconds() if p.holdback else 0.0
-        eta = max(bake, max(needs) - elapsed + holdback)
-    if eta is None:
-        summary = "estimating: a gate has no traffic yet or needs more than the budget"
-    elif eta > budget_left.total_seconds():
-        summary = f"traffic too low: ~{_duration_text(eta)} to promote, budget left {_duration_text(max(budget_left.total_seconds(), 0))}"
+        eta = max(bake, max(t for t in needs if t is not None) - elapsed + holdback)
+    elif needs:
+        eta = None
+    if beyond:
+        summary = f"traffic too low: a gate needs more than the budget ({_duration_text(left)} left) to pass"
+    elif eta is None:
+        summary = "estimating: a gate has no data yet"
+    elif eta > left:
+        summary = f"traffic too low: ~{_duration_text(eta)} to promote, budget left {_duration_text(left)}"
     else:
         summary = f"~{_duration_text(eta)} to promote"
     return RolloutPlan(summary=summary, eta_seconds=None if eta is None else int(eta),
