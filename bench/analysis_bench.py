@@ -90,7 +90,8 @@ def judge(rows: list[Row], s: Scenario, rpm: int, policy: Policy) -> None:
             r.targets.append((f"at tolerance: rolled back <= alpha ({policy.alpha:.0%})", r.rolled_back <= policy.alpha,
                               f"{100 * r.rolled_back:.1f}%", r.rolled_back))
         if not s.healthy and s.target and not s.onset and rpm == CAUGHT_RPM:
-            r.targets.append((f"caught >= {CAUGHT_MIN:.0%} within {s.target} min at {CAUGHT_RPM}/min",
+            what = "regression at the margin" if s.at_margin else "rare-bucket change"
+            r.targets.append((f"{what} caught >= {CAUGHT_MIN:.0%} within {s.target} min at {CAUGHT_RPM}/min",
                               r.caught >= CAUGHT_MIN, f"{100 * r.caught:.1f}%", -r.caught))
         if s.onset:
             r.targets.append((f"late onset: median detection <= {LATE_MEDIAN_MAX:.0f} min", r.median <= LATE_MEDIAN_MAX,
