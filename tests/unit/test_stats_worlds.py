@@ -57,6 +57,39 @@ def errors(rng: np.random.Generator, rpm: float, share: float, p_c: float, p_b: 
     return x_c + poisson(rng, lam_c * (1 - p_c), reps), x_c, x_b + poisson(rng, lam_b * (1 - p_b), reps), x_b
 
 
+def bursty(rng: np.random.Generator, lam: np.ndarray, size: float, reps: int) -> np.ndarray:
+    """Error counts (reps, minutes) arriving in independent bursts of geometric size with mean
+    `size` and `lam` errors a minute on average (a compound Poisson process)."""
+    bursts = poisson(rng, lam / size, reps).astype(np.int64)
+    if size <= 1:
+        return bursts.astype(float)
+    extra = rng.negative_binomial(np.maximum(bursts, 1), 1 / size)  # sizes - 1, summed over the bursts
+    return np.where(bursts > 0, bursts + extra, 0).astype(float)
+
+
+def bursty_errors(rng: np.random.Generator, rpm: float, share: float, p_c: float, p_b: float, reps: int,
+                  minutes: int = 60, size: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(n_c, x_c, n_b, x_b) with errors in independent bursts in each arm."""
+    lam_c, lam_b = arms(rpm, share, minutes)
+    x_c, x_b = bursty(rng, lam_c * p_c, size, reps), bursty(rng, lam_b * p_b, size, reps)
+    return x_c + poisson(rng, lam_c * (1 - p_c), reps), x_c, x_b + poisson(rng, lam_b * (1 - p_b), reps), x_b
+
+
+def flaky_pod_errors(rng: np.random.Generator, rpm: float, share: float, p_c: float, p_b: float, reps: int,
+                     minutes: int = 60, pods: int = 5, flaky: float = 3.0, size: float = 5.0
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each version on `pods` pods sharing its traffic evenly; one pod per version has `flaky`
+    times the error rate and its errors come in bursts (correlated within the pod)."""
+    lam_c, lam_b = arms(rpm, share, minutes)
+    out = []
+    for lam, p in ((lam_c, p_c), (lam_b, p_b)):
+        each = lam / pods
+        scale = pods / (pods - 1 + flaky)  # keep the version's mean rate at p
+        x = sum(poisson(rng, each * p * scale, reps) for _ in range(pods - 1)) + bursty(rng, each * p * scale * flaky, size, reps)
+        out += [x + poisson(rng, lam * (1 - p), reps), x]
+    return out[0], out[1], out[2], out[3]
+
+
 def latency_cdf(stretch: float = 1.0, tail_scale: float = 1.0):
     """97% fast requests (median 80 ms), 3% slow ones (median 300 ms x tail_scale); every
     latency multiplied by `stretch`."""

@@ -35,7 +35,7 @@ from vigil.stats.fairness import fairness_evidence
 from vigil.stats.latency import QUANTILE, latency_evidence
 from vigil.stats.rates import gate_error_evidence, shadow_evidence
 from vigil.stats.result import Plan
-from vigil.stats.sequential import ball_log_e
+from vigil.stats.sequential import ball_log_e, exposure_ratio
 
 PLAN_POINTS = 64
 """Projected time points over the horizon, geometric from one interval: the evidence at each
@@ -127,14 +127,30 @@ def _error_rate(data: RequestCounts, gate: Gate, widths: np.ndarray) -> Built:
     if N_c <= 0 or N_b <= 0:
         return "no traffic yet in one of the arms"
     p_b = float(x_b.sum() / n_b.sum())
+    n_c, x_c = data.outcomes(data.canary)
+    phi = error_dispersion(n_c, x_c, n_b, x_b)
 
     def path(effects: np.ndarray) -> GateEvidence:
         rows = effects.size
         p_c = np.minimum(p_b * (1 + effects), 1.0)
         return gate_error_evidence(_over(N_c, widths, rows), _over(N_c * p_c, widths, rows),
-                                   _over(N_b, widths, rows), _over(N_b * p_b, widths, rows), gate)
+                                   _over(N_b, widths, rows), _over(N_b * p_b, widths, rows), gate, dispersion=phi)
 
     return path, _relative_effects(gate.tolerance), N_c, ""
+
+
+def error_dispersion(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray) -> float:
+    """How much more the canary's share of each interval's errors scatters than binomial
+    (1 for Poisson errors, about the mean burst size's second moment ratio for bursts)."""
+    a = exposure_ratio(n_c, n_b, 1.0)
+    ok = np.isfinite(a) & (a > 0)
+    theta = np.where(ok, a, 0.0) / (1.0 + np.where(ok, a, 0.0))
+    m = x_c + x_b
+    d = np.where(ok, x_c - theta * m, 0.0)
+    model = float(np.sum(np.where(ok, theta * (1 - theta) * m, 0.0)))
+    if model <= 0 or ok.sum() < 2:
+        return 1.0
+    return max(1.0, float(np.sum(np.where(ok, (d - d[ok].mean()) ** 2, 0.0)) / model))
 
 
 def stretched(edges: np.ndarray, probs: np.ndarray, stretch: np.ndarray) -> np.ndarray:

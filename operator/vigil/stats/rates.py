@@ -27,6 +27,7 @@ from vigil.stats.sequential import (
     proportion_interval,
     rate_ratio_evidence,
     rate_ratio_interval,
+    robust_rate_ratio_evidence,
 )
 
 RATIO_PASS_SHARE = 0.75
@@ -35,8 +36,8 @@ RATIO_PASS_SHARE = 0.75
 
 def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray,
                         tolerance: float, regression: float | None = None,
-                        tolerance_floor: float | None = None, regression_floor: float | None = None
-                        ) -> GateEvidence:
+                        tolerance_floor: float | None = None, regression_floor: float | None = None,
+                        robust: bool = True, dispersion: float | None = None) -> GateEvidence:
     """Requests n and errors x per interval, shaped (..., T).
 
     Fail: the ratio e-process against 1 + tolerance and, with a tolerance floor, also the
@@ -44,9 +45,18 @@ def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: 
     true statement among them rejected). Pass: the ratio e-process against 1 + regression,
     or with a regression floor the larger of (3/4 of it) and (1/4 of the floor evidence),
     so that the two routes share beta.
+
+    robust (default): the self-normalised ratio test, valid when errors come in bursts
+    (`sequential.robust_rate_ratio_evidence`); robust=False: the exact Poisson likelihood-
+    ratio mixture, kept to measure what robustness costs. `dispersion`: for projections on
+    expected counts (see the robust test).
     """
     reg = tolerance if regression is None else regression
-    fail, passed = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 + tolerance, rho0_pass=1.0 + reg)
+    if robust:
+        fail, passed = robust_rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 + tolerance, 1.0 + reg,
+                                                  dispersion=dispersion)
+    else:
+        fail, passed = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 + tolerance, rho0_pass=1.0 + reg)
     if tolerance_floor is not None or regression_floor is not None:
         cx_c, cn_c, cx_b, cn_b = (cumulative(a) for a in (x_c, n_c, x_b, n_b))
         if tolerance_floor is not None:
@@ -57,11 +67,11 @@ def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: 
     return GateEvidence(fail, passed, cumulative(n_c), cumulative(n_b))
 
 
-def gate_error_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray, gate: Gate
-                        ) -> GateEvidence:
+def gate_error_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray, gate: Gate,
+                        dispersion: float | None = None) -> GateEvidence:
     """`error_rate_evidence` with the gate's margins and floors."""
     return error_rate_evidence(n_c, x_c, n_b, x_b, gate.tolerance, gate.regression,
-                               gate.tolerance_floor, gate.regression_floor)
+                               gate.tolerance_floor, gate.regression_floor, dispersion=dispersion)
 
 
 def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds) -> Verdict:

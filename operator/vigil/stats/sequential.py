@@ -126,6 +126,104 @@ def rate_ratio_evidence(
     return _mixture(up, prior), _mixture(down, prior)
 
 
+def baseline_dispersion(n_b: np.ndarray, x_b: np.ndarray, prior: float = 2.0, known: float | None = None
+                        ) -> np.ndarray:
+    """How much the baseline's per-interval event counts scatter beyond Poisson, from the
+    intervals *before* each one (predictable), shaped (..., T).
+
+    Pearson's statistic sum (x - n p)^2 / (n p) over the earlier intervals at their pooled
+    rate, per degree of freedom, with `prior` pseudo-intervals at 1, floored at 1 and raised
+    to its one-sided 84% bound (x (1 + sqrt(2 / dof))): bursts of mean size k give about
+    E[k^2] / E[k]. The baseline has most of the traffic, so it sees bursts first.
+    `known` replaces the Pearson estimate (projections on expected counts, which have none).
+    """
+    x_b, n_b = np.asarray(x_b, dtype=float), np.asarray(n_b, dtype=float)
+    X, N = np.cumsum(x_b, axis=-1) - x_b, np.cumsum(n_b, axis=-1) - n_b
+    q = ratio_or(x_b**2, n_b, 0.0)
+    Q = np.cumsum(q, axis=-1) - q
+    p = ratio_or(X, N, 0.0)
+    pearson = np.where(p > 0, ratio_or(Q - 2 * p * X + p**2 * N, p, 0.0), 0.0)
+    dof = np.maximum(np.cumsum(n_b > 0, axis=-1) - (n_b > 0) - 1, 0)
+    phi = np.maximum((pearson + prior) / (dof + prior), 1.0) if known is None else max(known, 1.0)
+    return phi * (1.0 + np.sqrt(2.0 / (dof + 2.0)))
+
+
+def robust_rate_ratio_evidence(
+    x_c: np.ndarray,
+    x_b: np.ndarray,
+    n_c: np.ndarray,
+    n_b: np.ndarray,
+    rho0: np.ndarray | float,
+    rho0_pass: np.ndarray | float | None = None,
+    scale: float = 0.6,
+    dispersion: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rate-ratio e-processes that survive clustered events (bursts, a flaky pod), (..., T).
+
+    Per interval, D = x_c - theta0 m (m = x_c + x_b, theta0 = a / (1 + a) the canary's share
+    of events under the null ratio) has conditional mean <= 0 under the null however the
+    events cluster *within* the interval, as long as a cluster lands in an arm in proportion
+    to that arm's traffic x rate (the conditioning of `rate_ratio_llr`). The sum S of the D's
+    is tested with a one-sided normal mixture (`normal_log_e`) whose variance V is estimated
+    so that bursts widen it:
+
+    * scatter = sum (D_t - mean of the earlier D's)^2, self-normalising (de la Peña): a burst
+      that moves S widens V by its square;
+    * model = phi x the binomial variance at the null share, phi = `baseline_dispersion`.
+
+    Fail (bursts push D up, the scatter sees them): V = max(model, scatter x min(1, binomial
+    variance at the null share / at the observed share)); the rescaling stops an alternative's
+    larger variance from costing power, the model term keeps a floor under it.
+    Pass (bursts push D *down* rarely and hard: most intervals see no canary burst, so the
+    scatter underestimates): V = max(scatter, model).
+    Asymptotically valid, like the other normal-mixture gates.
+
+    fail: against "ratio <= rho0"; pass: against "ratio >= rho0_pass" (default rho0).
+    `scale`: half-normal prior scale of the drift per unit variance (about the log rate
+    ratio). `dispersion`, for projections on expected counts only (which have no scatter):
+    the scatter is taken as this factor times the binomial variance at the path's share,
+    and the baseline's dispersion as this factor.
+    """
+    x_c, x_b = np.asarray(x_c, dtype=float), np.asarray(x_b, dtype=float)
+    m = x_c + x_b
+    phi = baseline_dispersion(n_b, x_b, known=dispersion)
+    mh = _running_ratio(x_c, x_b, n_c, n_b)
+    out = []
+    for rho, sign in ((rho0, 1.0), (rho0 if rho0_pass is None else rho0_pass, -1.0)):
+        a = exposure_ratio(n_c, n_b, rho)
+        ok = np.isfinite(a) & (a > 0)
+        theta0 = np.where(ok, a, 0.0) / (1.0 + np.where(ok, a, 0.0))
+        d = np.where(ok, sign * (x_c - theta0 * m), 0.0)
+        total = np.cumsum(d, axis=-1)
+        at_null = np.cumsum(np.where(ok, theta0 * (1 - theta0) * m, 0.0), axis=-1)
+        a_hat = exposure_ratio(n_c, n_b, np.where(np.isfinite(mh) & (mh > 0), mh, rho))
+        theta_hat = np.where(ok, a_hat, 0.0) / (1.0 + np.where(ok, a_hat, 0.0))
+        at_hat = np.cumsum(np.where(ok, theta_hat * (1 - theta_hat) * m, 0.0), axis=-1)
+        if dispersion is None:
+            seen = np.cumsum(ok, axis=-1)
+            before = np.where(seen > 1, (total - d) / np.maximum(seen - 1, 1), 0.0)
+            scatter = np.cumsum(np.where(ok, (d - before) ** 2, 0.0), axis=-1)
+        else:  # what the scatter would be on average around the expected path
+            scatter = max(dispersion, 1.0) * at_hat
+        model = phi * at_null
+        if sign > 0:
+            var = np.maximum(model, scatter * np.minimum(1.0, ratio_or(at_null, at_hat, 1.0)))
+        else:
+            var = np.maximum(scatter, model)
+        safe = np.where(var > 0, var, 1.0)
+        out.append(np.where(var > 0, normal_log_e(total / safe, var, scale), 0.0))
+    return out[0], out[1]
+
+
+def _running_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray) -> np.ndarray:
+    """Mantel-Haenszel rate ratio over every prefix (..., T), NaN while undefined."""
+    n = np.asarray(n_c, dtype=float) + np.asarray(n_b, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num = np.cumsum(np.where(n > 0, x_c * n_b / np.where(n > 0, n, 1.0), 0.0), axis=-1)
+        den = np.cumsum(np.where(n > 0, x_b * n_c / np.where(n > 0, n, 1.0), 0.0), axis=-1)
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
 def mantel_haenszel_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray) -> float:
     """Rate ratio pooled over intervals without letting changing weights bias it."""
     n = n_c + n_b
