@@ -13,6 +13,7 @@ import yaml
 from kubernetes import client as k8s
 
 from vigil.api.names import GROUP, VERSION
+from vigil.cli.main import whoami
 from vigil.dev.binaries import REPO_ROOT, ensure_built
 from vigil.kube.client import Kube
 from vigil.reconciler import Reconciler
@@ -91,7 +92,7 @@ def test_kubectl_apply_get_and_the_vigil_plugin(kube: KubeHandle, namespace: str
     # kubectl finds the plugin `kubectl-vigil` on PATH, as users install it (pip's scripts dir)
     plugin = shutil.which("kubectl-vigil") or str(Path(sys.executable).parent / "kubectl-vigil")
     assert Path(plugin).exists(), "kubectl-vigil is not installed (pip install -e .)"
-    env = {**os.environ, "PATH": f"{Path(plugin).parent}:{os.environ['PATH']}", "VIGIL_USER": "alice",
+    env = {**os.environ, "PATH": f"{Path(plugin).parent}:{os.environ['PATH']}", "VIGIL_USER": "mallory",
            "KUBECONFIG": str(kube.kubeconfig)}
     run = subprocess.run([str(ensure_built().kubectl), "vigil", "pause", "fraud", "-n", namespace],
                          capture_output=True, text=True, env=env, check=False)
@@ -99,7 +100,8 @@ def test_kubectl_apply_get_and_the_vigil_plugin(kube: KubeHandle, namespace: str
     md = k8s.CustomObjectsApi(kube.api_client).get_namespaced_custom_object(
         GROUP, VERSION, namespace, "modeldeployments", "fraud")
     ann = md["metadata"]["annotations"]
-    assert ann["vigil.dev/paused"] == "true" and ann["vigil.dev/requested-by"] == "alice"
+    # the identity is the one the apiserver authenticated, never a text a user can type
+    assert ann["vigil.dev/paused"] == "true" and ann["vigil.dev/requested-by"] == whoami(kube.api_client) != "mallory"
     subprocess.run([str(ensure_built().kubectl), "vigil", "resume", "fraud", "-n", namespace],
                    check=True, capture_output=True, env=env)
     md = k8s.CustomObjectsApi(kube.api_client).get_namespaced_custom_object(

@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from vigil.api.names import (
-    ANN_ABORT, ANN_APPROVED_BY, ANN_APPROVED_VERSION, ANN_PAUSED, ANN_PROMOTE, ANN_REQUESTED_BY, approvers,
-)
+from vigil.api.names import ANN_ABORT, ANN_PAUSED, ANN_PROMOTE, ANN_REQUESTED_BY, approval_key, approvers
 from vigil.cli import main as cli
 
 
@@ -27,12 +25,16 @@ class FakeCustomObjects:
 
 @pytest.fixture()
 def api(monkeypatch: pytest.MonkeyPatch) -> FakeCustomObjects:
-    fake = FakeCustomObjects({"spec": {"version": "v2"}, "metadata": {"annotations": {
-        ANN_APPROVED_BY: "bob, carol", ANN_APPROVED_VERSION: "v2"}}})
+    fake = FakeCustomObjects({"spec": {"version": "v2"}, "status": {"phase": "Canary", "canaryDigest": DIGEST},
+                              "metadata": {"annotations": {}}})
     monkeypatch.setattr(cli, "_api", lambda kubeconfig: None)
     monkeypatch.setattr("kubernetes.client.CustomObjectsApi", lambda api_client: fake)
-    monkeypatch.setenv("VIGIL_USER", "alice")
+    monkeypatch.setattr(cli, "whoami", lambda api: "alice")  # the apiserver's answer (SelfSubjectReview)
+    monkeypatch.setenv("VIGIL_USER", "mallory")  # a text a user can type is never the identity
     return fake
+
+
+DIGEST = "sha256:" + "2" * 64
 
 
 def run(api: FakeCustomObjects, *argv: str) -> dict[str, Any]:
@@ -47,17 +49,21 @@ def test_pause_and_resume(api: FakeCustomObjects) -> None:
     assert run(api, "resume") == {ANN_PAUSED: None, ANN_REQUESTED_BY: "alice"}
 
 
-def test_promote_and_abort_name_the_spec_version_unless_told(api: FakeCustomObjects) -> None:
-    assert run(api, "promote")[ANN_PROMOTE] == "v2"
-    assert run(api, "abort", "--version", "v3")[ANN_ABORT] == "v3"
+def test_promote_and_abort_name_the_digest_rolling_out(api: FakeCustomObjects) -> None:
+    assert run(api, "promote") == {ANN_PROMOTE: DIGEST, ANN_REQUESTED_BY: "alice"}
+    assert run(api, "abort")[ANN_ABORT] == DIGEST
 
 
-def test_approve_adds_the_user_to_the_approvers_of_that_version(api: FakeCustomObjects) -> None:
+def test_approve_writes_the_authenticated_users_own_approval_of_that_digest(api: FakeCustomObjects) -> None:
     annotations = run(api, "approve")
-    assert annotations[ANN_APPROVED_BY] == "alice,bob,carol" and annotations[ANN_APPROVED_VERSION] == "v2"
-    assert approvers(annotations, "v2") == {"alice", "bob", "carol"}
-    # approvals of another version do not carry over
-    assert run(api, "approve", "--version", "v3", "--user", "dave")[ANN_APPROVED_BY] == "dave"
+    assert annotations[approval_key("alice")] == f"alice {DIGEST}"
+    assert approvers(annotations, DIGEST) == {"alice"} and approvers(annotations, "sha256:other") == set()
+
+
+def test_controls_refuse_when_nothing_rolls_out(api: FakeCustomObjects, capsys: pytest.CaptureFixture[str]) -> None:
+    api.md["status"] = {"phase": "Succeeded"}
+    assert cli.main(["promote", "fraud", "-n", "demo"]) == 1
+    assert "no rollout in progress" in capsys.readouterr().err and not api.patches
 
 
 def test_a_cluster_name_that_is_a_path_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

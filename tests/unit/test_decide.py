@@ -194,12 +194,12 @@ def test_pause_resume_promote_and_abort(good: World) -> None:
     good.annotations = {}
     good.tick()
     assert good.status.phase is Phase.CANARY
-    good.annotations = {"vigil.dev/promote": "v2", "vigil.dev/requested-by": "bob"}
+    good.annotations = {"vigil.dev/promote": D2, "vigil.dev/requested-by": "bob"}
     good.run(3)
     assert good.status.stable_version == "v2"
     manual = [d for d in good.decisions if d.evidence.get("manual")]
-    assert {"action": "promote", "user": "bob"} in [d.evidence["manual"] for d in manual]
-    good.annotations = {"vigil.dev/abort": "v3", "vigil.dev/requested-by": "carol"}
+    assert {"action": "promote", "user": "bob", "digest": D2, "emergency": False} in [d.evidence["manual"] for d in manual]
+    good.annotations = {"vigil.dev/abort": D3, "vigil.dev/requested-by": "carol"}
     good.set_spec(spec("v3", D3))
     good.run(3)
     assert good.status.phase is Phase.ROLLED_BACK and good.status.stable_version == "v2"
@@ -242,14 +242,47 @@ def test_missing_policy_stalls_without_touching_traffic(good: World) -> None:
     SEEN_TRANSITIONS.update({("Succeeded", "Blocked"), ("Failed", "Unblocked")})
 
 
-def test_approvals_gate_promotion() -> None:
+def test_approvals_gate_promotion_one_vote_per_user_for_this_digest() -> None:
+    from vigil.api.names import approval_key, approval_value
+
     w = settled(World(policy(requiredApprovals=2), ScriptedAnalyzer(["Pass"])))
     w.set_spec(spec("v2", D2))
     w.run(12)
     assert w.status.phase is Phase.CANARY and "approval" in w.status.message
-    w.annotations = {"vigil.dev/approved-by": "alice,bob", "vigil.dev/approved-version": "v2"}
+    # alice twice (two keys) and bob for another digest: one approval of D2
+    w.annotations = {approval_key("alice"): approval_value("alice", D2), "approved.vigil.dev/x": approval_value("alice", D2),
+                     approval_key("bob"): approval_value("bob", D3)}
+    w.run(4)
+    assert w.status.stable_version == "v1" and "1 so far" in w.status.message
+    w.annotations[approval_key("bob")] = approval_value("bob", D2)
     w.run(4)
     assert w.status.stable_version == "v2"
+    promote = next(d for d in w.decisions if d.action == "promote")
+    assert promote.evidence["approvals"] == ["alice", "bob"]
+
+
+def test_stale_promote_for_another_digest_is_ignored(good: World) -> None:
+    good.analyzer.script = ["Inconclusive"]
+    good.annotations = {"vigil.dev/promote": D2, "vigil.dev/requested-by": "bob"}  # left from an earlier build
+    good.set_spec(spec("v2", D3))  # v2 rebuilt: a new digest
+    good.run(6)
+    assert good.status.stable_version == "v1" and good.status.phase is Phase.CANARY
+
+
+def test_manual_promote_in_a_freeze_window_is_refused_unless_emergencies_are_allowed() -> None:
+    window = [{"start": (T0 + timedelta(minutes=10)).isoformat(), "end": (T0 + timedelta(hours=2)).isoformat(),
+               "reason": "peak"}]
+    for allowed in (False, True):
+        w = settled(World(policy(freezeWindows=window, allowEmergencyPromotion=allowed), ScriptedAnalyzer(["Inconclusive"])))
+        w.set_spec(spec("v2", D2))
+        w.run(12)
+        w.annotations = {"vigil.dev/promote": D2, "vigil.dev/requested-by": "bob"}
+        w.run(5)
+        reasons = [e.reason for d in w.decisions for e in d.events]
+        if allowed:
+            assert w.status.stable_version == "v2" and "EmergencyPromote" in reasons
+        else:
+            assert w.status.stable_version == "v1" and reasons.count("PromoteRefused") == 1
 
 
 def test_freeze_window_holds_start_and_advance() -> None:

@@ -13,7 +13,7 @@ from .fakes import D2, ScriptedAnalyzer, World, policy, spec
 
 OUTCOMES = st.sampled_from(["Pass", "Fail", "Inconclusive", "NoData"])
 ANNOTATIONS = st.sampled_from([
-    {}, {}, {}, {"vigil.dev/paused": "true"}, {"vigil.dev/promote": "v2"}, {"vigil.dev/abort": "v2"},
+    {}, {}, {}, {"vigil.dev/paused": "true"}, {"vigil.dev/promote": D2}, {"vigil.dev/abort": D2},
 ])
 POLICIES = st.sampled_from([
     {},

@@ -185,6 +185,7 @@ class ModelDeploymentStatus(CamelModel):
     no_data_count: int = 0
     failure_count: int = 0
     failed_digests: list[str] = Field(default_factory=list)
+    refused_promote: str | None = Field(None, description="Digest whose manual promote was refused (recorded once).")
     previous_version: str | None = None
     previous_digest: str | None = None
     router_approximate: bool = False

@@ -7,6 +7,7 @@ and the Kubernetes adapter all import these; none of them spells the strings aga
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 GROUP = "vigil.dev"
@@ -29,17 +30,35 @@ ANN_VERSION = "vigil.dev/version"  # the exact version (the label may be truncat
 ANN_MANIFEST_HASH = "vigil.dev/manifest-hash"
 ANN_APPLIED = "vigil.dev/applied"
 
-# manual controls: annotations a person sets on a ModelDeployment
+# manual controls: annotations a person sets on a ModelDeployment. The ValidatingAdmissionPolicy
+# in charts/vigil/templates/admission.yaml makes the apiserver check who sets them: requested-by
+# must be the authenticated user, promote needs the `promote` verb, an approval the `approve`
+# verb and the approver's own name. Promote and abort name the digest they act on, so a
+# leftover annotation never acts on a rebuilt version.
 ANN_PAUSED = "vigil.dev/paused"
-ANN_PROMOTE = "vigil.dev/promote"
-ANN_ABORT = "vigil.dev/abort"
-ANN_REQUESTED_BY = "vigil.dev/requested-by"
-ANN_APPROVED_BY = "vigil.dev/approved-by"
-ANN_APPROVED_VERSION = "vigil.dev/approved-version"
+ANN_PROMOTE = "vigil.dev/promote"  # value: the canary digest to promote now
+ANN_ABORT = "vigil.dev/abort"  # value: the canary digest to roll back
+ANN_REQUESTED_BY = "vigil.dev/requested-by"  # the authenticated user (checked at admission)
+ANN_APPROVAL_PREFIX = "approved.vigil.dev/"  # one key per approver; value "<user> <digest>"
 
 
-def approvers(annotations: Mapping[str, str], version: str | None) -> set[str]:
-    """The distinct names that approved `version` (empty when the approval is for another)."""
-    if not version or annotations.get(ANN_APPROVED_VERSION) != version:
+def approval_key(user: str) -> str:
+    """The annotation key of `user`'s approval: one per user (a hash keeps any user name, such
+    as system:serviceaccount:ns:sa or an e-mail address, a legal key)."""
+    return ANN_APPROVAL_PREFIX + "u-" + hashlib.sha256(user.encode()).hexdigest()[:20]
+
+
+def approval_value(user: str, digest: str) -> str:
+    return f"{user} {digest}"
+
+
+def approvers(annotations: Mapping[str, str], digest: str | None) -> set[str]:
+    """The distinct users whose approval names `digest` (admission checked each is its writer's own)."""
+    if not digest:
         return set()
-    return {n.strip() for n in annotations.get(ANN_APPROVED_BY, "").split(",") if n.strip()}
+    users = set()
+    for key, value in annotations.items():
+        user, _, approved = value.rpartition(" ")
+        if key.startswith(ANN_APPROVAL_PREFIX) and user and approved == digest:
+            users.add(user)
+    return users

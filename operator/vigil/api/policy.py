@@ -155,7 +155,11 @@ class RiskPolicySpec(CamelModel):
     no_data: NoDataPolicy = Field(default_factory=NoDataPolicy)
     failure_limit: int = Field(1, ge=1, le=100, description="Failed analyses before the canary is rolled back.")
     required_approvals: int = Field(
-        0, ge=0, le=10, description="Approvals (annotation vigil.dev/approved-by) needed before promotion."
+        0, ge=0, le=10,
+        description="Distinct users who must approve the canary's digest (`kubectl vigil approve`) before promotion.",
+    )
+    allow_emergency_promotion: bool = Field(
+        False, description="Whether a manual promote may override a freeze window (recorded as an emergency).",
     )
     freeze_windows: list[FreezeWindow] = Field(default_factory=list, max_length=50)
     holdback: HoldbackPolicy | None = Field(None, description="Post-promotion holdback bake.")

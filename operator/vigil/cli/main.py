@@ -4,28 +4,27 @@
     vigil operator                run the operator against $KUBECONFIG
     vigil demo                    the end-to-end demo (see docs/demo.md)
     vigil audit verify NAME       check the audit chain of a ModelDeployment
-    vigil pause|resume|promote|abort|approve NAME   manual controls (annotations)
+    vigil pause|resume|promote|abort|approve NAME   manual controls (annotations the apiserver
+                                  admits only from the authenticated user, see docs/controls.md)
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from typing import Any, Callable, cast
 
 from vigil.api.names import (
     ANN_ABORT,
-    ANN_APPROVED_BY,
-    ANN_APPROVED_VERSION,
     ANN_PAUSED,
     ANN_PROMOTE,
     ANN_REQUESTED_BY,
     GROUP,
     PLURAL_MODELDEPLOYMENTS,
     VERSION,
-    approvers,
+    approval_key,
+    approval_value,
 )
 from vigil.dev.process import StartError
 
@@ -101,15 +100,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def _annotate(args: argparse.Namespace, annotations: dict[str, str | None]) -> int:
     from kubernetes import client as k8s
 
-    body = {"metadata": {"annotations": {**annotations, ANN_REQUESTED_BY: _user(args)}}}
-    k8s.CustomObjectsApi(_api(args.kubeconfig)).patch_namespaced_custom_object(
+    api = _api(args.kubeconfig)
+    body = {"metadata": {"annotations": {**annotations, ANN_REQUESTED_BY: whoami(api)}}}
+    k8s.CustomObjectsApi(api).patch_namespaced_custom_object(
         GROUP, VERSION, args.namespace, PLURAL_MODELDEPLOYMENTS, args.name, body)
     print(f"modeldeployment.vigil.dev/{args.name} annotated: {annotations}")
     return 0
 
 
-def _user(args: argparse.Namespace) -> str:
-    return str(args.user or os.environ.get("VIGIL_USER") or getpass.getuser())
+def whoami(api: Any) -> str:
+    """The user the apiserver authenticates these credentials as (a SelfSubjectReview, as
+    `kubectl auth whoami`): the admission policy only admits controls that name that user."""
+    from kubernetes import client as k8s
+
+    review = k8s.AuthenticationV1Api(api).create_self_subject_review(k8s.V1SelfSubjectReview())
+    return str(review.status.user_info.username)
 
 
 def _modeldeployment(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,19 +125,24 @@ def _modeldeployment(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_control(args: argparse.Namespace) -> int:
+    """Pause and resume apply to whatever rolls out; promote, abort and approve name the digest
+    that is rolling out now, so they never act on a version rebuilt after the command."""
     if args.control == "pause":
         return _annotate(args, {ANN_PAUSED: "true"})
     if args.control == "resume":
         return _annotate(args, {ANN_PAUSED: None})
-    md = None if args.version else _modeldeployment(args)
-    version = args.version or str(md["spec"]["version"])  # type: ignore[index]
+    status = _modeldeployment(args).get("status") or {}
+    digest = status.get("canaryDigest")
+    if not digest:
+        print(f"error: ModelDeployment {args.namespace}/{args.name} has no rollout in progress "
+              f"(phase {status.get('phase', 'unknown')})", file=sys.stderr)
+        return 1
     if args.control == "promote":
-        return _annotate(args, {ANN_PROMOTE: version})
+        return _annotate(args, {ANN_PROMOTE: digest})
     if args.control == "abort":
-        return _annotate(args, {ANN_ABORT: version})
-    md = md or _modeldeployment(args)
-    names = approvers(md["metadata"].get("annotations") or {}, version) | {_user(args)}
-    return _annotate(args, {ANN_APPROVED_BY: ",".join(sorted(names)), ANN_APPROVED_VERSION: version})
+        return _annotate(args, {ANN_ABORT: digest})
+    user = whoami(_api(args.kubeconfig))
+    return _annotate(args, {approval_key(user): approval_value(user, digest)})
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -169,8 +179,6 @@ def build_parser(prog: str = "vigil") -> argparse.ArgumentParser:
         c = sub.add_parser(control, help=f"{control} the rollout of a ModelDeployment")
         c.add_argument("name")
         c.add_argument("--namespace", "-n", default="default")
-        c.add_argument("--version", default=None, help="the version meant (default: spec.version)")
-        c.add_argument("--user", default=None, help="who asks (default: $VIGIL_USER or the login name)")
         c.set_defaults(func=cmd_control, control=control)
 
     demo = sub.add_parser("demo", help="run the end-to-end demo")

@@ -34,7 +34,7 @@ from vigil.api.modeldeployment import (
     RolloutPlan,
     StepStatus,
 )
-from vigil.api.names import ANN_ABORT, ANN_APPROVED_BY, ANN_APPROVED_VERSION, ANN_PAUSED, ANN_PROMOTE, ANN_REQUESTED_BY, approvers
+from vigil.api.names import ANN_ABORT, ANN_PAUSED, ANN_PROMOTE, ANN_REQUESTED_BY, approvers
 from vigil.api.policy import BaselineMode, ExpiryAction, NoDataAction, RiskPolicySpec
 from vigil.core import conditions
 from vigil.core.model import (
@@ -493,29 +493,47 @@ def _advance(ctx: _Ctx, judgement: _Judgement, summary: str) -> Action:
         _move(ctx, Trigger.STEP_PASSED, "StepPassed", f"step {index + 1} done: {summary}; canary at {steps[index + 1]}%")
         return Action.STEP
     need = p.required_approvals
-    if need and len(approvers(ctx.obs.annotations, s.canary_version)) < need:
+    approved = approvers(ctx.obs.annotations, s.canary_digest)
+    if need and len(approved) < need:
         return _hold(ctx, "AwaitingApproval",
-                     f"analysis passed; {need} approval(s) for {s.canary_version} needed "
-                     f"(annotations {ANN_APPROVED_BY}, {ANN_APPROVED_VERSION})")
+                     f"analysis passed; {need} approval(s) of {s.canary_version} ({s.canary_digest}) needed, "
+                     f"{len(approved)} so far: kubectl vigil approve")
+    if need:
+        ctx.evidence["approvals"] = sorted(approved)
     return _promote(ctx, Trigger.LAST_STEP_PASSED, "Promoting", f"every gate passed: {summary}; promoting {s.canary_version}")
 
 
 # ------------------------------------------------------------------ the loop's decision
 
 def _manual(ctx: _Ctx) -> Action | None:
-    """Pause, resume, promote now, abort: annotations set by `kubectl vigil`."""
+    """Pause, resume, promote now, abort: annotations set by `kubectl vigil`, whose writer the
+    apiserver checked at admission (requested-by). Promote and abort act only on the digest
+    they name, never on a rebuilt version left under a stale annotation."""
     s, ann = ctx.status, ctx.obs.annotations
     user = ann.get(ANN_REQUESTED_BY, "unknown")
-    if ann.get(ANN_ABORT) and ann.get(ANN_ABORT) == s.canary_version and s.phase in ANALYSING | {Phase.PAUSED, Phase.PROMOTING}:
-        ctx.evidence["manual"] = {"action": "abort", "user": user}
+    canary = s.canary_digest
+    if canary and ann.get(ANN_ABORT) == canary and s.phase in ANALYSING | {Phase.PAUSED, Phase.PROMOTING}:
+        ctx.evidence["manual"] = {"action": "abort", "user": user, "digest": canary}
         return _rollback(ctx, Trigger.ABORT, "Aborted", f"rollout of {s.canary_version} aborted by {user}")
-    not_promoted_yet = s.canary_version != s.stable_version
-    if ann.get(ANN_PROMOTE) and ann.get(ANN_PROMOTE) == s.canary_version and not_promoted_yet \
+    not_promoted_yet = s.canary_digest != s.stable_digest
+    if canary and ann.get(ANN_PROMOTE) == canary and not_promoted_yet \
             and s.phase in (Phase.SHADOW, Phase.CANARY, Phase.PAUSED):
-        ctx.evidence["manual"] = {"action": "promote", "user": user}
+        frozen = ctx.policy.frozen_at(ctx.now)
+        if frozen and not ctx.policy.allow_emergency_promotion:
+            if s.refused_promote == canary:
+                return None  # refused and recorded already; the rollout goes on
+            s.refused_promote = canary
+            ctx.event("Warning", "PromoteRefused",
+                      f"manual promote of {s.canary_version} by {user} refused: freeze window until {iso(frozen.end)} "
+                      f"({frozen.reason}) and the policy allows no emergency promotion")
+            ctx.evidence["manual"] = {"action": "promote-refused", "user": user, "digest": canary}
+            return Action.HOLD
+        emergency = frozen is not None
+        ctx.evidence["manual"] = {"action": "promote", "user": user, "digest": canary, "emergency": emergency}
         s.paused_from = None
-        return _promote(ctx, Trigger.MANUAL_PROMOTE, "ManualPromote",
-                        f"{s.canary_version} promoted by {user} without completing analysis")
+        reason, what = ("EmergencyPromote", "as an emergency in a freeze window") if emergency else \
+            ("ManualPromote", "without completing analysis")
+        return _promote(ctx, Trigger.MANUAL_PROMOTE, reason, f"{s.canary_version} promoted by {user} {what}")
     paused = ann.get(ANN_PAUSED, "").lower() == "true"
     if paused and s.phase in ANALYSING:
         s.paused_from = s.phase
