@@ -53,6 +53,8 @@ EVALUATORS: dict[MetricKind, tuple[type, Evaluator]] = {
 }  # type: ignore[dict-item]
 
 DEFAULT_HORIZON_S = 4 * 3600.0
+DETECTORS = frozenset({MetricKind.ERROR_RATE})
+"""Gates with a change detector for `detect_change`."""
 
 
 def analyze(
@@ -65,6 +67,7 @@ def analyze(
     expected_canary_share: float | None = None,
     share_since: float | None = None,
     horizon_s: float = DEFAULT_HORIZON_S,
+    detect_change: bool = False,
 ) -> Analysis:
     """Judge the canary on every gate; see the module docstring for the error control.
 
@@ -73,16 +76,23 @@ def analyze(
     expected_canary_share, share_since: the canary's share of the two arms as the router serves
     it since unix time `share_since` (the last split change), for the sample-ratio check
     (reported, never deciding on its own);
-    horizon_s: how far the plan projects.
+    horizon_s: how far the plan projects (and the change detector's horizon);
+    detect_change: for long holds and holdback, also run a change detector on the gates that
+    have one (errorRate), so a regression that starts late is caught about as fast as a
+    fresh one; each gate's false-Fail share is then split in half between its cumulative
+    test and its detector (false alarm within horizon_s at most that half).
     """
     for name, value in (("alpha_fail", alpha_fail), ("alpha_pass", alpha_pass)):
         if not 0 < value < 1:
             raise ValueError(f"{name} must be in (0, 1), got {value}")
     if not horizon_s > 0:
         raise ValueError(f"horizon_s must be positive, got {horizon_s}")
-    th = Thresholds(alpha_fail=alpha_fail / max(len(gates), 1), alpha_pass=alpha_pass,
-                    min_samples=max(int(min_samples), 0))
-    verdicts = [_judge(gate, _lookup(data, gate.metric), th, horizon_s) for gate in gates]
+    share = alpha_fail / max(len(gates), 1)
+    th = Thresholds(alpha_fail=share, alpha_pass=alpha_pass, min_samples=max(int(min_samples), 0),
+                    horizon_s=horizon_s)
+    split = replace(th, alpha_fail=share / 2, change_alpha=share / 2)
+    verdicts = [_judge(gate, _lookup(data, gate.metric), split if detect_change and gate.metric in DETECTORS else th,
+                       horizon_s) for gate in gates]
     outcome = combine([v.outcome for v in verdicts]) if verdicts else Outcome.INCONCLUSIVE
     srm = sample_ratio_check(data, expected_canary_share, alpha_fail, since=share_since)
     note = srm.summary() if srm is not None and srm.mismatch else ""

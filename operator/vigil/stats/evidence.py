@@ -72,11 +72,17 @@ def ratio(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Error budgets of one gate: alpha_fail is already divided among the gates."""
+    """Error budgets of one gate: alpha_fail is already divided among the gates.
+
+    change_alpha: when set, the gate also runs a change detector (e-detector) whose chance of
+    a false alarm within `horizon_s` is at most change_alpha (see `rates.error_change_log_e`).
+    """
 
     alpha_fail: float
     alpha_pass: float
     min_samples: int
+    change_alpha: float | None = None
+    horizon_s: float = 4 * 3600.0
 
 
 def decide_last(ev: GateEvidence, th: Thresholds) -> tuple[int, str]:

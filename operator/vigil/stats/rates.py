@@ -12,23 +12,32 @@ share (Fail) and the regression share (Pass).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import RequestCounts, ShadowComparisons
 from vigil.stats.evidence import GateEvidence, Thresholds, cumulative, ratio
 from vigil.stats.report import gate_verdict, percent
-from vigil.stats.result import Verdict
+from vigil.stats.result import Outcome, Verdict
 from vigil.stats.sequential import (
+    baseline_dispersion,
     bernoulli_bounds,
     difference_floor_log_e,
+    exposure_ratio,
+    logsumexp,
     mantel_haenszel_ratio,
     proportion_evidence,
     proportion_interval,
     rate_ratio_evidence,
     rate_ratio_interval,
+    rate_ratio_llr,
     robust_rate_ratio_evidence,
 )
+
+CHANGE_ALTERNATIVES = np.array([1.5, 2.0, 3.0])
+"""Rate ratios, as multiples of the tolerated ratio, that the change detector watches for."""
 
 RATIO_PASS_SHARE = 0.75
 """With a regression floor, Pass has two routes (ratio or floor); beta is split 3:1 between them."""
@@ -67,6 +76,43 @@ def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: 
     return GateEvidence(fail, passed, cumulative(n_c), cumulative(n_b))
 
 
+def error_change_log_e(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray, tolerance: float
+                       ) -> np.ndarray:
+    """Log of a Shiryaev-Roberts e-detector for "the rate ratio has moved beyond the tolerance
+    at some point", at every prefix (..., T).
+
+    R_t = (1 + R_{t-1}) L_t, where L_t is the interval's likelihood ratio of the canary's share
+    of errors at a ratio beyond the tolerance against the tolerated ratio (`rate_ratio_llr`),
+    tempered by the baseline's dispersion (`baseline_dispersion`, so bursts do not count as
+    many independent errors); averaged over CHANGE_ALTERNATIVES. R_t is the sum of the
+    likelihood ratios of every possible start of the change, so evidence from before a change
+    never has to be paid back: a regression that starts after hours of healthy traffic is
+    caught about as fast as a fresh one, plus the log of the horizon.
+
+    Guarantee (Shin, Ramdas and Rinaldo, "E-detectors", 2023): with no change beyond the
+    tolerance, R_t - t is a (super)martingale, so the chance that R reaches A within T
+    intervals is at most T / A. Alarm at A = T / alpha: a false alarm within the horizon has
+    probability at most alpha (and the average run length to one is at least A intervals).
+    """
+    a = exposure_ratio(n_c, n_b, 1.0 + tolerance)
+    llr = rate_ratio_llr(x_c, x_b, a, CHANGE_ALTERNATIVES) / baseline_dispersion(n_b, x_b)[..., None]
+    log_r = np.full(llr.shape[:-2] + (CHANGE_ALTERNATIVES.size,), -np.inf)
+    out = np.empty(llr.shape[:-1])
+    for t in range(llr.shape[-2]):
+        log_r = np.logaddexp(0.0, log_r) + llr[..., t, :]
+        out[..., t] = logsumexp(log_r, axis=-1) - np.log(CHANGE_ALTERNATIVES.size)
+    return out
+
+
+def change_level(timestamps: np.ndarray, th: Thresholds) -> float | None:
+    """log A for the change detector: A = (intervals in the horizon) / change_alpha."""
+    if th.change_alpha is None:
+        return None
+    dts = np.diff(np.asarray(timestamps, dtype=float))
+    dt = float(np.median(dts)) if dts.size and np.median(dts) > 0 else 60.0
+    return float(np.log(max(th.horizon_s / dt, 1.0) / th.change_alpha))
+
+
 def gate_error_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray, gate: Gate,
                         dispersion: float | None = None) -> GateEvidence:
     """`error_rate_evidence` with the gate's margins and floors."""
@@ -93,12 +139,25 @@ def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds) -> Verdi
         if gate.tolerance_floor is not None:
             floors = f"tolerated +{100 * gate.tolerance_floor:.2f} points, {floors}"
         describe += f"; increase {100 * (c_lo - b_hi):+.2f}..{100 * (c_hi - b_lo):+.2f} points, {floors}"
-    return gate_verdict(
+    verdict = gate_verdict(
         MetricKind.ERROR_RATE, ev, th, describe=describe + ")",
         statistic="error-rate ratio canary/baseline (Mantel-Haenszel), relative increase",
         tolerance=gate.tolerance, regression=gate.regression, effect=rr - 1, interval=(lo - 1, hi - 1),
         figures=figures,
     )
+    level = change_level(data.timestamps, th)
+    if level is None:
+        return verdict
+    change = error_change_log_e(n_c, x_c, n_b, x_b, gate.tolerance)
+    peak = float(np.max(change)) if change.size else 0.0
+    figures = {**verdict.figures, "changeLogE": peak, "changeLogThreshold": level}
+    if verdict.outcome is not Outcome.FAIL and peak >= level:
+        at = int(np.argmax(change >= level))
+        when = (data.timestamps[at + 1] - data.timestamps[0]) / 60
+        return replace(verdict, outcome=Outcome.FAIL, figures=figures,
+                       explanation=f"{verdict.explanation}; change detected {when:.0f} min into the window "
+                                   f"(e-detector log {peak:.1f} >= {level:.1f})")
+    return replace(verdict, figures=figures)
 
 
 def shadow_evidence(m: np.ndarray, x: np.ndarray, tolerance: float, regression: float | None = None
