@@ -105,12 +105,15 @@ def combine(codes: list[np.ndarray]) -> np.ndarray:
     return np.where((stack == FAIL).any(axis=0), FAIL, np.where((stack == PASS).all(axis=0), PASS, INCONCLUSIVE))
 
 
-def run_vigil(gates: tuple[str, ...], c: Counts, policy: Policy) -> np.ndarray:
+def run_vigil(gates: tuple[str, ...], c: Counts, policy: Policy, hold: bool = False) -> np.ndarray:
     """Vigil on the scenario's gates with the policy's margins, each Fail at the policy's
     per-gate share of the rollout's budget (`analyze` splits alpha over all the policy's
-    gates) and each Pass at the policy's beta, through `vigil` whatever its keywords are."""
+    gates) and each Pass at the policy's beta, through `vigil` whatever its keywords are.
+    In a long `hold` the change detector runs too, where the benchmark path offers one."""
     params = inspect.signature(vigil).parameters
-    extra = {"gates": policy.gate_models} if "gates" in params and policy.gate_models else {}
+    extra: dict = {"gates": policy.gate_models} if "gates" in params and policy.gate_models else {}
+    if "detect_change" in params:
+        extra["detect_change"] = hold
     per_gate = []
     for gate in gates:
         if "alpha_fail" in params:
@@ -126,7 +129,7 @@ def methods(s: Scenario, c: Counts, policy: Policy | None = None) -> dict[str, n
     gates, T = s.gates, c.requests_c.shape[1]
     eff = {g: effects(g, c, p) for g in gates}
     out = {
-        VIGIL: run_vigil(gates, c, p),
+        VIGIL: run_vigil(gates, c, p, hold=s.long_hold),
         "Flagger (threshold 5, 1m checks)": flagger(c, gates, p, FlaggerAnalysis.from_policy(p, hold=s.long_hold)),
         "Argo Rollouts (default limits)": argo(c, gates, p, ArgoAnalysis.from_policy(p, hold=s.long_hold)),
         "Kayenta (pass 95, marginal 75)": kayenta(c, gates, KayentaCanary.from_policy(
