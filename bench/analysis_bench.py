@@ -24,10 +24,11 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `vigil` impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
-from bench.methods import ORACLE, VIGIL, first_decision, methods  # noqa: E402
-from bench.scenarios import RATES, Policy, Scenario, example_policy, scenarios  # noqa: E402
-from bench.simulate import simulate  # noqa: E402
-from vigil.stats.evidence import FAIL, PASS  # noqa: E402
+from vigil.stats.evidence import FAIL, PASS
+
+from bench.methods import ORACLE, first_decision, methods
+from bench.scenarios import RATES, Policy, Scenario, example_policy, scenarios
+from bench.simulate import simulate
 
 FALSE_ROLLBACK_MAX = 0.05
 CAUGHT_MIN = 0.95
@@ -189,13 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only.split(",")) if args.only else None
     policy = example_policy()
     started = time.perf_counter()
-    sections = [
+    sections = [(
         f"Rollouts per cell: {reps}. Policy: `manifests/examples/riskpolicy.yaml` as deployed: steps "
         f"{'/'.join(map(str, policy.steps))}% with {policy.bake} min bake, an analysis every {policy.interval} min, "
         f"alpha {policy.alpha:.2f} per rollout split over its {len(policy.gates)} gates "
         f"({policy.alpha_gate:.4f} each, for every statistical method). Times in minutes from the start "
         f"(from the onset for a late onset); mean counts an undecided run as the rest of the horizon; "
-        f"'caught in target' = rolled back within the family's target time."]
+        f"'caught in target' = rolled back within the family's target time.")]
     all_rows: list[Row] = []
     for i, s in enumerate(scenarios(policy)):
         if only and s.key not in only:

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import yaml
 from scipy import optimize, stats
-
 from vigil.api.gates import DEFAULT_REGRESSION, DEFAULT_TOLERANCE, MetricKind
 
 LATENCY_EDGES = np.array([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, np.inf])
@@ -47,7 +46,7 @@ RATES = (100, 1000, 10000)
 def _minutes(duration: str) -> int:
     from vigil.api.common import parse_duration
 
-    return int(round(parse_duration(duration).total_seconds() / 60))
+    return round(parse_duration(duration).total_seconds() / 60)
 
 
 @dataclass(frozen=True)
@@ -237,8 +236,8 @@ def scenarios(policy: Policy | None = None) -> list[Scenario]:
     benign = World(error=BASE_ERROR * 1.05, latency=_bins(latency_mixture(tail_scale_for_p99(0.05))))
     at_tol = World(latency=_bins(latency_mixture(stretch=1 + tol["latencyP99"])))
     steps = None  # the policy's canary steps
-    canary = dict(family="canary", weights=steps)
-    regress = dict(family="canary", weights=steps, healthy=False, target=45)
+    canary: dict[str, Any] = {"family": "canary", "weights": steps}
+    regress: dict[str, Any] = {"family": "canary", "weights": steps, "healthy": False, "target": 45}
     return [
         Scenario("A/A, all six gates, held at 10%", "all", key="aa-10"),
         Scenario("A/A, every gate", key="aa", **canary),

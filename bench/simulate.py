@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.scenarios import CONFIDENCE_SHARES, GROUP_SHARES, LABEL_DELAY, Scenario, World
+from bench.scenarios import (
+    CONFIDENCE_SHARES,
+    GROUP_SHARES,
+    LABEL_DELAY,
+    Scenario,
+    World,
+)
 
 MINUTES = 60
 

@@ -8,11 +8,17 @@ Wald's SPRT with the true alternative is the fastest test of its error rate on a
 from __future__ import annotations
 
 import numpy as np
-
-from bench.scenarios import (World, _bins, latency_mixture, rare_bucket, score_bins, score_shift_for_psi)
-from bench.scenarios import Policy, Scenario
-from bench.simulate import Counts
 from vigil.stats.sequential import exposure_ratio, rate_ratio_llr
+
+from bench.scenarios import (
+    Policy,
+    Scenario,
+    _bins,
+    latency_mixture,
+    score_bins,
+    score_shift_for_psi,
+)
+from bench.simulate import Counts
 
 
 def regressed_gates(s: Scenario) -> tuple[str, ...]:
@@ -78,5 +84,3 @@ def oracle_llr(s: Scenario, c: Counts, policy: Policy) -> np.ndarray | None:
         total += np.where(after, llr, 0.0)
     return total
 
-
-__all__ = ["oracle_llr", "regressed_gates", "World", "rare_bucket"]

@@ -18,8 +18,17 @@ from functools import lru_cache
 
 import numpy as np
 
-from bench.scenarios import (BASE_ERROR, CONFIDENCE_MID, LATENCY_EDGES, SCORE_EDGES, Policy, World, _bins,
-                             latency_mixture, tail_scale_for_p99)
+from bench.scenarios import (
+    BASE_ERROR,
+    CONFIDENCE_MID,
+    LATENCY_EDGES,
+    SCORE_EDGES,
+    Policy,
+    World,
+    _bins,
+    latency_mixture,
+    tail_scale_for_p99,
+)
 from bench.simulate import Counts
 
 SLOW_EDGE = 8  # index of the 0.3 s bucket edge, the edge nearest the baseline's p99
@@ -167,7 +176,7 @@ def window_value(gate: str, c: Counts, minutes: int) -> np.ndarray:
     scale and oriented so that larger is worse: canary error rate, canary p99 (seconds), PSI,
     accuracy shortfall at equal confidence, largest group gap, shadow disagreement. NaN when
     the window holds no data (the query returns no value)."""
-    w = lambda a: _window(a, minutes)  # noqa: E731
+    w = lambda a: _window(a, minutes)
     if gate == "errorRate":
         return ratio(w(c.errors_c), w(c.requests_c))
     if gate == "latencyP99":

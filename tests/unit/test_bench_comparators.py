@@ -7,9 +7,27 @@ import numpy as np
 import pytest
 
 from bench.comparators import sequential
-from bench.comparators.argo import ERROR, FAILED, INCONCLUSIVE_M, SUCCESSFUL, ArgoAnalysis, assess, measure
+from bench.comparators.argo import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE_M,
+    SUCCESSFUL,
+    ArgoAnalysis,
+    assess,
+    measure,
+)
 from bench.comparators.flagger import FlaggerAnalysis, checks, run_loop
-from bench.comparators.kayenta import HIGH, LOW, NODATA, PASS_M, KayentaCanary, classify, hodges_lehmann, score, stage
+from bench.comparators.kayenta import (
+    HIGH,
+    LOW,
+    NODATA,
+    PASS_M,
+    KayentaCanary,
+    classify,
+    hodges_lehmann,
+    score,
+    stage,
+)
 from bench.comparators.signals import Effect
 from bench.methods import first_decision
 from bench.scenarios import example_policy

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.scenarios import BASE_ERROR, RATES, Pods, Scenario, World, example_policy, scenarios
+from bench.scenarios import (
+    BASE_ERROR,
+    RATES,
+    Pods,
+    Scenario,
+    World,
+    example_policy,
+    scenarios,
+)
 from bench.simulate import simulate
 
 
