@@ -17,6 +17,7 @@ from bench.scenarios import (
     latency_mixture,
     score_bins,
     score_shift_for_psi,
+    tail_scale_for_p99,
 )
 from bench.simulate import Counts
 
@@ -65,7 +66,9 @@ def oracle_llr(s: Scenario, c: Counts, policy: Policy) -> np.ndarray | None:
             a = exposure_ratio(c.requests_c, c.requests_b, rho0)
             llr = rate_ratio_llr(c.errors_c, c.errors_b, a, np.array([true.error / base.error / rho0]))[..., 0]
         elif gate == "latencyP99":
-            null = _bins(latency_mixture(stretch=1 + tol))
+            # the least favourable null on the truth's own path: the same tail slowed only
+            # until the p99 is up by the tolerance (the body unchanged, as in the truth)
+            null = _bins(latency_mixture(tail_scale_for_p99(tol)))
             llr = _multinomial(c.latency_c, true.latency, null)
         elif gate == "predictionDrift":
             on_path = np.allclose(true.score, score_bins(score_shift_for_psi(policy.regression[gate])))
