@@ -65,13 +65,19 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def cmd_operator(args: argparse.Namespace) -> int:
     import kopf
 
-    import vigil.handlers.operator  # noqa: F401  (registers the handlers)
+    from vigil.handlers import operator as handlers  # registers the handlers
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
     kopf.configure(verbose=args.verbose)
-    kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace or [],
-             liveness_endpoint=args.liveness)
+    try:
+        kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace or [],
+                 liveness_endpoint=args.liveness)
+    finally:
+        busy = handlers.shutdown()
+        if busy:  # a blocking call outlived the grace period: do not wait for it
+            print(f"vigil operator: stopping with {len(busy)} reconcile(s) still blocked", file=sys.stderr, flush=True)
+            os._exit(0)
     return 0
 
 

@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -52,7 +54,7 @@ def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     )
 
 
-@kopf.daemon(GROUP, VERSION, "modeldeployments", cancellation_timeout=10.0)
+@kopf.daemon(GROUP, VERSION, "modeldeployments", cancellation_timeout=3.0)
 async def modeldeployment_loop(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
     """observe -> decide -> act -> record, again after the decision's requeue delay or a wake-up.
 
@@ -74,6 +76,18 @@ async def modeldeployment_loop(name: str, namespace: str, stopped: kopf.DaemonSt
                     await asyncio.wait_for(wake.wait(), timeout=min(1.0, deadline - loop.time()))
     finally:
         forget(namespace, name)
+
+
+def shutdown(grace: float = 2.0) -> list[str]:
+    """Stop the reconcile pool after kopf stopped: a pass blocked in a slow Prometheus query or
+    apiserver call must not keep the process alive past its grace period (the kubelet would wait
+    for SIGKILL). Returns the names of the threads still busy, which the caller then abandons."""
+    POOL.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    busy = [t for t in threading.enumerate() if t.name.startswith("vigil-reconcile")]
+    for thread in busy:
+        thread.join(max(deadline - time.monotonic(), 0))
+    return [t.name for t in busy if t.is_alive()]
 
 
 def _one_pass(rec: Reconciler, namespace: str, name: str) -> float | None:
