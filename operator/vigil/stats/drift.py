@@ -16,13 +16,14 @@ with no drift at all), which is why a fixed "PSI > 0.1" rule rolls back healthy 
 from __future__ import annotations
 
 import numpy as np
+from scipy import optimize
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import ScoreHistogram
-from vigil.stats.evidence import GateEvidence, Thresholds, ratio
+from vigil.stats.evidence import GateEvidence, Thresholds, any_of, ratio
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
-from vigil.stats.sequential import ball_log_e
+from vigil.stats.sequential import TAIL_PRIOR, ball_log_e, mantel_haenszel_ratio, rate_ratio_evidence
 
 DRIFT_SCALE = 0.1  # prior sd of each standardised bin shift (PSI of a few tenths spread over bins)
 MIN_EXPECTED = 5.0
@@ -53,15 +54,70 @@ def chi_distance(C: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return info * np.sqrt(np.nan_to_num(d2)), info, dim
 
 
+def bucket_ratio(tolerance: float, buckets: int) -> float:
+    """The share ratio tolerated in *every* bucket: the change that would use the whole
+    PSI-scale tolerance in a bucket of average share 1/K, where p (r - 1) ln r = tolerance."""
+    target = max(buckets, 1) * tolerance
+    return float(optimize.brentq(lambda r: (r - 1.0) * np.log(r) - target, 1.0 + 1e-9, 1e6))
+
+
+def bucket_log_e(c: np.ndarray, b: np.ndarray, margin: float, inner: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bucket e-processes (..., K, T), r = `bucket_ratio`(margin, K), each bucket's
+    counts as events and all requests as exposure (the rate-ratio test of `sequential`).
+
+    inner=False (Fail): against "share ratio canary/baseline <= r" and against ">= 1/r": a
+    large relative change in one rare bucket, which the global distance dilutes, shows here.
+    inner=True (Pass): against ">= r" and against "<= 1/r" (the bucket shown unchanged)."""
+    c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
+    r = bucket_ratio(margin, c.shape[-1])
+    n_c, n_b = c.sum(axis=-1)[..., None, :], b.sum(axis=-1)[..., None, :]
+    x_c, x_b = np.moveaxis(c, -1, -2), np.moveaxis(b, -1, -2)
+    n_c, n_b = np.broadcast_to(n_c, x_c.shape), np.broadcast_to(n_b, x_b.shape)
+    if inner:
+        above, below = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 / r, TAIL_PRIOR, rho0_pass=r)
+        return below, above
+    return rate_ratio_evidence(x_c, x_b, n_c, n_b, r, TAIL_PRIOR, rho0_pass=1.0 / r)
+
+
+RARE_SHARE = 0.005
+"""A bucket with under 0.5% of the baseline's scores cannot be shown unchanged in useful time;
+once the baseline has shown it that rare (20 scores in 20 / RARE_SHARE), it does not block Pass."""
+
+
+def buckets_shown(c: np.ndarray, b: np.ndarray, regression: float) -> np.ndarray:
+    """Log evidence (..., T) that no bucket's share ratio is beyond the regression's bucket
+    ratio: the weakest bucket's, over the buckets that are not shown rare. Whether a bucket
+    counts is decided from the baseline *before* each interval, so the rule is predictable;
+    at the start every bucket counts."""
+    below, above = bucket_log_e(c, b, regression, inner=True)
+    before = np.moveaxis(np.cumsum(b, axis=-2) - b, -1, -2)  # (..., K, T)
+    total = before.sum(axis=-2, keepdims=True)
+    rare = (total >= 20 / RARE_SHARE) & (before < 20)
+    return np.min(np.where(rare, np.inf, np.minimum(below, above)), axis=-2)
+
+
 def drift_evidence(c: np.ndarray, b: np.ndarray, tolerance: float, scale: float = DRIFT_SCALE,
-                   regression: float | None = None) -> GateEvidence:
+                   regression: float | None = None, per_bucket: bool = True) -> GateEvidence:
     """Score-bin counts per interval c (canary), b (baseline) shaped (..., T, K).
 
-    Fail: against a distance <= tolerance; Pass: against a distance >= regression."""
+    Fail: against "distance <= tolerance and every bucket's share ratio within
+    [1/r, r]" (`bucket_log_e`): the global ball test carries half the weight, the 2K
+    one-sided bucket tests share the other half (a mean of e-values with fixed weights is an
+    e-value for the intersection, never weaker than Bonferroni). Pass: against a distance
+    >= regression and against any bucket's ratio beyond the regression's bucket ratio
+    (`buckets_shown`; Pass needs all, an intersection-union: no split needed)."""
     C, B = np.cumsum(c, axis=-2), np.cumsum(b, axis=-2)
     norm_s, info, dim = chi_distance(C, B)
+    reg = tolerance if regression is None else regression
     fail, _ = ball_log_e(norm_s, info, dim, np.sqrt(tolerance), scale)
-    _, passed = ball_log_e(norm_s, info, dim, np.sqrt(tolerance if regression is None else regression), scale)
+    _, passed = ball_log_e(norm_s, info, dim, np.sqrt(reg), scale)
+    if per_bucket and c.shape[-1] > 1:
+        up, down = bucket_log_e(c, b, tolerance)
+        parts = [np.moveaxis(up, -2, 0), np.moveaxis(down, -2, 0)]
+        buckets = [p[k] for p in parts for k in range(p.shape[0])]
+        fail = any_of([fail, *buckets], [float(len(buckets))] + [1.0] * len(buckets))
+        passed = np.minimum(passed, buckets_shown(c, b, reg))
     return GateEvidence(fail, passed, C.sum(axis=-1), B.sum(axis=-1))
 
 
@@ -107,9 +163,22 @@ def drift_verdict(data: ScoreHistogram, gate: Gate, th: Thresholds) -> Verdict:
     lo, hi = distance_interval(norm_s, info, int(dim), th.alpha_fail)
     describe = (f"score distribution distance {unbiased:.3f} (PSI {psi_value:.3f}, JS {js:.3f}; "
                 f"tolerated {gate.tolerance:.3f}, regression {gate.regression:.3f})")
+    edges, _ = data.buckets(data.baseline)
+    n_c, n_b = c.sum(axis=-1), b.sum(axis=-1)
+    ratios = np.array([mantel_haenszel_ratio(c[:, k], b[:, k], n_c, n_b) if C[k] + B[k] >= 10 else np.nan
+                       for k in range(C.size)])
+    figures = {"psi": psi_value, "jensenShannon": js, "chiSquareDistance": distance}
+    finite = np.isfinite(ratios) & (ratios > 0)
+    if finite.any():
+        k = int(np.nanargmax(np.where(finite, np.abs(np.log(np.where(finite, ratios, 1.0))), -1.0)))
+        upper = "+Inf" if not np.isfinite(edges[k]) else f"{edges[k]:g}"
+        r_tol = bucket_ratio(gate.tolerance, C.size)
+        describe += f"; most changed bucket (le {upper}) x{ratios[k]:.2f} (tolerated x{1 / r_tol:.2f}..x{r_tol:.2f})"
+        figures |= {"worstBucketRatio": float(ratios[k]), "worstBucketUpperEdge": float(edges[k]),
+                    "bucketToleratedRatio": r_tol}
     return gate_verdict(
         MetricKind.PREDICTION_DRIFT, ev, th, describe=describe,
         statistic="chi-square distance between score histograms (PSI scale), bias-corrected",
         tolerance=gate.tolerance, regression=gate.regression, effect=unbiased, interval=(lo, hi),
-        figures={"psi": psi_value, "jensenShannon": js, "chiSquareDistance": distance},
+        figures=figures,
     )

@@ -29,7 +29,7 @@ from vigil.stats.data import (
     ScoreHistogram,
     ShadowComparisons,
 )
-from vigil.stats.drift import DRIFT_SCALE, chi_distance
+from vigil.stats.drift import DRIFT_SCALE, buckets_shown, chi_distance
 from vigil.stats.evidence import GateEvidence, Thresholds
 from vigil.stats.fairness import fairness_evidence
 from vigil.stats.latency import QUANTILE, latency_evidence
@@ -208,6 +208,10 @@ def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray) -> Built:
         typical = np.sqrt(norm_s**2 + info * dim)
         fail, _ = ball_log_e(typical, info, dim, math.sqrt(gate.tolerance), DRIFT_SCALE)
         _, passed = ball_log_e(typical, info, dim, math.sqrt(gate.regression), DRIFT_SCALE)
+        # only the first row (no drift) is read for the time to Pass: the bucket tests for it alone
+        passed = passed.copy()
+        passed[0] = np.minimum(passed[0], buckets_shown(_over(N_c * tilted[:1], widths, 1),
+                                                        _over(N_b * p, widths, 1), gate.regression)[0])
         return GateEvidence(fail, passed, C.sum(axis=-1), B.sum(axis=-1))
 
     return path, _absolute_effects(gate.tolerance, 2.0), N_c, ""
