@@ -291,6 +291,7 @@ def _analyse(ctx: _Ctx, plan: AnalysisPlan) -> _Judgement | None:
         alpha_fail=plan.alpha_fail, alpha_pass=plan.alpha_pass, min_samples=ctx.policy.min_samples,
         expected_canary_share=expected_share(plan, ctx.obs.route),
         share_since=parse_iso(split_since).timestamp() if split_since else None, horizon_s=horizon,
+        detect_change=plan.stage is Stage.HOLDBACK,  # a late regression after promotion is caught fast
     )
     record = analysis.to_dict()
     record["stage"] = plan.stage.value
