@@ -17,6 +17,9 @@ PREDICTION_SCORE_BUCKET = "vigil_model_prediction_score_bucket"
 PREDICTIONS_TOTAL = "vigil_model_predictions_total"
 LABEL_FEEDBACK_TOTAL = "vigil_model_label_feedback_total"
 SHADOW_COMPARISONS_TOTAL = "vigil_model_shadow_comparisons_total"
+SHADOW_CONTROL_TOTAL = "vigil_model_shadow_control_comparisons_total"
+"""The live control of shadowDisagreement: stable compared with itself on the same mirrored
+requests (`outcome="agree"|"disagree"`), exported under the *stable* version's labels."""
 
 SERIES: dict[MetricKind, str] = {
     MetricKind.ERROR_RATE: REQUESTS_TOTAL,
@@ -51,3 +54,11 @@ def freshness_query(kind: MetricKind, target: AnalysisTarget, namespace_label: s
     metric = SERIES[kind]
     return " or ".join(f"max by (version) (timestamp({selector(metric, target.matchers(v, namespace_label))}))"
                        for v in versions(kind, target))
+
+
+def control_query(target: AnalysisTarget, namespace_label: str = "namespace") -> str:
+    """The shadow gate's live control: every raw series of stable-vs-stable comparisons on the
+    mirrored requests, e.g. `vigil_model_shadow_control_comparisons_total{namespace="ns",
+    model="m",version="v1"}` (the baseline version). Optional: without it the gate compares
+    the shadow with a fixed tolerated rate."""
+    return selector(SHADOW_CONTROL_TOTAL, target.matchers(target.baseline_version, namespace_label))

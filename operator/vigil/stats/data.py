@@ -235,23 +235,39 @@ class LabelFeedback(ArmData):
 
 @dataclass(frozen=True, eq=False)
 class ShadowComparisons:
-    """`vigil_model_shadow_comparisons_total{outcome="agree"|"disagree"}` of the shadow version."""
+    """`vigil_model_shadow_comparisons_total{outcome="agree"|"disagree"}` of the shadow version,
+    and optionally the live control `vigil_model_shadow_control_comparisons_total{outcome}`:
+    the stable version compared with itself (a second replica, or scoring twice) on the same
+    mirrored requests, so natural nondeterminism is measured instead of assumed."""
 
     canary: CounterPanel
+    control: CounterPanel | None = None
+
+    def __post_init__(self) -> None:
+        if self.control is not None and not np.array_equal(self.control.timestamps, self.canary.timestamps):
+            raise ValueError("shadow and control comparisons must be sampled on the same time grid")
 
     @property
     def timestamps(self) -> np.ndarray:
         return self.canary.timestamps
 
     def comparisons(self) -> tuple[np.ndarray, np.ndarray]:
-        """(comparisons, disagreements) per interval."""
-        inc = self.canary.increments(_label("outcome"))
-        zero = np.zeros(self.canary.intervals)
-        disagree = inc.get("disagree", zero)
-        return disagree + inc.get("agree", zero), disagree
+        """(comparisons, disagreements) of the shadow per interval."""
+        return _agreement(self.canary)
+
+    def control_comparisons(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(comparisons, disagreements) of stable against itself per interval, if measured."""
+        return None if self.control is None else _agreement(self.control)
 
     def arms(self) -> tuple[CounterPanel, ...]:
-        return (self.canary,)
+        return (self.canary,) if self.control is None else (self.canary, self.control)
+
+
+def _agreement(panel: CounterPanel) -> tuple[np.ndarray, np.ndarray]:
+    inc = panel.increments(_label("outcome"))
+    zero = np.zeros(panel.intervals)
+    disagree = inc.get("disagree", zero)
+    return disagree + inc.get("agree", zero), disagree
 
 
 MetricData = RequestCounts | LatencyHistogram | ScoreHistogram | GroupPredictions | LabelFeedback | ShadowComparisons

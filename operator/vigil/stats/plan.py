@@ -270,6 +270,19 @@ def _shadow(data: ShadowComparisons, gate: Gate, widths: np.ndarray) -> Built:
     M = float(_mean(m))
     if M <= 0:
         return "no mirrored requests yet"
+    control = data.control_comparisons()
+    if control is not None and control[0].sum() > 0:
+        K = float(_mean(control[0]))
+        natural = float(control[1].sum() / control[0].sum())
+
+        def path(effects: np.ndarray) -> GateEvidence:
+            # effects are excess disagreement over the control's
+            rows = effects.size
+            return shadow_evidence(_over(M, widths, rows), _over(M * np.clip(natural + effects, 0, 1), widths, rows),
+                                   gate.tolerance, gate.regression,
+                                   (_over(K, widths, rows), _over(K * natural, widths, rows)))
+
+        return path, _absolute_effects(gate.tolerance, 0.5), M, "above the control"
     natural = min(float(x.sum() / m.sum()), gate.tolerance)  # a healthy shadow: as seen, within tolerance
 
     def path(effects: np.ndarray) -> GateEvidence:
@@ -306,7 +319,7 @@ def effect_text(metric: MetricKind, effect: float, subject: str = "") -> str:
         return f"a {100 * effect:.0f}-point calibration shift"
     if metric is MetricKind.FAIRNESS_GAP:
         return f"a {100 * effect:.0f}-point gap in {subject or 'the smallest group'}"
-    return f"{100 * effect:.1f}% disagreement"
+    return f"{100 * effect:.1f}{' points more' if subject else '%'} disagreement{(' ' + subject) if subject else ''}"
 
 
 def duration(seconds: float) -> str:

@@ -23,6 +23,9 @@ from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Outcome, Verdict
 from vigil.stats.sequential import (
     baseline_dispersion,
+    normal_halfwidth,
+    normal_log_e,
+    smoothed_variance,
     bernoulli_bounds,
     difference_floor_log_e,
     exposure_ratio,
@@ -160,24 +163,62 @@ def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds) -> Verdi
     return replace(verdict, figures=figures)
 
 
-def shadow_evidence(m: np.ndarray, x: np.ndarray, tolerance: float, regression: float | None = None
-                    ) -> GateEvidence:
-    """Comparisons m and disagreements x per interval, shaped (..., T)."""
+SHADOW_SCALE = 0.03
+"""Prior scale of the shadow-minus-control difference (proportion points)."""
+
+
+def shadow_evidence(m: np.ndarray, x: np.ndarray, tolerance: float, regression: float | None = None,
+                    control: tuple[np.ndarray, np.ndarray] | None = None) -> GateEvidence:
+    """Comparisons m and disagreements x per interval, shaped (..., T).
+
+    Without a control: the shadow's disagreement rate against the tolerated rate (Fail) and
+    the regression rate (Pass), exact Bernoulli mixtures. With a control (m_c, x_c: stable
+    compared with itself on the same mirrored requests): the *excess* disagreement
+    p_shadow - p_control against the margins, by normal mixtures on the difference of the
+    two cumulative rates (asymptotic, like fairness); nondeterminism that grows with load
+    raises both and cancels."""
     cm, cx = cumulative(m), cumulative(x)
-    fail, passed = proportion_evidence(cx, cm, tolerance, theta0_pass=regression)
-    return GateEvidence(fail, passed, cm, np.zeros_like(cm))
+    if control is None:
+        fail, passed = proportion_evidence(cx, cm, tolerance, theta0_pass=regression)
+        return GateEvidence(fail, passed, cm, np.zeros_like(cm))
+    km, kx = cumulative(control[0]), cumulative(control[1])
+    reg = tolerance if regression is None else regression
+    delta = np.nan_to_num(ratio(cx, cm) - ratio(kx, km))
+    var = smoothed_variance(cx, cm) + smoothed_variance(kx, km)
+    info = np.where((cm > 0) & (km > 0) & np.isfinite(var), 1.0 / np.where(np.isfinite(var) & (var > 0), var, 1.0), 0.0)
+    fail = normal_log_e(delta - tolerance, info, SHADOW_SCALE)
+    passed = normal_log_e(reg - delta, info, SHADOW_SCALE)
+    return GateEvidence(np.where(info > 0, fail, 0.0), np.where(info > 0, passed, 0.0), cm, km)
 
 
 def shadow_verdict(data: ShadowComparisons, gate: Gate, th: Thresholds) -> Verdict:
     m, x = data.comparisons()
-    ev = shadow_evidence(m, x, gate.tolerance, gate.regression)
+    control = data.control_comparisons()
+    ev = shadow_evidence(m, x, gate.tolerance, gate.regression, control)
     rate = float(ratio(x.sum(), m.sum()))
-    lo, hi = proportion_interval(float(x.sum()), float(m.sum()), th.alpha_fail)
+    margins = f"tolerated {percent(gate.tolerance)}, regression {percent(gate.regression)}"
+    if control is None:
+        lo, hi = proportion_interval(float(x.sum()), float(m.sum()), th.alpha_fail)
+        return gate_verdict(
+            MetricKind.SHADOW_DISAGREEMENT, ev, th,
+            describe=f"shadow disagrees on {percent(rate)} of {int(m.sum())} mirrored requests ({margins})",
+            statistic="disagreement rate of shadow vs stable on mirrored requests",
+            tolerance=gate.tolerance, regression=gate.regression, effect=rate, interval=(lo, hi),
+            figures={"disagreementRate": rate},
+        )
+    natural = float(ratio(control[1].sum(), control[0].sum()))
+    excess = rate - natural
+    last = ev.last()
+    info = 1.0 / max(float(smoothed_variance(x.sum(), m.sum()) + smoothed_variance(control[1].sum(), control[0].sum())),
+                     1e-12)
+    half = float(normal_halfwidth(info, th.alpha_fail, SHADOW_SCALE)) if last.n_baseline > 0 else float("inf")
     return gate_verdict(
         MetricKind.SHADOW_DISAGREEMENT, ev, th,
-        describe=f"shadow disagrees on {percent(rate)} of {int(m.sum())} mirrored requests "
-                 f"(tolerated {percent(gate.tolerance)}, regression {percent(gate.regression)})",
-        statistic="disagreement rate of shadow vs stable on mirrored requests",
-        tolerance=gate.tolerance, regression=gate.regression, effect=rate, interval=(lo, hi),
-        figures={"disagreementRate": rate},
+        describe=(f"shadow disagrees on {percent(rate)} of {int(m.sum())} mirrored requests, stable with itself on "
+                  f"{percent(natural)} of {int(control[0].sum())} (excess {100 * excess:+.2f} points; {margins} "
+                  "above the control)"),
+        statistic="disagreement rate of shadow vs stable minus stable vs itself (live control)",
+        tolerance=gate.tolerance, regression=gate.regression, effect=excess,
+        interval=(excess - half, excess + half) if np.isfinite(half) else None,
+        figures={"disagreementRate": rate, "controlDisagreementRate": natural},
     )
