@@ -59,11 +59,15 @@ def test_stop_all_is_bounded_when_children_ignore_sigterm(tmp_path: Path) -> Non
     assert (tmp_path / "stubborn-0.log").exists()  # logs stay in a workdir the caller gave
 
 
-def test_an_owned_child_dies_with_its_parent_even_if_it_ignores_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "preexec-fallback"])
+def test_an_owned_child_dies_with_its_parent_even_if_it_ignores_sigterm(tmp_path: Path, setpriv: bool) -> None:
     parent_code = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
+        import vigil.dev.process as process
         from vigil.dev.process import ProcessSupervisor
+        if not {setpriv}:
+            process._SETPRIV = None
         procs = ProcessSupervisor(Path({str(tmp_path)!r}))
         child = procs.start("stubborn", [sys.executable, "-c", {IGNORES_SIGTERM!r}])
         print(child.pid, flush=True)
@@ -126,3 +130,27 @@ def test_cluster_records_carry_start_times(tmp_path: Path) -> None:
     info.save()
     loaded = ClusterInfo.load(tmp_path)
     assert loaded is not None and loaded.records() == [ProcessRecord(2 ** 22 + 7), me]
+
+
+def test_the_child_runs_the_program_itself_not_a_wrapper(tmp_path: Path) -> None:
+    """setpriv and sh exec into the program: same PID, the program's own name and arguments."""
+    with ProcessSupervisor(tmp_path) as procs:
+        child = procs.start("sleeper", [sys.executable, "-c", "import time; time.sleep(30)", "marker-arg"])
+        child.wait_until(lambda: "marker-arg" in Path(f"/proc/{child.pid}/cmdline").read_text(), timeout=10,
+                         what="exec", interval=0.02)
+        assert Path(f"/proc/{child.pid}/comm").read_text().strip().startswith("python")
+        assert child.args[0] == sys.executable
+
+
+FORKS_SEEN_BY_PYTHON: list[int] = []
+os.register_at_fork(after_in_parent=lambda: FORKS_SEEN_BY_PYTHON.append(1))
+
+
+def test_starting_a_child_runs_no_python_at_fork_hook(tmp_path: Path) -> None:
+    """With a preexec_fn, Python runs its at-fork hooks in the parent (logging's lock release, ...),
+    and a KeyboardInterrupt raised inside one is only printed ("Exception ignored") and lost: an
+    interrupted demo carried on. Children must start without them."""
+    with ProcessSupervisor(tmp_path) as procs:
+        FORKS_SEEN_BY_PYTHON.clear()
+        procs.start("t", [sys.executable, "-c", "pass"]).wait(10)
+    assert FORKS_SEEN_BY_PYTHON == []

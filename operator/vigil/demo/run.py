@@ -14,6 +14,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from vigil.demo.report_page import build_report
 from vigil.demo.trafficsplit import SPLITTER_REQUESTS_TOTAL
 from vigil.dev.cluster import LocalCluster, temporary_state_dir
 from vigil.dev.prometheus import PrometheusServer
-from vigil.dev.process import StartError
+from vigil.dev.process import StartError, stop_all
 from vigil.kube.client import Kube
 from vigil.metrics.promql import escape
 
@@ -173,6 +174,7 @@ class Demo:
         _say("starting Prometheus (scrape every 1s)")
         self.prom = PrometheusServer.start([f"127.0.0.1:{s.port}" for s in servers.values()], scrape_interval="1s")
         self.stack.callback(self.prom.stop)
+        self.stack.callback(self.stop_everything)  # runs first: one bounded stop for all of them
 
         _say("starting the operator (vigil operator), as a user would")
         env = {"VIGIL_PROMETHEUS_URL": self.prom.url, "VIGIL_PROMETHEUS_STEP_SECONDS": "1",
@@ -191,7 +193,16 @@ class Demo:
         _say(f"sending {self.timing.rate:.0f} requests/s through the traffic splitter, labels 3-8 s later")
         self.load = self.sup.start_loadgen(f"http://127.0.0.1:{self.splitter.port}", rate=self.timing.rate,
                                            duration=3600, feedback_delay=(3.0, 8.0))
-        time.sleep(10)  # a baseline history for the first analysis
+        _pause(10)  # a baseline history for the first analysis
+
+    def stop_everything(self) -> None:
+        """Stop every process the demo started (its parts, Prometheus, the control plane) at once,
+        so shutdown takes one grace period however many there are; the closes that follow find
+        nothing left to stop."""
+        started = time.monotonic()
+        processes = [*self.sup.processes, *self.prom.processes, *self.cluster.procs]
+        stop_all(processes)
+        _say(f"stopped {len(processes)} processes in {time.monotonic() - started:.1f}s")
 
     # ------------------------------------------------------------ rollouts
     def status(self) -> dict[str, Any]:
@@ -205,6 +216,7 @@ class Demo:
         last = [""]
 
         def poll() -> dict[str, Any]:
+            _raise_if_interrupted()
             if not self.operator.is_running():
                 raise RuntimeError(f"the operator exited; its log:\n{self.operator.log_tail()}")
             s = self.status()
@@ -303,12 +315,30 @@ class Demo:
         return 0 if ok else 1
 
 
+INTERRUPTED = threading.Event()
+"""Set by Ctrl-C or SIGTERM and checked by every wait: a KeyboardInterrupt raised where Python
+only prints "Exception ignored" (a __del__, an at-fork hook) must not let the demo carry on."""
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    INTERRUPTED.set()
     raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: every process stopped, temp files removed
+
+
+def _raise_if_interrupted() -> None:
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
+def _pause(seconds: float) -> None:
+    """Sleep, but end at once (with KeyboardInterrupt) if the demo was interrupted."""
+    if INTERRUPTED.wait(seconds):
+        raise KeyboardInterrupt
 
 
 def main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     demo = Demo(args)
     started = _now()
     with demo.stack:

@@ -6,7 +6,12 @@ The guarantees, whoever the caller:
   is kept when the start fails (the error carries its last lines);
 - an owned child gets ``PR_SET_PDEATHSIG`` = SIGKILL before it runs its program, so the kernel
   kills it when the thread that started it dies (a crashed, killed or interrupted test run or
-  demo leaves nothing behind, even a child that ignores SIGTERM, like a busy `vigil operator`);
+  demo leaves nothing behind, even a child that ignores SIGTERM, like a busy `vigil operator`).
+  util-linux's ``setpriv --pdeathsig KILL`` sets it, then ``/bin/sh`` checks that the parent
+  is still the one that started it and execs the program. Not a ``preexec_fn``: that makes
+  Python run its at-fork hooks, and a Ctrl-C landing in one of them is printed as "Exception
+  ignored" and lost, so an interrupted demo carried on. ``preexec_fn`` is only the fallback
+  where setpriv is missing;
 - stopping is bounded: SIGTERM to every group at once, one shared grace period, then SIGKILL
   for the survivors and anything left in their groups or below them;
 - a PID saved for later (``ProcessRecord``) is signalled only while it is still the same process
@@ -27,6 +32,7 @@ import ctypes.util
 import json
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -97,8 +103,35 @@ def _load_prctl() -> Callable[..., int] | None:
 _PRCTL = _load_prctl()
 
 
+def _find_setpriv() -> str | None:
+    """util-linux's setpriv, if it knows --pdeathsig (2.33+)."""
+    found = shutil.which("setpriv")
+    if not found:
+        return None
+    try:
+        usage = subprocess.run([found, "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found if "--pdeathsig" in usage else None
+
+
+_SETPRIV = _find_setpriv()
+_PARENT_CHECK = 'if [ "$PPID" != "$0" ]; then exit 1; fi; exec "$@"'
+"""Run by /bin/sh after setpriv: $0 is the PID that started us; exit if the parent died before
+the death signal was armed, else become the program."""
+
+
+def _dying_with_parent(argv: list[str], parent_pid: int) -> tuple[list[str], Callable[[], None] | None]:
+    """The command line (and fallback preexec_fn) that makes `argv` die with `parent_pid`."""
+    if _SETPRIV is not None:
+        return [_SETPRIV, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _PARENT_CHECK,
+                str(parent_pid), *argv], None
+    return argv, _die_with(parent_pid)
+
+
 def _die_with(parent_pid: int) -> Callable[[], None]:
-    """The child's first step after fork: die with the parent, or exit now if it is already gone."""
+    """Fallback (no setpriv): the child's first step after fork, from Python; die with the
+    parent, or exit now if it is already gone."""
 
     def setup() -> None:
         if _PRCTL is not None:
@@ -383,13 +416,14 @@ class ProcessSupervisor:
             raise StartError(f"{name}: binary {argv[0]} does not exist")
         log_path = log_path or self.workdir / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        command, preexec = (argv, None) if self.detached else _dying_with_parent(argv, os.getpid())
         with open(log_path, "ab") as log_file:
             try:
                 popen = subprocess.Popen(  # noqa: S603 - argv from our own code
-                    argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                     cwd=cwd or self.workdir, start_new_session=True,
-                    preexec_fn=None if self.detached else _die_with(os.getpid()),  # noqa: PLW1509
+                    preexec_fn=preexec,  # noqa: PLW1509 - only without setpriv
                 )
             except OSError as err:
                 raise StartError(f"{name}: cannot run {argv[0]}: {err}") from None

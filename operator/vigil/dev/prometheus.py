@@ -131,6 +131,11 @@ class PrometheusServer:
     def log_path(self) -> Path:
         return self.workdir / "prometheus.log"
 
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        """The running server process, for a caller that stops several things at once."""
+        return [self._proc] if self._proc is not None else []
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.is_running()
 
