@@ -126,24 +126,35 @@ def rate_ratio_evidence(
     return _mixture(up, prior), _mixture(down, prior)
 
 
-def baseline_dispersion(n_b: np.ndarray, x_b: np.ndarray, prior: float = 2.0, known: float | None = None
-                        ) -> np.ndarray:
-    """How much the baseline's per-interval event counts scatter beyond Poisson, from the
-    intervals *before* each one (predictable), shaped (..., T).
-
-    Pearson's statistic sum (x - n p)^2 / (n p) over the earlier intervals at their pooled
-    rate, per degree of freedom, with `prior` pseudo-intervals at 1, floored at 1 and raised
-    to its one-sided 84% bound (x (1 + sqrt(2 / dof))): bursts of mean size k give about
-    E[k^2] / E[k]. The baseline has most of the traffic, so it sees bursts first.
-    `known` replaces the Pearson estimate (projections on expected counts, which have none).
-    """
-    x_b, n_b = np.asarray(x_b, dtype=float), np.asarray(n_b, dtype=float)
-    X, N = np.cumsum(x_b, axis=-1) - x_b, np.cumsum(n_b, axis=-1) - n_b
-    q = ratio_or(x_b**2, n_b, 0.0)
+def _pearson(n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson's statistic of per-interval counts x (exposure n) around their pooled rate, over
+    the intervals *before* each one, and its degrees of freedom, (..., T) each."""
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    X, N = np.cumsum(x, axis=-1) - x, np.cumsum(n, axis=-1) - n
+    q = ratio_or(x**2, n, 0.0)
     Q = np.cumsum(q, axis=-1) - q
     p = ratio_or(X, N, 0.0)
     pearson = np.where(p > 0, ratio_or(Q - 2 * p * X + p**2 * N, p, 0.0), 0.0)
-    dof = np.maximum(np.cumsum(n_b > 0, axis=-1) - (n_b > 0) - 1, 0)
+    return pearson, np.maximum(np.cumsum(n > 0, axis=-1) - (n > 0) - 1, 0)
+
+
+def baseline_dispersion(n_b: np.ndarray, x_b: np.ndarray, prior: float = 2.0, known: float | None = None,
+                        n_c: np.ndarray | None = None, x_c: np.ndarray | None = None) -> np.ndarray:
+    """How much per-interval event counts scatter beyond Poisson, from the intervals *before*
+    each one (predictable), shaped (..., T).
+
+    Pearson's statistic sum (x - n p)^2 / (n p) over the earlier intervals, each arm around
+    its own pooled rate (so a canary whose rate differs does not look dispersed), per degree
+    of freedom, with `prior` pseudo-intervals at 1, floored at 1 and raised to its one-sided
+    84% bound (x (1 + sqrt(2 / dof))): bursts of mean size k give about E[k^2] / E[k]. The
+    baseline has most of the traffic, so it sees bursts first; the canary's counts (n_c,
+    x_c), when given, add their degrees of freedom and their own bursts.
+    `known` replaces the Pearson estimate (projections on expected counts, which have none).
+    """
+    pearson, dof = _pearson(n_b, x_b)
+    if n_c is not None and x_c is not None:
+        more, extra = _pearson(n_c, x_c)
+        pearson, dof = pearson + more, dof + extra
     phi = np.maximum((pearson + prior) / (dof + prior), 1.0) if known is None else max(known, 1.0)
     return phi * (1.0 + np.sqrt(2.0 / (dof + 2.0)))
 
@@ -186,7 +197,7 @@ def robust_rate_ratio_evidence(
     """
     x_c, x_b = np.asarray(x_c, dtype=float), np.asarray(x_b, dtype=float)
     m = x_c + x_b
-    phi = baseline_dispersion(n_b, x_b, known=dispersion)
+    phi = baseline_dispersion(n_b, x_b, known=dispersion, n_c=n_c, x_c=x_c)
     mh = _running_ratio(x_c, x_b, n_c, n_b)
     out = []
     for rho, sign in ((rho0, 1.0), (rho0 if rho0_pass is None else rho0_pass, -1.0)):
