@@ -74,23 +74,26 @@ def vigil_evidence(family: str, c: Counts, gate: Gate | None = None):
 
 
 def vigil(family: str, c: Counts, alpha_fail: float = ALPHA, alpha_pass: float = ALPHA,
-          gates: Mapping[str, Gate] | None = None, change_horizon: int | None = None) -> np.ndarray:
+          gates: Mapping[str, Gate] | None = None, detect_change: bool = False,
+          horizon: int | None = None) -> np.ndarray:
     """Codes of one gate, or of all six gates, as `analyze(alpha_fail=..., alpha_pass=...)`
     gives them: the false-Fail budget split among the gates, each Pass at alpha_pass (beta).
     `gates` (by family) sets margins other than the defaults, e.g. a policy's.
-    `change_horizon` (minutes) is `analyze(detect_change=True, horizon_s=60 * it)`: the
-    errorRate gate's share is split between its cumulative test and its change detector."""
+    `detect_change` is `analyze(detect_change=True, horizon_s=60 * horizon)` (horizon in
+    minutes, default the whole simulated run): the errorRate gate's share is split between
+    its cumulative test and its change detector."""
     families = FAMILIES if family == "all" else (family,)
     gates = gates or {}
     share = alpha_fail / len(families)
+    minutes = horizon or c.requests_c.shape[-1]
     codes = []
     for f in families:
-        watch = change_horizon is not None and f == "errorRate"
+        watch = detect_change and f == "errorRate"
         code = classify(vigil_evidence(f, c, gates.get(f)), share / 2 if watch else share, alpha_pass, MIN_SAMPLES)
         if watch:
             gate = gates.get(f) or Gate(metric=MetricKind(f))
             change = error_change_log_e(c.requests_c, c.errors_c, c.requests_b, c.errors_b, gate.tolerance)
-            alarm = np.maximum.accumulate(change, axis=-1) >= np.log(max(change_horizon, 1) / (share / 2))
+            alarm = np.maximum.accumulate(change, axis=-1) >= np.log(max(minutes, 1) / (share / 2))
             code = np.where(alarm, FAIL, code)
         codes.append(code)
     stack = np.stack(codes)
