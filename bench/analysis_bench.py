@@ -112,7 +112,7 @@ def qualify_speed(rows: list[Row]) -> None:
         for i, (name, ok, fig, size) in enumerate(r.targets):
             fr = aa.get((r.method, r.rpm))
             if name.startswith("mean time to rollback") and fr is not None and fr > FALSE_ROLLBACK_MAX:
-                r.targets[i] = (name, False, f"{fig}, but {100 * fr:.0f}% false rollback on A/A", np.inf)
+                r.targets[i] = (name, False, f"{fig}, but {100 * fr:.0f}% A/A FR", np.inf)
 
 
 def run_cell(s: Scenario, rpm: int, reps: int, seed: int, policy: Policy) -> list[Row]:
@@ -130,10 +130,28 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+CODES = (("false rollback", "FR"), ("at tolerance", "TOL"), ("regression at the margin", "REG"),
+         ("rare-bucket", "RARE"), ("late onset", "LATE"), ("mean time to rollback", "SPEED"))
+
+
+def code(name: str) -> str:
+    return next((c for prefix, c in CODES if name.startswith(prefix)), name)
+
+
 def verdicts(r: Row) -> str:
+    """Compact marks per row (the legend is printed above the tables)."""
     if r.method == ORACLE:
         return "reference"
-    return "; ".join(f"{name}: {'met' if ok else 'NOT MET'} ({fig})" for name, ok, fig, _ in r.targets) or "-"
+    return "; ".join(f"{code(name)} {'met' if ok else 'not met'} ({fig})" for name, ok, fig, _ in r.targets) or "-"
+
+
+def legend(policy: Policy) -> str:
+    return ("Targets (issue 11): FR = false rollback <= 5% per rollout (healthy families; before the onset for a "
+            f"late onset); TOL = a change exactly at the tolerance rolled back <= alpha ({policy.alpha:.0%}); "
+            f"REG = a regression at the regression margin caught >= 95% within 45 min at {CAUGHT_RPM} req/min; "
+            f"RARE = the same for the rare-bucket change; LATE = late onset detected in a median <= "
+            f"{LATE_MEDIAN_MAX:.0f} min; SPEED = mean time to rollback <= {ORACLE_RATIO_MAX:g}x the oracle SPRT's "
+            "(met only where the method's A/A false rollback at that traffic is within target).")
 
 
 HEADER = ("| req/min | method | false rollback % | caught in target % | rolled back % | median | p90 | mean "
@@ -196,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         f"alpha {policy.alpha:.2f} per rollout split over its {len(policy.gates)} gates "
         f"({policy.alpha_gate:.4f} each, for every statistical method). Times in minutes from the start "
         f"(from the onset for a late onset); mean counts an undecided run as the rest of the horizon; "
-        f"'caught in target' = rolled back within the family's target time.")]
+        f"'caught in target' = rolled back within the family's target time."), legend(policy)]
     all_rows: list[Row] = []
     for i, s in enumerate(scenarios(policy)):
         if only and s.key not in only:
