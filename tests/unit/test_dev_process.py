@@ -136,9 +136,10 @@ def test_the_child_runs_the_program_itself_not_a_wrapper(tmp_path: Path) -> None
     """setpriv and sh exec into the program: same PID, the program's own name and arguments."""
     with ProcessSupervisor(tmp_path) as procs:
         child = procs.start("sleeper", [sys.executable, "-c", "import time; time.sleep(30)", "marker-arg"])
-        child.wait_until(lambda: "marker-arg" in Path(f"/proc/{child.pid}/cmdline").read_text(), timeout=10,
-                         what="exec", interval=0.02)
-        assert Path(f"/proc/{child.pid}/comm").read_text().strip().startswith("python")
+        child.wait_until(lambda: Path(f"/proc/{child.pid}/comm").read_text().startswith("python"),
+                         timeout=10, what="the exec into the program", interval=0.02)
+        cmdline = Path(f"/proc/{child.pid}/cmdline").read_text().split("\0")
+        assert cmdline[:2] == [sys.executable, "-c"] and "marker-arg" in cmdline
         assert child.args[0] == sys.executable
 
 
