@@ -60,3 +60,21 @@ def test_analyze_runs_the_detector_when_asked_and_names_it() -> None:
     assert watched.outcome is Outcome.FAIL and "change detected" in watched.explanation
     assert watched.threshold_fail == 2 * plain.threshold_fail  # half the gate's share for each test
     assert watched.figures["changeLogE"] >= watched.figures["changeLogThreshold"]
+
+
+def test_a_tail_that_slows_after_six_healthy_hours_is_caught_by_the_latency_detector() -> None:
+    from tests.unit.test_stats_worlds import LATENCY_EDGES, bins, lognormal_cdf
+    from vigil.stats.latency import latency_change_log_e
+
+    reps, healthy, after, horizon, alpha = 300, 360, 60, 1440, 0.01
+    rng = np.random.default_rng(4)
+    lam_c, lam_b = arms(5000, 0.1, healthy + after)
+    slow = np.where(np.arange(healthy + after)[:, None] < healthy, bins(lognormal_cdf()), bins(lognormal_cdf(1.5)))
+    c = poisson(rng, lam_c[:, None] * slow, reps)
+    b = poisson(rng, lam_b[:, None] * bins(lognormal_cdf()), reps)
+    at = alarm(latency_change_log_e(LATENCY_EDGES, c, b, 0.99, TOL), horizon, alpha)
+    assert (at <= healthy).mean() <= limit(reps, alpha)
+    assert np.median(at[at > healthy] - healthy) <= 15
+    at_tolerance = poisson(rng, lam_c[:, None] * bins(lognormal_cdf(1 + TOL)), reps)
+    quiet = alarm(latency_change_log_e(LATENCY_EDGES, at_tolerance, b, 0.99, TOL), horizon, alpha)
+    assert (quiet <= healthy + after).mean() <= limit(reps, alpha)

@@ -53,7 +53,7 @@ EVALUATORS: dict[MetricKind, tuple[type, Evaluator]] = {
 }  # type: ignore[dict-item]
 
 DEFAULT_HORIZON_S = 4 * 3600.0
-DETECTORS = frozenset({MetricKind.ERROR_RATE})
+DETECTORS = frozenset({MetricKind.ERROR_RATE, MetricKind.LATENCY_P50, MetricKind.LATENCY_P99})
 """Gates with a change detector for `detect_change`."""
 
 
@@ -78,7 +78,7 @@ def analyze(
     (reported, never deciding on its own);
     horizon_s: how far the plan projects (and the change detector's horizon);
     detect_change: for long holds and holdback, also run a change detector on the gates that
-    have one (errorRate), so a regression that starts late is caught about as fast as a
+    have one (errorRate, latencyP50, latencyP99), so a regression that starts late is caught about as fast as a
     fresh one; each gate's false-Fail share is then split in half between its cumulative
     test and its detector (false alarm within horizon_s at most that half).
     """

@@ -34,13 +34,17 @@ from vigil.stats.evidence import (
     cumulative,
     ratio,
 )
+from vigil.stats.rates import CHANGE_ALTERNATIVES, with_change
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import (
     TAIL_PRIOR,
+    exposure_ratio,
     mantel_haenszel_ratio,
     rate_ratio_evidence,
     rate_ratio_interval,
+    rate_ratio_llr,
+    shiryaev_roberts_log_e,
 )
 
 SLOT_WEIGHTS = [1.0, 3.0]  # the edge just above the quantile carries most of a slower tail's signal
@@ -163,6 +167,22 @@ def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: 
     return GateEvidence(any_of(fails, SLOT_WEIGHTS), all_of(passes), cumulative(c.sum(axis=-1)), cumulative(b.sum(axis=-1)))
 
 
+def latency_change_log_e(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: float, tolerance: float
+                         ) -> np.ndarray:
+    """Log of a change detector (..., T) for "the canary's tail has become slower than the
+    tolerated stretch at some point": at each bracketing edge (chosen predictably, as in
+    `latency_evidence`), the Shiryaev-Roberts e-detector of the per-interval likelihood ratios
+    of its exceedance counts at CHANGE_ALTERNATIVES x the bound rho0; the two edges' detectors
+    averaged with SLOT_WEIGHTS (a mean of e-detectors is one)."""
+    c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
+    before = np.cumsum(b, axis=-2) - b
+    slots = []
+    for j, rho0, usable in tail_edges(edges, before, quantile, tolerance, "fail"):
+        a = exposure_ratio(np.where(usable, c.sum(axis=-1), 0.0), np.where(usable, b.sum(axis=-1), 0.0), rho0)
+        slots.append(shiryaev_roberts_log_e(rate_ratio_llr(exceeding(c, j), exceeding(b, j), a, CHANGE_ALTERNATIVES)))
+    return any_of(slots, SLOT_WEIGHTS)
+
+
 def histogram_quantile(edges: np.ndarray, counts: np.ndarray, quantile: float) -> float:
     """Prometheus' histogram_quantile on bin counts: linear interpolation inside the bucket."""
     total = counts.sum()
@@ -210,8 +230,11 @@ def latency_verdict(data: LatencyHistogram, gate: Gate, th: Thresholds) -> Verdi
                 "toleratedRatio": rho0}
     describe += (f"; slower than {_ms(edge)}: {100 * share_c:.2f}% vs {100 * share_b:.2f}% "
                  f"(x{rr:.2f}, tolerated x{rho0:.2f})")
-    return gate_verdict(gate.metric, ev, th, describe=describe, statistic=statistic, tolerance=gate.tolerance,
-                        regression=gate.regression, effect=rr - 1, interval=(lo - 1, hi - 1), figures=figures)
+    verdict = gate_verdict(gate.metric, ev, th, describe=describe, statistic=statistic, tolerance=gate.tolerance,
+                           regression=gate.regression, effect=rr - 1, interval=(lo - 1, hi - 1), figures=figures)
+    if th.change_alpha is None:
+        return verdict
+    return with_change(verdict, latency_change_log_e(edges, c, b, q, gate.tolerance), data.timestamps, th)
 
 
 def _ms(seconds: float) -> str:

@@ -29,7 +29,6 @@ from vigil.stats.sequential import (
     bernoulli_bounds,
     difference_floor_log_e,
     exposure_ratio,
-    logsumexp,
     mantel_haenszel_ratio,
     proportion_evidence,
     proportion_interval,
@@ -37,6 +36,7 @@ from vigil.stats.sequential import (
     rate_ratio_interval,
     rate_ratio_llr,
     robust_rate_ratio_evidence,
+    shiryaev_roberts_log_e,
 )
 
 CHANGE_ALTERNATIVES = np.array([1.5, 2.0, 3.0])
@@ -99,12 +99,7 @@ def error_change_log_e(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: n
     """
     a = exposure_ratio(n_c, n_b, 1.0 + tolerance)
     llr = rate_ratio_llr(x_c, x_b, a, CHANGE_ALTERNATIVES) / baseline_dispersion(n_b, x_b)[..., None]
-    log_r = np.full(llr.shape[:-2] + (CHANGE_ALTERNATIVES.size,), -np.inf)
-    out = np.empty(llr.shape[:-1])
-    for t in range(llr.shape[-2]):
-        log_r = np.logaddexp(0.0, log_r) + llr[..., t, :]
-        out[..., t] = logsumexp(log_r, axis=-1) - np.log(CHANGE_ALTERNATIVES.size)
-    return out
+    return shiryaev_roberts_log_e(llr)
 
 
 def change_level(timestamps: np.ndarray, th: Thresholds) -> float | None:
@@ -148,15 +143,22 @@ def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds) -> Verdi
         tolerance=gate.tolerance, regression=gate.regression, effect=rr - 1, interval=(lo - 1, hi - 1),
         figures=figures,
     )
-    level = change_level(data.timestamps, th)
+    if th.change_alpha is None:
+        return verdict
+    return with_change(verdict, error_change_log_e(n_c, x_c, n_b, x_b, gate.tolerance), data.timestamps, th)
+
+
+def with_change(verdict: Verdict, change: np.ndarray, timestamps: np.ndarray, th: Thresholds) -> Verdict:
+    """Apply a change detector's log statistic over the window: Fail once it has reached
+    log A (`change_level`), and record it either way."""
+    level = change_level(timestamps, th)
     if level is None:
         return verdict
-    change = error_change_log_e(n_c, x_c, n_b, x_b, gate.tolerance)
     peak = float(np.max(change)) if change.size else 0.0
     figures = {**verdict.figures, "changeLogE": peak, "changeLogThreshold": level}
     if verdict.outcome is not Outcome.FAIL and peak >= level:
         at = int(np.argmax(change >= level))
-        when = (data.timestamps[at + 1] - data.timestamps[0]) / 60
+        when = (timestamps[at + 1] - timestamps[0]) / 60
         return replace(verdict, outcome=Outcome.FAIL, figures=figures,
                        explanation=f"{verdict.explanation}; change detected {when:.0f} min into the window "
                                    f"(e-detector log {peak:.1f} >= {level:.1f})")

@@ -235,6 +235,21 @@ def _running_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.nd
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def shiryaev_roberts_log_e(llr: np.ndarray) -> np.ndarray:
+    """Log of the Shiryaev-Roberts e-detector R_t = (1 + R_{t-1}) L_t, averaged over the last
+    axis of per-interval log likelihood ratios llr (..., T, G), returned (..., T).
+
+    R_t sums the likelihood ratios of every possible start of a change (Shin, Ramdas and
+    Rinaldo, "E-detectors", 2023): with no change, R_t - t is a supermartingale, so R reaches
+    A within T intervals with probability at most T / A."""
+    log_r = np.full(llr.shape[:-2] + (llr.shape[-1],), -np.inf)
+    out = np.empty(llr.shape[:-1])
+    for t in range(llr.shape[-2]):
+        log_r = np.logaddexp(0.0, log_r) + llr[..., t, :]
+        out[..., t] = logsumexp(log_r, axis=-1) - np.log(llr.shape[-1])
+    return out
+
+
 def mantel_haenszel_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray) -> float:
     """Rate ratio pooled over intervals without letting changing weights bias it."""
     n = n_c + n_b
