@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
@@ -31,7 +32,8 @@ from vigil.core.model import (
 )
 from vigil.core.plan import AnalysisPlan, plan_analysis
 from vigil.core.policy_check import resolve_policy, validation_message
-from vigil.kube.client import Kube
+from vigil.core.timefmt import iso
+from vigil.kube.client import AuditConflict, Kube
 from vigil.kube.workloads import manifest_hash, manifests, service_name
 from vigil.metrics import AnalysisTarget, MetricsProvider
 from vigil.routing import for_kind
@@ -112,8 +114,11 @@ class Reconciler:
             metrics=measure(self.metrics, ns, spec, plan, now),
         )
         decision = decide(meta["name"], spec, policy, status, obs, now, analyzer=self.analyzer)
+        recorded = self._record(md, status, decision, now)  # the intent is durable before anything moves
+        if recorded is not decision:
+            return recorded  # the record could not be written: nothing moved, a condition says why
         self._act(world, decision)
-        self._record(md, status, decision, now)
+        self._emit_events(md, decision, now)
         return decision
 
     # ---------------------------------------------------------------- observe
@@ -181,31 +186,64 @@ class Reconciler:
             self.kube.apply(body)
 
     # ---------------------------------------------------------------- record
-    def _record(self, md: dict[str, Any], old: ModelDeploymentStatus, decision: Decision, now: dt.datetime) -> None:
+    def _record(self, md: dict[str, Any], old: ModelDeploymentStatus, decision: Decision, now: dt.datetime) -> Decision:
+        """Write the decision's AuditRecord, then status (guarded by the resourceVersion read),
+        before any traffic or workload changes. A crash after the record finds it on the next
+        pass: the same decision is completed, anything else is an AuditConflict. When the
+        record cannot be written, the returned decision is a block that moved nothing."""
         status = decision.status
         if decision.changed:
-            for event in decision.events:
-                self.kube.emit_event(md, event, now)
+            meta = md["metadata"]
             manual = decision.evidence.get("manual") or {}
+            version = status.canary_version or status.stable_version
             record = chain.next_record(
                 status.audit_head, status.audit_seq + 1,
-                modelDeployment=md["metadata"]["name"], time=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                action=decision.action.value, phase=status.phase.value,
-                version=status.canary_version or status.stable_version,
+                modelDeployment=meta["name"], uid=meta.get("uid"), time=iso(now),
+                action=decision.action.value, phase=status.phase.value, version=version,
+                digest=status.canary_digest if version == status.canary_version else status.stable_digest,
                 weight=status.step.weight if status.step else None,
                 reason=decision.events[-1].reason if decision.events else decision.action.value,
                 message=status.message, actor=manual.get("user", "vigil"),
                 policy=decision.evidence.get("policy"), evidence=dict(decision.evidence),
             )
-            stored = self.kube.create_audit_record(md, record)
+            try:
+                stored = self.kube.create_audit_record(md, record)
+            except AuditConflict as err:
+                return self._refuse(md, old, "AuditConflict", str(err), now)
+            except ApiException as err:
+                return self._refuse(md, old, "AuditWriteFailed",
+                                    f"the audit record could not be written ({err.status} {err.reason}); "
+                                    "no traffic was changed", now)
             status.audit_seq = int(stored["spec"]["seq"])
             status.audit_head = stored["spec"]["hash"]
         if status != old or not md.get("status"):
             self.kube.patch_status(md, status.model_dump(mode="json", by_alias=True))
+        return decision
+
+    def _refuse(self, md: dict[str, Any], old: ModelDeploymentStatus, reason: str, message: str,
+                now: dt.datetime) -> Decision:
+        """Report in status (Stalled) that the decision could not be recorded; touch nothing else."""
+        log.error("%s/%s: %s", md["metadata"]["namespace"], md["metadata"]["name"], message)
+        refusal = blocked(old, int(md["metadata"].get("generation", 1)), reason, message, now)
+        if refusal.status != old:
+            self.kube.patch_status(md, refusal.status.model_dump(mode="json", by_alias=True))
+        return refusal
+
+    def _emit_events(self, md: dict[str, Any], decision: Decision, now: dt.datetime) -> None:
+        """Events are for people watching; the AuditRecord is the record, so a refused Event
+        never undoes or blocks a decision."""
+        if not decision.changed:
+            return
+        for event in decision.events:
+            try:
+                self.kube.emit_event(md, event, now)
+            except ApiException as err:
+                log.warning("event %s for %s not posted: %s", event.reason, md["metadata"]["name"], err.reason)
 
     def _invalid_spec(self, md: dict[str, Any], status: ModelDeploymentStatus, message: str, now: dt.datetime) -> Decision:
         decision = blocked(status, int(md["metadata"].get("generation", 1)), "InvalidSpec", message, now)
-        self._record(md, status, decision, now)
+        if self._record(md, status, decision, now) is decision:
+            self._emit_events(md, decision, now)
         return decision
 
 

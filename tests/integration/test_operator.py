@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from vigil.api.names import GROUP, VERSION
 from vigil.audit import chain
 from vigil.handlers.config import configure
-from vigil.kube.client import Kube
+from vigil.kube.client import Kube, audit_record_name
 from vigil.metrics import AnalysisTarget
 from vigil.stats.result import Outcome
 
@@ -175,13 +175,14 @@ def test_audit_records_are_immutable_and_tampering_is_detected(kube: KubeHandle,
     wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
     c.set_version("v2")
     wait_for(lambda: c.status().get("stableVersion") == "v2", timeout=60, what="v2 promoted")
-    name = "fraud-000001"
+    uid = c.md()["metadata"]["uid"]
+    name = audit_record_name("fraud", uid, 1)
     with pytest.raises(ApiException) as err:
         c.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "auditrecords", name,
                                                 {"spec": {"message": "nothing to see"}})
     assert err.value.status == 422 and "immutable" in err.value.body
     # a deleted record breaks the chain, and the verify command says so
-    c.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "auditrecords", "fraud-000002")
+    c.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "auditrecords", audit_record_name("fraud", uid, 2))
     report = chain.verify(c.kube.audit_records(namespace, "fraud"), expected_head=c.status()["auditHead"])
     assert not report.ok and "missing" in report.summary()
     from vigil.cli.main import main
@@ -266,3 +267,21 @@ def test_route_changed_behind_vigils_back_stops_the_loop(kube: KubeHandle, names
     assert status["phase"] == "Failed" and "changed outside Vigil" in status["message"]
     # Vigil did not touch the route: the foreign backend is still there, no canary was added
     assert c.route_weights("gatewayapi") == {"fraud-v1": 100, "elsewhere": 100}
+
+
+def test_a_recreated_modeldeployment_starts_a_new_chain(kube: KubeHandle, namespace: str, operator: KopfRunner) -> None:
+    c = Cluster(kube, namespace)
+    c.create("riskpolicies", policy_body())
+    c.create("modeldeployments", md_body("v1", "istio"))
+    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    first = c.md()["metadata"]["uid"]
+    c.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", "fraud")
+    wait_for(lambda: not c.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments")["items"],
+             what="the first ModelDeployment gone")
+    c.create("modeldeployments", md_body("v1", "istio"))
+    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed again")
+    second = c.md()["metadata"]["uid"]
+    old, new = c.kube.audit_records(namespace, "fraud", first), c.kube.audit_records(namespace, "fraud", second)
+    assert old and new and min(r["seq"] for r in new) == 1 and {r["uid"] for r in new} == {second}
+    assert chain.verify(new, expected_head=c.status()["auditHead"]).ok
+    assert chain.verify(old).ok  # the old object's chain stays whole, apart

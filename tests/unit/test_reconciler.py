@@ -25,6 +25,11 @@ NS = "ml"
 T0 = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
+class Stored(dict):
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+
 class FakeResource:
     def __init__(self, kube: "FakeKube", api_version: str, kind: str) -> None:
         self.kube, self.key = kube, (api_version, kind)
@@ -33,6 +38,17 @@ class FakeResource:
         obj = self.kube.objects[(*self.key, namespace, name)]
         obj["spec"].update(body["spec"])
         self.kube.writes.append(("patch", self.key[1], name, body))
+
+    def create(self, body: dict[str, Any], namespace: str) -> Stored:
+        """Create-only, as the apiserver: 409 if the name is taken, 403 when a quota refuses."""
+        if self.kube.fail_audit:
+            raise ApiException(status=403, reason="Forbidden: exceeded quota")
+        key = (*self.key, namespace, body["metadata"]["name"])
+        if key in self.kube.objects:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.kube.objects[key] = copy.deepcopy(body)
+        self.kube.records.append(body["spec"])
+        return Stored(copy.deepcopy(body))
 
 
 class FakeKube(Kube):
@@ -46,6 +62,7 @@ class FakeKube(Kube):
         self.writes: list[tuple[str, str, str, Any]] = []
         self.status_patches: list[dict[str, Any]] = []
         self.fail_audit = False
+        self.fail_next_status_patch = False
 
     def resource(self, api_version: str, kind: str) -> Any:
         return FakeResource(self, api_version, kind)
@@ -75,6 +92,9 @@ class FakeKube(Kube):
         self.writes.append(("delete", kind, name, None))
 
     def patch_status(self, md: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        if self.fail_next_status_patch:  # the operator dies between the record and the status
+            self.fail_next_status_patch = False
+            raise ConnectionError("operator killed")
         stored = self.objects[(API_VERSION, "ModelDeployment", NS, md["metadata"]["name"])]
         stored["status"] = copy.deepcopy(status)
         self.status_patches.append(status)
@@ -83,11 +103,6 @@ class FakeKube(Kube):
     def emit_event(self, md: dict[str, Any], event: EventSpec, now: dt.datetime) -> None:
         self.events.append(event)
 
-    def create_audit_record(self, md: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-        if self.fail_audit:
-            raise ApiException(status=403, reason="Forbidden")
-        self.records.append(spec)
-        return {"spec": spec}
 
 
 class Counters:
@@ -126,7 +141,10 @@ def cluster() -> tuple[FakeKube, Counters, Reconciler, dict[str, dt.datetime]]:
 
 def run(kube: FakeKube, rec: Reconciler, clock: dict[str, dt.datetime], passes: int) -> None:
     for _ in range(passes):
-        rec.reconcile(kube.get(API_VERSION, "ModelDeployment", NS, "fraud") or {})
+        try:
+            rec.reconcile(kube.get(API_VERSION, "ModelDeployment", NS, "fraud") or {})
+        except ConnectionError:
+            pass  # a killed pass; the next one starts from what was stored
         clock["now"] += dt.timedelta(minutes=1)
 
 
@@ -214,3 +232,61 @@ def test_workloads_are_keyed_by_arm(cluster) -> None:
     run(kube, rec, clock, 3)
     arms = Kube.workloads(kube, NS, "fraud")
     assert set(arms) == {Arm("v1")} and arms[Arm("v1")][1].ready()
+
+
+def test_an_audit_record_that_cannot_be_written_moves_nothing(cluster) -> None:
+    kube, _, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    kube.fail_audit = True  # e.g. a ResourceQuota on AuditRecords
+    set_version(kube, "v2", D2)
+    writes = len(kube.writes)
+    run(kube, rec, clock, 3)
+    assert len(kube.writes) == writes and route_weights(kube) == {"fraud-v1": 100}
+    status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    assert status["phase"] == "Failed"
+    assert any(c["type"] == "Stalled" and c["reason"] == "AuditWriteFailed" for c in status["conditions"])
+    kube.fail_audit = False  # the quota is lifted: the rollout goes on, on the record
+    run(kube, rec, clock, 3)
+    assert route_weights(kube)["fraud-v2"] == 10
+    assert chain.verify(kube.records, kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]["auditHead"]).ok
+
+
+def test_a_planted_next_record_is_an_audit_conflict_never_adopted(cluster) -> None:
+    from vigil.kube.client import audit_record_name
+
+    kube, _, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    head = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    planted = chain.next_record(head["auditHead"], head["auditSeq"] + 1, modelDeployment="fraud", uid="u-1",
+                                action="promote", phase="Succeeded", version="v9", weight=100, reason="Promoting")
+    kube.objects[(API_VERSION, "AuditRecord", NS, audit_record_name("fraud", "u-1", head["auditSeq"] + 1))] = {
+        "spec": planted}
+    set_version(kube, "v2", D2)
+    writes = len(kube.writes)
+    run(kube, rec, clock, 2)
+    assert len(kube.writes) == writes and route_weights(kube) == {"fraud-v1": 100}
+    status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    assert any(c["type"] == "Stalled" and c["reason"] == "AuditConflict" for c in status["conditions"])
+
+
+def test_a_crash_between_record_and_status_completes_the_same_decision_once(cluster) -> None:
+    kube, _, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    set_version(kube, "v2", D2)
+    kube.fail_next_status_patch = True
+    run(kube, rec, clock, 12)
+    status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    assert status["stableVersion"] == "v2"
+    starts = [r for r in kube.records if r["action"] == "start"]
+    assert len(starts) == 1  # the intent written before the crash was completed, not repeated
+    assert chain.verify(kube.records, status["auditHead"]).ok
+    assert [r["weight"] for r in kube.records if r["action"] in ("start", "step", "promote")] == [10, 50, 100]
+
+
+def test_records_carry_the_uid_and_the_digest(cluster) -> None:
+    kube, _, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    set_version(kube, "v2", D2)
+    run(kube, rec, clock, 2)
+    start = next(r for r in kube.records if r["action"] == "start")
+    assert start["uid"] == "u-1" and start["digest"] == D2 and start["version"] == "v2"

@@ -20,6 +20,8 @@ class AuditRecordSpec(CamelModel):
     model_config = CamelModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": AUDIT_CEL_RULES}}
 
     model_deployment: str = Field(description="Name of the ModelDeployment the decision is about.")
+    uid: str | None = Field(None, description="UID of that ModelDeployment: a re-created one starts a new chain.")
+    digest: str | None = Field(None, description="Artifact digest of the version the decision is about.")
     seq: int = Field(ge=1, description="Position in the chain, from 1.")
     time: str = Field(description="When the decision was taken (RFC 3339).")
     action: str = Field(description="What was decided: start, step, hold, promote, rollback, pause, ...")

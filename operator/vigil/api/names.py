@@ -22,6 +22,7 @@ LABEL_MD = "vigil.dev/modeldeployment"
 LABEL_VERSION = "vigil.dev/version"
 LABEL_TRACK = "vigil.dev/track"  # "main" or "baseline"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
+LABEL_UID = "vigil.dev/uid"  # on AuditRecords: the chain belongs to one ModelDeployment object
 
 # annotations Vigil writes on what it creates
 ANN_DIGEST = "vigil.dev/digest"

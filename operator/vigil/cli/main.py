@@ -91,7 +91,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if md is None:
         print(f"ModelDeployment {args.namespace}/{args.name} not found", file=sys.stderr)
         return 2
-    records = kube.audit_records(args.namespace, args.name)
+    records = kube.audit_records(args.namespace, args.name, uid=md["metadata"]["uid"])  # this object's chain only
     head = (md.get("status") or {}).get("auditHead")
     report = chain.verify(records, expected_head=head)
     if args.action == "list":

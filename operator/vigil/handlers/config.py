@@ -26,7 +26,7 @@ class Wiring:
     api_client: k8s.ApiClient | None = None
     metrics: MetricsProvider | None = None
     analyzer: Analyzer = default_analyzer
-    wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)  # used in kopf's loop only
+    wakers: dict[tuple[str, str, str], asyncio.Event] = field(default_factory=dict)  # (ns, name, uid); kopf's loop only
     reconciler: Reconciler | None = None
 
 
@@ -77,11 +77,20 @@ def reconciler() -> Reconciler:
     return WIRING.reconciler
 
 
-def waker(namespace: str, name: str) -> asyncio.Event:
-    """The event that wakes one ModelDeployment's daemon early (a watch event saw a change)."""
-    return WIRING.wakers.setdefault((namespace, name), asyncio.Event())
+def waker(namespace: str, name: str, uid: str) -> asyncio.Event:
+    """The event that wakes one ModelDeployment object's daemon early. Keyed by UID too: a
+    ModelDeployment deleted and re-created under the same name is another object with a
+    daemon of its own, and the old daemon's end must not take the new one's waker away."""
+    return WIRING.wakers.setdefault((namespace, name, uid), asyncio.Event())
 
 
-def forget(namespace: str, name: str) -> None:
-    """Drop the waker of a ModelDeployment whose daemon ended (deleted or stopping)."""
-    WIRING.wakers.pop((namespace, name), None)
+def wake(namespace: str, name: str | None = None) -> None:
+    """Wake the daemons of `name` (every ModelDeployment of the namespace when None)."""
+    for (ns, md, _uid), event in list(WIRING.wakers.items()):
+        if ns == namespace and name in (None, md):
+            event.set()
+
+
+def forget(namespace: str, name: str, uid: str) -> None:
+    """Drop the waker of a ModelDeployment object whose daemon ended (deleted or stopping)."""
+    WIRING.wakers.pop((namespace, name, uid), None)

@@ -18,7 +18,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from vigil.api import GROUP, VERSION
-from vigil.handlers.config import WIRING, forget, reconciler, waker
+from vigil.handlers.config import WIRING, forget, reconciler, wake, waker
 from vigil.kube.client import LABEL_MD
 from vigil.reconciler import Reconciler
 
@@ -55,27 +55,27 @@ def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.daemon(GROUP, VERSION, "modeldeployments", cancellation_timeout=3.0)
-async def modeldeployment_loop(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+async def modeldeployment_loop(name: str, namespace: str, uid: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
     """observe -> decide -> act -> record, again after the decision's requeue delay or a wake-up.
 
     The daemon itself only waits (async, so thousands cost no threads); each pass runs on the
     shared reconcile pool, because the Kubernetes client blocks.
     """
     loop = asyncio.get_running_loop()
-    wake = waker(namespace, name)
+    woken = waker(namespace, name, uid)
     rec = reconciler()
     try:
         while not stopped:
-            wake.clear()
-            delay = await loop.run_in_executor(POOL, _one_pass, rec, namespace, name)
+            woken.clear()
+            delay = await loop.run_in_executor(POOL, _one_pass, rec, namespace, name, uid)
             if delay is None:
-                return  # the ModelDeployment is gone
+                return  # this object is gone (a re-created one has its own daemon)
             deadline = loop.time() + min(max(delay, MIN_SLEEP), MAX_SLEEP)
-            while not stopped and not wake.is_set() and loop.time() < deadline:
+            while not stopped and not woken.is_set() and loop.time() < deadline:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=min(1.0, deadline - loop.time()))
+                    await asyncio.wait_for(woken.wait(), timeout=min(1.0, deadline - loop.time()))
     finally:
-        forget(namespace, name)
+        forget(namespace, name, uid)
 
 
 def shutdown(grace: float = 2.0) -> list[str]:
@@ -90,11 +90,11 @@ def shutdown(grace: float = 2.0) -> list[str]:
     return [t.name for t in busy if t.is_alive()]
 
 
-def _one_pass(rec: Reconciler, namespace: str, name: str) -> float | None:
-    """One reconcile; returns the delay before the next one (None when the object is gone)."""
+def _one_pass(rec: Reconciler, namespace: str, name: str, uid: str) -> float | None:
+    """One reconcile; returns the delay before the next one (None when this object is gone)."""
     try:
         body = rec.kube.get_modeldeployment(namespace, name)
-        if body is None:
+        if body is None or body["metadata"].get("uid") != uid:
             return None
         return rec.reconcile(body).requeue_after
     except ApiException as err:
@@ -108,16 +108,14 @@ def _one_pass(rec: Reconciler, namespace: str, name: str) -> float | None:
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
 async def _md_changed(name: str, namespace: str, **_: Any) -> None:
-    waker(namespace, name).set()
+    wake(namespace, name)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_MD: kopf.PRESENT})
 async def _workload_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
-    waker(namespace, labels[LABEL_MD]).set()
+    wake(namespace, labels[LABEL_MD])
 
 
 @kopf.on.event(GROUP, VERSION, "riskpolicies")
 async def _policy_changed(namespace: str, **_: Any) -> None:
-    for (ns, _name), event in list(WIRING.wakers.items()):
-        if ns == namespace:
-            event.set()
+    wake(namespace)

@@ -23,6 +23,7 @@ from vigil.api.names import (  # noqa: F401  (re-exported for the adapters)
     LABEL_MANAGED,
     LABEL_MD,
     LABEL_TRACK,
+    LABEL_UID,
     LABEL_VERSION,
 )
 from vigil.core.model import Arm, EventSpec, Track, WorkloadState
@@ -138,13 +139,16 @@ class Kube:
 
     # ------------------------------------------------------------ audit
     def create_audit_record(self, md: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-        """Create record `seq`; if it already exists (a crash between record and status), return it."""
+        """Create record `seq` of this ModelDeployment's chain (named after its UID, so a
+        re-created ModelDeployment starts a new chain). If it exists already, it is compared:
+        the same decision (a crash between the record and the status patch) is ours to
+        complete; anything else raises AuditConflict and is never adopted."""
         meta = md["metadata"]
-        name = f"{meta['name']}-{spec['seq']:06d}"
+        name = audit_record_name(meta["name"], meta["uid"], int(spec["seq"]))
         body = {
             "apiVersion": API_VERSION, "kind": "AuditRecord",
             "metadata": {"name": name, "namespace": meta["namespace"],
-                         "labels": {LABEL_MD: meta["name"], LABEL_MANAGED: "vigil"}},
+                         "labels": {LABEL_MD: meta["name"], LABEL_UID: meta["uid"], LABEL_MANAGED: "vigil"}},
             "spec": spec,
         }
         res = self.resource(API_VERSION, "AuditRecord")
@@ -153,10 +157,34 @@ class Kube:
         except ApiException as err:
             if err.status != 409:
                 raise
-            existing = self.get(API_VERSION, "AuditRecord", meta["namespace"], name)
-            assert existing is not None
-            return existing
+        existing = self.get(API_VERSION, "AuditRecord", meta["namespace"], name)
+        if existing is None or not same_decision(existing.get("spec") or {}, spec):
+            raise AuditConflict(name, (existing or {}).get("spec") or {}, spec)
+        return existing
 
-    def audit_records(self, namespace: str, md_name: str) -> list[dict[str, Any]]:
-        return [r["spec"] for r in self.list(API_VERSION, "AuditRecord", namespace, f"{LABEL_MD}={md_name}")]
+    def audit_records(self, namespace: str, md_name: str, uid: str | None = None) -> list[dict[str, Any]]:
+        """The chain of a ModelDeployment (of the one with `uid`, when given)."""
+        selector = f"{LABEL_MD}={md_name}" + (f",{LABEL_UID}={uid}" if uid else "")
+        return [r["spec"] for r in self.list(API_VERSION, "AuditRecord", namespace, selector)]
+
+
+class AuditConflict(RuntimeError):
+    """The next record of the chain exists and says something else: never adopt it."""
+
+    def __init__(self, name: str, existing: dict[str, Any], ours: dict[str, Any]) -> None:
+        differs = sorted(k for k in DECISION_FIELDS if existing.get(k) != ours.get(k))
+        super().__init__(f"AuditRecord {name} already exists and differs from this decision in {', '.join(differs)}; "
+                         "Vigil will not adopt it: check who wrote it (`vigil audit verify`)")
+
+
+DECISION_FIELDS = ("seq", "prevHash", "uid", "modelDeployment", "action", "phase", "version", "digest", "weight", "reason")
+"""What makes two records the same decision (the time and the figures may differ between passes)."""
+
+
+def same_decision(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in DECISION_FIELDS)
+
+
+def audit_record_name(md_name: str, uid: str, seq: int) -> str:
+    return f"{md_name[:40]}-{uid[:8]}-{seq:06d}"
 
