@@ -149,3 +149,33 @@ def test_connection_options_reach_the_session(tmp_path: Path) -> None:
     assert client._timeout == 3
     insecure = connect(PrometheusConfig(url="https://prom:9090", verify_tls=False, bearer_token="t"))
     assert insecure._session.verify is False and insecure.headers["Authorization"] == "Bearer t"
+
+
+@pytest.mark.parametrize("garbage", [
+    [{"metric": {"version": "v2", "outcome": "error"}, "values": [[T0, "not a number"]]}],
+    [1764590400.0, "3"],  # a scalar result where a range vector belongs
+    [{"metric": "oops", "values": None}],
+])
+def test_garbage_from_prometheus_is_no_data_never_an_exception(garbage: list[Any]) -> None:
+    out = provider(FakeClient(garbage)).collect(TARGET, [Gate(metric="errorRate")], START, END)
+    assert isinstance(out[MetricKind.ERROR_RATE], NoData)
+
+
+class ControlClient(FakeClient):
+    """Answers the shadow query with the shadow's comparisons and the control query with stable's."""
+
+    def custom_query_range(self, query: str, start_time: datetime, end_time: datetime, step: str,
+                           params: dict | None = None) -> list[dict[str, Any]]:
+        self.range_calls.append({"query": query})
+        version = "v1" if "control" in query else "v2"
+        return [{"metric": {"version": version, "outcome": o}, "values": [[T0 + 60 * i, str(i * k)] for i in range(6)]}
+                for o, k in (("agree", 98), ("disagree", 2))]
+
+
+def test_shadow_gate_reads_the_stable_versions_live_control() -> None:
+    client = ControlClient([], newest={"v2": END.timestamp()})
+    out = provider(client).collect(TARGET, [Gate(metric="shadowDisagreement")], START, END)
+    data = out[MetricKind.SHADOW_DISAGREEMENT]
+    assert isinstance(data, ShadowComparisons) and data.control is not None
+    assert "vigil_model_shadow_control_comparisons_total" in client.range_calls[-1]["query"]
+    assert 'version="v1"' in client.range_calls[-1]["query"]

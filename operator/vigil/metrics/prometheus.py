@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -23,7 +24,7 @@ from prometheus_api_client import PrometheusApiClientException
 from vigil.api.gates import Gate, MetricKind
 from vigil.metrics.connection import PrometheusConfig, QueryClient, connect  # noqa: F401  (re-exported)
 from vigil.metrics.promql import InvalidLabel
-from vigil.metrics.queries import CANARY_ONLY, counters_query, freshness_query
+from vigil.metrics.queries import CANARY_ONLY, control_query, counters_query, freshness_query
 from vigil.metrics.target import AnalysisTarget
 from vigil.stats.data import (
     CounterPanel,
@@ -107,13 +108,37 @@ class PrometheusProvider:
                                              params={"time": f"{end.timestamp():.3f}"})
         except (requests.RequestException, PrometheusApiClientException, ValueError, KeyError, OSError) as err:
             return NoData(f"{kind.value}: Prometheus query failed: {_one_line(err)}")
-        by_version = panels(result, times, target)
-        if isinstance(by_version, NoData):
-            return NoData(f"{kind.value}: {by_version.reason}")
-        problem = missing_or_stale(kind, target, by_version, fresh, end.timestamp(), self.config.max_staleness_seconds)
-        if problem:
-            return NoData(f"{kind.value}: {problem}")
-        return build(kind, by_version, target, times)
+        try:  # a malformed answer (a scalar, a string, garbage) is NoData, never an exception in the loop
+            by_version = panels(result, times, target)
+            if isinstance(by_version, NoData):
+                return NoData(f"{kind.value}: {by_version.reason}")
+            problem = missing_or_stale(kind, target, by_version, fresh, end.timestamp(), self.config.max_staleness_seconds)
+            if problem:
+                return NoData(f"{kind.value}: {problem}")
+            data = build(kind, by_version, target, times)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+            return NoData(f"{kind.value}: Prometheus answered something that is not a range vector: {_one_line(err)}")
+        if kind is MetricKind.SHADOW_DISAGREEMENT:
+            return self._with_control(data, target, aligned, times, step)
+        return data
+
+    def _with_control(self, data: MetricData, target: AnalysisTarget, aligned: datetime, times: np.ndarray,
+                      step: float) -> MetricData:
+        """The shadow gate's live control (stable compared with itself on the same mirrored
+        requests), when the stable version exports it; without it the gate compares the shadow
+        with its fixed tolerance."""
+        try:
+            result = self.client.custom_query_range(control_query(target, self.config.namespace_label),
+                                                    start_time=aligned,
+                                                    end_time=datetime.fromtimestamp(times[-1], tz=aligned.tzinfo),
+                                                    step=f"{step:g}s")
+            control = panels(result, times, target)
+        except (requests.RequestException, PrometheusApiClientException, TypeError, ValueError, KeyError,
+                IndexError, OSError):
+            return data
+        if isinstance(control, NoData) or target.baseline_version not in control:
+            return data
+        return replace(data, control=control[target.baseline_version])
 
 
 def panels(result: list[dict[str, Any]], times: np.ndarray, target: AnalysisTarget
