@@ -291,7 +291,9 @@ def _analyse(ctx: _Ctx, plan: AnalysisPlan) -> _Judgement | None:
         alpha_fail=plan.alpha_fail, alpha_pass=plan.alpha_pass, min_samples=ctx.policy.min_samples,
         expected_canary_share=expected_share(plan, ctx.obs.route),
         share_since=parse_iso(split_since).timestamp() if split_since else None, horizon_s=horizon,
-        detect_change=plan.stage is Stage.HOLDBACK,  # a late regression after promotion is caught fast
+        # a regression that starts late (after promotion, or while a rollout holds past its
+        # budget) is caught about as fast as a fresh one; see docs/rollouts.md for the alpha it costs
+        detect_change=plan.stage is Stage.HOLDBACK or _budget_spent(ctx),
     )
     record = analysis.to_dict()
     record["stage"] = plan.stage.value
