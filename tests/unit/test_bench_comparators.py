@@ -214,3 +214,39 @@ def test_fail_only_tests_promote_at_the_horizon_and_the_oracle_never_does() -> N
     llr = np.full((1, 10), np.log(1 / 0.05) / 4)
     assert decision(sequential.oracle(llr, 0.05)) == (FAIL, 4)
     assert decision(sequential.oracle(llr * 0, 0.05)) == (INCONCLUSIVE, np.inf)
+
+
+# ------------------------------------------------------------- from the policy
+
+
+def test_the_tools_are_configured_from_the_example_policy() -> None:
+    p = example_policy()
+    flagger_cfg = FlaggerAnalysis.from_policy(p)
+    assert flagger_cfg.step_weights == (5, 20, 50) and flagger_cfg.interval == 1 and flagger_cfg.threshold == 5
+    argo_cfg = ArgoAnalysis.from_policy(p)
+    assert argo_cfg.steps_done == 30 and argo_cfg.interval == 1
+    kayenta_cfg = KayentaCanary.from_policy(p, lifetime=60)
+    assert kayenta_cfg.interval == 10 and kayenta_cfg.allowed_increase["errorRate"] == pytest.approx(1.1)
+    assert kayenta_cfg.critical_increase["errorRate"] == pytest.approx(1 + p.regression["errorRate"])
+
+
+def test_kayenta_fails_a_critical_metric_at_the_first_judgement() -> None:
+    from bench.comparators.kayenta import kayenta
+
+    n = np.full((2, 20), 1000.0)
+    x_b = np.full((2, 20), 10.0)
+    x_c = np.array([np.full(20, 40.0), np.full(20, 10.0) + np.tile([1.0, -1.0], 10)])  # x4 errors; healthy
+    c = Counts(np.full(20, 0.5), n, x_c, n, x_b)
+    codes = kayenta(c, ("errorRate",), KayentaCanary(interval=10, lifetime=20, critical_increase={"errorRate": 1.5}))
+    assert decision(codes[:1]) == (FAIL, 10)
+    assert decision(codes[1:]) == (PASS, 20)
+
+
+def test_histogram_quantile_is_prometheus_linear_interpolation() -> None:
+    from bench.comparators.signals import histogram_quantile
+
+    edges = np.array([0.1, 0.2, 0.4, np.inf])
+    counts = np.array([[50.0, 40.0, 10.0, 0.0]])
+    # rank 99 of 100 lies in (0.2, 0.4], 9 of its 10 observations in: 0.2 + 0.2 * 9/10
+    assert histogram_quantile(counts, 0.99, edges)[0] == pytest.approx(0.38)
+    assert np.isnan(histogram_quantile(np.zeros((1, 4)), 0.99, edges)[0])
