@@ -167,10 +167,15 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=40)
     parser.add_argument("--quick", action="store_true", help="a few rollouts per cell")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--policy", action="append", choices=list(policies()), help="only these policies")
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), help="only these scenarios")
+    parser.add_argument("--rate", action="append", type=int, choices=RATES, help="only these traffic levels")
     args = parser.parse_args()
     reps = 3 if args.quick else args.reps
-    pols = policies()
-    jobs = [(p, s, rpm, 1000 * i + rpm) for p in pols for s in SCENARIOS for rpm in RATES for i in range(reps)]
+    pols = {k: v for k, v in policies().items() if not args.policy or k in args.policy}
+    scenarios = [s for s in SCENARIOS if not args.scenario or s in args.scenario]
+    rates = [r for r in RATES if not args.rate or r in args.rate]
+    jobs = [(p, s, rpm, 1000 * i + rpm) for p in pols for s in scenarios for rpm in rates for i in range(reps)]
     started = time.perf_counter()
     results: dict[tuple[str, str, int], list[Outcome]] = {}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -184,8 +189,8 @@ def main() -> None:
               "| rollback median min | plan shown at min |")
         print("|---|---|---|---|---|---|---|---|")
         notes = []
-        for scenario in SCENARIOS:
-            for rpm in RATES:
+        for scenario in scenarios:
+            for rpm in rates:
                 cell = Cell(name, scenario, rpm, tuple(results[(name, scenario, rpm)]))
                 plan_at = [o.plan_at for o in cell.outcomes if o.plan_at is not None]
                 print(f"| {scenario} | {rpm} | {_pct(cell.share('promoted'))} | {_pct(cell.share('rolled-back'))} "

@@ -19,6 +19,8 @@ class GateDouble:
     outcome: Outcome
     samples: tuple[int, int] = (10_000, 1_000)
     time_to_pass_s: float | None = 600.0
+    e_fail: float | None = None
+    threshold_fail: float | None = None
 
 
 @dataclass
@@ -29,10 +31,13 @@ class AnalysisDouble:
     metrics: tuple[str, ...] = ("errorRate",)
     samples: tuple[int, int] = (10_000, 1_000)
     mismatch: bool = False  # a sample-ratio mismatch, as analyze reports it
+    e_fail: float | None = None  # every gate's fail e-value, against threshold_fail
+    threshold_fail: float | None = None
 
     @property
     def verdicts(self) -> list[GateDouble]:
-        return [GateDouble(m, self.outcome, self.samples) for m in self.metrics]
+        return [GateDouble(m, self.outcome, self.samples, e_fail=self.e_fail, threshold_fail=self.threshold_fail)
+                for m in self.metrics]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"outcome": self.outcome.value, "summary": self.summary(),
@@ -54,12 +59,15 @@ class ScriptedAnalyzer:
     script: list[str]
     calls: list[dict[str, Any]] = field(default_factory=list)
     mismatch: bool = False
+    e_fail: float | None = None
+    threshold_fail: float | None = None
 
     def __call__(self, gates: Any, metrics: Any, **kwargs: Any) -> AnalysisDouble:
         self.calls.append(kwargs)
         outcome = self.script[min(len(self.calls) - 1, len(self.script) - 1)]
         return AnalysisDouble(Outcome(outcome), tuple(str(getattr(g.metric, "value", g.metric)) for g in gates)
-                              or ("errorRate",), mismatch=self.mismatch)
+                              or ("errorRate",), mismatch=self.mismatch, e_fail=self.e_fail,
+                              threshold_fail=self.threshold_fail)
 
 
 def passing_analyzer(gates: Any, metrics: Any, **_: Any) -> AnalysisDouble:

@@ -424,6 +424,22 @@ def test_sample_ratio_mismatch_is_reported_once_and_never_blocks() -> None:
     assert w.analyzer.calls[0]["share_since"] is not None
 
 
+def test_a_suspected_version_takes_no_more_traffic_until_twice_the_bake() -> None:
+    """Fail evidence halfway (sqrt of the threshold) holds the step; the bake time is a minimum."""
+    def minutes_to_step(e_fail: float) -> int:
+        w = settled(World(policy(), ScriptedAnalyzer(["Inconclusive"], e_fail=e_fail, threshold_fail=100.0)))
+        w.set_spec(spec("v2", D2))
+        for minute in range(30):
+            w.tick()
+            if canary_weight(w) == 50:
+                return minute
+        return -1
+
+    clear, suspected = minutes_to_step(2.0), minutes_to_step(15.0)
+    assert clear > 0 and suspected > clear
+    assert suspected - clear == 2  # held one more bake time (2m), then it goes on
+
+
 def test_plan_says_how_long_to_promote() -> None:
     w = settled(World(policy(), ScriptedAnalyzer(["Inconclusive"])))
     w.set_spec(spec("v2", D2))

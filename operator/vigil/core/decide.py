@@ -22,6 +22,7 @@ statistics underneath:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -275,6 +276,17 @@ class _Judgement:
     def canary_samples(self) -> int:
         return max((int(v.samples[1]) for v in self.analysis.verdicts), default=0)
 
+    def suspected(self) -> list[str]:
+        """Gates whose fail evidence is at least halfway (in log scale) to a rollback. Under a
+        version within tolerance that happens with probability at most sqrt(alpha) at any time
+        (Ville), so holding it back costs healthy rollouts little."""
+        out = []
+        for v in self.analysis.verdicts:
+            e, threshold = getattr(v, "e_fail", None), getattr(v, "threshold_fail", None)
+            if e is not None and threshold and threshold > 1 and e >= math.sqrt(threshold):
+                out.append(_metric(v))
+        return out
+
 
 def _metric(v: Any) -> str:
     return str(getattr(v.metric, "value", v.metric))
@@ -475,6 +487,12 @@ def _advance(ctx: _Ctx, judgement: _Judgement, summary: str) -> Action:
     if baked < _bake(p, s.phase):
         return _hold(ctx, "Baking", f"no gate fails at {weight}%, baking for {_bake(p, s.phase)} at least",
                      announce=False)
+    suspected = judgement.suspected() if s.phase is not Phase.HOLDBACK else []
+    if suspected and baked < 2 * _bake(p, s.phase):
+        # bake times are minimums: a version the evidence already suspects does not take more
+        # traffic until the suspicion clears or the bake time has passed twice
+        return _hold(ctx, "Suspected", f"holding at {weight}%: {', '.join(suspected)} halfway to a rollback; "
+                                       f"the evidence decides before more traffic moves", announce=False)
     if judgement.canary_samples() < p.min_samples and s.phase is not Phase.HOLDBACK:
         return _hold(ctx, "WaitingForSamples",
                      f"baked at {weight}%, {judgement.canary_samples()} of {p.min_samples} canary samples", announce=False)
