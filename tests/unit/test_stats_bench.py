@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -102,11 +101,10 @@ def _prefix(data, minutes: int):
                             if isinstance(getattr(data, f.name), CounterPanel)})
 
 
-def test_quick_benchmark_prints_every_family_in_under_a_minute(capsys: pytest.CaptureFixture[str]) -> None:
+def test_quick_benchmark_prints_every_family(capsys: pytest.CaptureFixture[str]) -> None:
+    """Benchmarks print figures; how long they take is printed, never asserted (CI may be busy)."""
     from bench.analysis_bench import main
 
-    started = time.perf_counter()
     assert main(["--quick"]) == 0
     out = capsys.readouterr().out
-    assert time.perf_counter() - started < 60
     assert "**Vigil**" in out and "oracle SPRT" in out
