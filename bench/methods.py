@@ -69,7 +69,9 @@ def vigil_evidence(family: str, c: Counts, gate: Gate | None = None):
     if family == "fairnessGap":
         return fairness_evidence(c.groups_c, c.positive_c, c.groups_b, c.positive_b, tol, regression=reg)
     if family == "shadowDisagreement":
-        return shadow_evidence(c.compared, c.disagreed, tol, reg)
+        # as deployed: the provider reads stable's live control when the server exports it
+        control = None if c.control_compared is None else (c.control_compared, c.control_disagreed)
+        return shadow_evidence(c.compared, c.disagreed, tol, reg, control=control)
     raise ValueError(family)
 
 
