@@ -72,9 +72,22 @@ def users(kube: KubeHandle, namespace: str, admission: None) -> dict[str, k8s.Cu
     grant(kube, namespace, "carol")
     k8s.CustomObjectsApi(kube.api_client).create_namespaced_custom_object(
         GROUP, VERSION, namespace, "riskpolicies", policy_body())
-    k8s.CustomObjectsApi(kube.api_client).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL_MODELDEPLOYMENTS, md_body("v1"))
+    admin = k8s.CustomObjectsApi(kube.api_client)
+    admin.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL_MODELDEPLOYMENTS, md_body("v1"))
+    wait_for(lambda: policy_enforced(admin, namespace), timeout=30, what="the admission policy in force")
     return {u: as_user(kube, u) for u in ("alice", "bob", "carol")}
+
+
+def policy_enforced(api: k8s.CustomObjectsApi, namespace: str) -> bool:
+    """The apiserver loads a new policy asynchronously: probe with a dry run it must deny."""
+    try:
+        api.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL_MODELDEPLOYMENTS, "fraud",
+            {"metadata": {"annotations": {"vigil.dev/paused": "true", "vigil.dev/requested-by": "nobody-at-all"}}},
+            dry_run="All")
+    except ApiException as err:
+        return err.status in (403, 422)
+    return False
 
 
 def test_a_control_must_name_the_authenticated_user(users, namespace: str) -> None:
