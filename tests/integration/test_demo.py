@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -16,9 +17,16 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
+import yaml
+
+from vigil.api.common import parse_duration
 from vigil.api.names import GROUP, PLURAL_MODELDEPLOYMENTS, VERSION
+from vigil.api.policy import RiskPolicySpec
 from vigil.audit import chain
-from vigil.demo.run import MODEL, NS, Demo
+from vigil.demo.run import EXAMPLE_POLICY, MODEL, NS, Demo, Timing
+
+DURATIONS = [("shadow", "duration"), ("bakeTime",), ("analysisInterval",), ("holdback", "bakeTime"),
+             ("budget", "maxDuration")]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -28,9 +36,44 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproc
     out = tmp_path_factory.mktemp("demo")
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "vigil", "demo", "--fast", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, check=False)
+                          capture_output=True, text=True, timeout=900, check=False)
     print(f"demo took {time.monotonic() - started:.0f}s")
     yield proc, out
+
+
+def _seconds(wire: dict, path: tuple[str, ...]) -> float:
+    for key in path:
+        wire = wire[key]
+    return parse_duration(wire).total_seconds()  # type: ignore[arg-type]
+
+
+def test_fast_demo_runs_the_shipped_example_policy_with_only_time_scaled(demo_run) -> None:
+    proc, out = demo_run
+    summary = json.loads((out / "summary.json").read_text())
+    scale = summary["time_scale"]
+    factor = float(Fraction(scale["factor"]))
+    assert Fraction(scale["factor"]) == Timing.pick(fast=True).scale
+    shipped = RiskPolicySpec.model_validate(yaml.safe_load(EXAMPLE_POLICY.read_text())["spec"]).to_wire()
+    in_force = RiskPolicySpec.model_validate(summary["policy_in_force"]).to_wire()
+    # every duration is the shipped one times the factor ...
+    for path in DURATIONS:
+        assert _seconds(in_force, path) == _seconds(shipped, path) * factor, path
+    # ... and nothing else differs: gates, margins, confidences, steps, minSamples, noData, ...
+    for wire in (shipped, in_force):
+        for path in DURATIONS:
+            node = wire
+            for key in path[:-1]:
+                node = node[key]
+            del node[path[-1]]
+    assert in_force == shipped
+    assert summary["policy_differences_beyond_time"] == []
+    assert [f["field"] for f in scale["scaled"]] == [".".join(p) for p in DURATIONS]
+    # the start says what was scaled, by how much, and that nothing else changed
+    assert f"time scale {scale['factor']}" in proc.stdout
+    assert "nothing else changed" in proc.stdout
+    assert "shadow.duration: 10m -> " in proc.stdout and "bakeTime: 10m -> " in proc.stdout
+    assert scale["requests_per_scaled_minute"] == pytest.approx(scale["rate_per_second"] * 60 * factor)
+    assert f"real rollout at {scale['requests_per_scaled_minute']:.0f} requests/min" in proc.stdout
 
 
 def test_fast_demo_promotes_good_and_rolls_back_bad(demo_run) -> None:
@@ -56,6 +99,11 @@ def test_fast_demo_promotes_good_and_rolls_back_bad(demo_run) -> None:
     assert rollback["weight"] == 0 or rollback["weight"] is None or rollback["weight"] < 100
     v3 = next(r for r in summary["rollouts"] if r["version"] == "v3")
     assert v3["seconds_to_decision"] < 150
+    # the default scenario's regression is caught in shadow: no user request reached v3
+    assert v3["rollback_phase"] == "Shadow" and v3["requests_served_by_version"] == 0
+    v2 = next(r for r in summary["rollouts"] if r["version"] == "v2")
+    assert v2["seconds_to_promote_decision"] is not None
+    assert v2["seconds_to_promote_decision"] < v2["seconds_to_decision"]  # then the holdback
     promote = next(r for r in records if r["action"] == "promote")
     assert promote["evidence"]["analysis"]["outcome"] == "Pass"
     assert "OK: good version promoted" in proc.stdout
@@ -91,18 +139,22 @@ def test_prometheus_down_mid_rollout_never_promotes(tmp_path: Path) -> None:
                                                    "digest": "sha256:" + "2" * 64}}})
         assert demo.wait_phase(lambda s: s.get("phase") == "Shadow", 60, "shadow")
         demo.prom.stop()
+        # The shipped policy says noData: rollback after 10 analyses without data. Without metrics
+        # the rollout holds (and may roll back); it never promotes.
         deadline = time.monotonic() + 60
-        seen = set()
+        seen, no_data = set(), None
         while time.monotonic() < deadline:
             s = demo.status()
             seen.add((s.get("phase"), s.get("verdict")))
+            if s.get("verdict") == "NoData":
+                no_data = s.get("lastAnalysis")
             assert s.get("stableVersion") == "v1", f"promoted without metrics: {s}"
-            assert s.get("phase") in ("Shadow", "Canary"), s
+            assert s.get("phase") in ("Shadow", "Canary", "RollingBack", "RolledBack"), s
+            if s.get("phase") == "RolledBack":
+                break
             time.sleep(1)
         assert ("Shadow", "NoData") in seen or ("Canary", "NoData") in seen, seen
-        last = demo.status()
-        assert "unreach" in json.dumps(last.get("lastAnalysis")).lower() or "connect" in json.dumps(
-            last.get("lastAnalysis")).lower(), last.get("lastAnalysis")
+        assert "unreach" in json.dumps(no_data).lower() or "connect" in json.dumps(no_data).lower(), no_data
 
 
 def _descendants(root: int) -> set[int]:

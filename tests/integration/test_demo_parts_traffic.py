@@ -140,6 +140,11 @@ def test_traffic_splits_by_weight_and_metrics_match_it(parts: dict[str, Any]) ->
     disagree = total(v3, "vigil_model_shadow_comparisons_total", outcome="disagree")
     assert abs(disagree / compared - 0.2) < 3 * math.sqrt(0.2 * 0.8 / compared)
     assert total(v1, "vigil_model_shadow_comparisons_total") == 0
+    # the live control: every mirrored request the answering version served, it scored twice
+    control = total(v1, "vigil_model_shadow_control_comparisons_total") + \
+        total(values(servers["iris-v2"].url), "vigil_model_shadow_control_comparisons_total")
+    assert compared <= control <= mirrored
+    assert total(v3, "vigil_model_shadow_control_comparisons_total") == 0
 
 
 def test_real_process_exposes_exactly_the_contract(parts: dict[str, Any]) -> None:

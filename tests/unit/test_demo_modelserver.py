@@ -32,9 +32,10 @@ CONTRACT = {
                                              "confidence_bucket", "correct"}}),
     "vigil_model_shadow_comparisons": ("counter", {
         "vigil_model_shadow_comparisons_total": {"namespace", "model", "version", "outcome"}}),
+    "vigil_model_shadow_control_comparisons": ("counter", {
+        "vigil_model_shadow_control_comparisons_total": {"namespace", "model", "version", "outcome"}}),
 }
-LATENCY_LE = ["0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.15", "0.2", "0.3", "0.5",
-              "0.75", "1.0", "2.5", "5.0", "+Inf"]
+CONTRACT_LATENCY_LE = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0]
 SCORE_LE = ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0", "+Inf"]
 
 
@@ -89,7 +90,13 @@ def test_metric_names_types_labels_and_buckets_are_exactly_the_contract(model: D
                 assert sample.labels["version"] == "v2"
                 assert sample.labels["namespace"] == "demo"
     le = lambda n: [s.labels["le"] for s in families[n].samples if s.name.endswith("_bucket")]  # noqa: E731
-    assert le("vigil_model_request_duration_seconds") == LATENCY_LE
+    # every edge of the contract, plus finer edges (about 1.1x apart) where the demo's p99 lies
+    latency = le("vigil_model_request_duration_seconds")
+    assert latency[-1] == "+Inf"
+    edges = [float(e) for e in latency[:-1]]
+    assert edges == sorted(edges) and set(CONTRACT_LATENCY_LE) <= set(edges)
+    fine = [b / a for a, b in zip(edges, edges[1:]) if 0.05 <= a and b <= 0.75]
+    assert len(fine) >= 20 and max(fine) <= 1.16
     assert le("vigil_model_prediction_score") == SCORE_LE
 
 
@@ -166,6 +173,27 @@ def test_mirrored_requests_are_compared_with_stable_not_remembered(model: DemoMo
     assert value(text, "vigil_model_shadow_comparisons_total", outcome="agree") == 7
     assert value(text, "vigil_model_shadow_comparisons_total", outcome="disagree") == 3
     assert value(text, "vigil_model_requests_total", outcome="success") == 20
+
+
+def test_a_mirrored_request_is_scored_twice_by_stable_as_the_live_control(model: DemoModel) -> None:
+    """X-Vigil-Shadow-Control: 1 (set by the splitter on a request it mirrors) makes the answering
+    server score it again and count whether it agreed with itself, under its own version."""
+    async def body(client: TestClient) -> str:
+        for row in range(400):
+            answer = await client.post("/predict", json={"row": row % 569},
+                                       headers={"X-Vigil-Shadow-Control": "1"})
+            assert answer.status == 200
+        plain = await client.post("/predict", json={"row": 1})
+        assert plain.status == 200
+        return await (await client.get("/metrics")).text()
+
+    text = with_client(serve(model, parse_faults([], nondeterminism=0.05), version="v1"), body)
+    agree = value(text, "vigil_model_shadow_control_comparisons_total", outcome="agree", version="v1")
+    disagree = value(text, "vigil_model_shadow_control_comparisons_total", outcome="disagree", version="v1")
+    assert agree + disagree == 400
+    assert 0.03 <= disagree / 400 <= 0.18  # 2 p (1 - p) = 9.5% with a 5% flip rate on each scoring
+    assert value(text, "vigil_model_requests_total", outcome="success") == 401
+    assert value(text, "vigil_model_shadow_comparisons_total") == 0
 
 
 def test_injected_errors_are_503_and_counted_as_errors(model: DemoModel) -> None:

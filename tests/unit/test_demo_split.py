@@ -198,6 +198,10 @@ def test_mirror_gets_a_copy_with_the_stable_prediction_and_its_answer_is_discard
     assert all(r["X-Vigil-Mirror"] == "1" and r["X-Vigil-Stable-Prediction"] == "1"
                for r in shadow.received)
     assert all("X-Vigil-Mirror" not in r for r in stable.received)
+    # the answering backend is told the request is mirrored (it scores it twice: the live control);
+    # the copy itself is not
+    assert all(r.get("X-Vigil-Shadow-Control") == "1" for r in stable.received)
+    assert all("X-Vigil-Shadow-Control" not in r for r in shadow.received)
     assert metric(text, "vigil_splitter_mirrored_requests_total", backend="iris-v2", outcome="error") == 20
     assert metric(text, "vigil_splitter_mirror_percent", backend="iris-v2") == 100
 

@@ -17,3 +17,7 @@ VERSION_HEADER = "X-Vigil-Version"
 
 REQUEST_ID_HEADER = "X-Request-Id"
 """Request: an id chosen by the caller; the model server uses it as the request id."""
+
+CONTROL_HEADER = "X-Vigil-Shadow-Control"
+"""``1`` on a request the splitter also mirrors to a shadow: the answering server scores it a
+second time and counts whether it agrees with itself (the shadow gate's live control)."""

@@ -8,6 +8,9 @@ Endpoints:
                     -> {"request_id", "model", "version", "class", "score", "confidence", "group"}
                     Mirrored requests carry ``X-Vigil-Mirror: 1`` and the stable
                     prediction in ``X-Vigil-Stable-Prediction``; they are compared and counted.
+                    A request the splitter mirrors carries ``X-Vigil-Shadow-Control: 1``: the
+                    answering (stable) server scores it a second time and counts whether it
+                    agrees with itself (``vigil_model_shadow_control_comparisons_total``).
     POST /feedback  {"request_id": "...", "label": 0|1}  (the delayed true label)
     GET  /metrics   the metric contract (see vigil.demo.metrics)
     GET  /healthz   200 once the model is trained
@@ -33,7 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from vigil.demo.dataset import GROUPS
 from vigil.demo.faults import FaultConfig, FaultSpecError, faults_from_env
 from vigil.demo.headers import (
-    MIRROR_HEADER, REQUEST_ID_HEADER, STABLE_PREDICTION_HEADER, VERSION_HEADER,
+    CONTROL_HEADER, MIRROR_HEADER, REQUEST_ID_HEADER, STABLE_PREDICTION_HEADER, VERSION_HEADER,
 )
 from vigil.demo.metrics import ModelMetrics
 from vigil.demo.classifier import DemoModel, FaultDraws, Prediction, fails, latency_seconds
@@ -85,6 +88,9 @@ class ModelServer:
         self.metrics = ModelMetrics(config.model, config.version, config.namespace)
         self.log = PredictionLog()
         self._rng = np.random.default_rng(config.seed)
+        # The control's second scoring draws from its own stream, so the main stream stays
+        # aligned across versions whatever is mirrored.
+        self._control_rng = np.random.default_rng(config.seed + 1_000_003)
 
     def _features_from(self, body: dict[str, Any]) -> list[float]:
         if "row" in body:
@@ -126,6 +132,8 @@ class ModelServer:
             self._compare_with_stable(request, prediction)
         else:
             self.log.remember(request_id, prediction)
+            if request.headers.get(CONTROL_HEADER) == "1":
+                self._control(features, group, prediction)
         self.metrics.observe_request(time.perf_counter() - started, success=True)
         return web.json_response(
             {
@@ -144,6 +152,12 @@ class ModelServer:
         stable = request.headers.get(STABLE_PREDICTION_HEADER, "").strip()
         if stable in ("0", "1"):
             self.metrics.observe_shadow(agrees=int(stable) == prediction.predicted_class)
+
+    def _control(self, features: list[float], group: str | None, prediction: Prediction) -> None:
+        """Score a mirrored request a second time, as a second replica would, and count whether
+        this version agrees with itself: the live control of natural nondeterminism."""
+        again = self.model.predict(features, self.config.faults, FaultDraws.draw(self._control_rng), group)
+        self.metrics.observe_control(agrees=again.predicted_class == prediction.predicted_class)
 
     async def feedback(self, request: web.Request) -> web.Response:
         try:

@@ -6,7 +6,8 @@ seeded weighted draw, and mirrors to the backend of a RequestMirror filter (Isti
 ``mirror``) at the configured percentage. Mirrored responses are discarded, as a
 gateway does; the one addition is that the answering backend's predicted class is sent
 to the mirror in ``X-Vigil-Stable-Prediction`` so the shadow server can count
-agreement.
+agreement, and the answering backend is told (``X-Vigil-Shadow-Control: 1``) that the request
+is mirrored, so it scores it twice and counts its own agreement (the live control).
 
     python -m vigil.demo.trafficsplit --port 8080 --kubeconfig admin.kubeconfig \
         --kind httproute --namespace demo --route iris \
@@ -35,7 +36,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 from vigil.demo.backends import BackendMap, BackendMapError, parse_entries
-from vigil.demo.headers import BACKEND_HEADER, MIRROR_HEADER, STABLE_PREDICTION_HEADER
+from vigil.demo.headers import BACKEND_HEADER, CONTROL_HEADER, MIRROR_HEADER, STABLE_PREDICTION_HEADER
 from vigil.demo.routes import EMPTY_ROUTE, ROUTE_KINDS, BackendRef, Mirror, ParsedRoute, WeightedBackend
 from vigil.demo.routewatch import FileRouteWatcher, KubeRouteWatcher, RouteSource, WatchedRoute
 
@@ -209,10 +210,13 @@ class TrafficSplitter:
             self.metrics.requests.labels(backend=label, routing="weighted", outcome="unresolved").inc()
             return web.json_response({"error": f"backend {label} has no URL in the backend map"},
                                      status=502)
-        result = await self._forward(request, body, url, label, "weighted")
-        for mirror in route.mirrors:
-            if self.chooser.mirror_hit(mirror):
-                self._start_mirror(request, body, mirror, result)
+        # Mirror sampling is decided before forwarding, so the answering server can be told that
+        # this request is mirrored: it then scores it twice for the shadow gate's live control.
+        mirrors = [mirror for mirror in route.mirrors if self.chooser.mirror_hit(mirror)]
+        result = await self._forward(request, body, url, label, "weighted",
+                                     extra_headers={CONTROL_HEADER: "1"} if mirrors else None)
+        for mirror in mirrors:
+            self._start_mirror(request, body, mirror, result)
         return self._respond(result, label)
 
     async def _pinned(self, request: web.Request, body: bytes, label: str) -> web.Response:
@@ -229,9 +233,11 @@ class TrafficSplitter:
         return web.Response(status=result.status, body=result.body, headers=headers)
 
     async def _forward(self, request: web.Request, body: bytes, base_url: str, label: str,
-                       routing: str) -> Forwarded:
+                       routing: str, extra_headers: dict[str, str] | None = None) -> Forwarded:
         assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in HOP_BY_HOP and k.lower() != CONTROL_HEADER.lower()}
+        headers.update(extra_headers or {})
         try:
             async with self._session.request(
                 request.method, base_url + request.path_qs, data=body, headers=headers,
@@ -255,7 +261,8 @@ class TrafficSplitter:
             outcome = "unresolved" if url is None else "dropped"
             self.metrics.mirrored.labels(backend=label, outcome=outcome).inc()
             return
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in HOP_BY_HOP and k.lower() != CONTROL_HEADER.lower()}
         headers[MIRROR_HEADER] = "1"
         stable = stable_prediction(primary)
         if stable is not None:
