@@ -285,3 +285,25 @@ def test_a_recreated_modeldeployment_starts_a_new_chain(kube: KubeHandle, namesp
     assert old and new and min(r["seq"] for r in new) == 1 and {r["uid"] for r in new} == {second}
     assert chain.verify(new, expected_head=c.status()["auditHead"]).ok
     assert chain.verify(old).ok  # the old object's chain stays whole, apart
+
+
+def test_a_quota_that_blocks_audit_records_moves_no_traffic(kube: KubeHandle, namespace: str,
+                                                           operator: KopfRunner) -> None:
+    """The record is written before traffic moves: when the apiserver refuses it, nothing moves."""
+    c = Cluster(kube, namespace)
+    c.create("riskpolicies", policy_body())
+    c.create("modeldeployments", md_body("v1", "istio"))
+    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    records = len(c.kube.audit_records(namespace, "fraud"))
+    k8s.CoreV1Api(kube.api_client).create_namespaced_resource_quota(namespace, k8s.V1ResourceQuota(
+        metadata=k8s.V1ObjectMeta(name="no-audit"),
+        spec=k8s.V1ResourceQuotaSpec(hard={"count/auditrecords.vigil.dev": str(records)})))
+    time.sleep(2)  # the quota controller computes usage before it enforces
+    c.set_version("v2")
+    wait_for(lambda: c.conditions().get("Stalled") == ("True", "AuditWriteFailed"), timeout=60,
+             what="Stalled=AuditWriteFailed")
+    assert c.route_weights("istio") == {"fraud-v1": 100}
+    assert not [d for d in c.apps.list_namespaced_deployment(namespace).items if d.metadata.name == "fraud-v2"]
+    k8s.CoreV1Api(kube.api_client).delete_namespaced_resource_quota("no-audit", namespace)
+    wait_for(lambda: (c.route_weights("istio") or {}).get("fraud-v2"), timeout=90, what="the rollout goes on, on the record")
+    assert chain.verify(c.kube.audit_records(namespace, "fraud"), expected_head=c.status()["auditHead"]).ok
