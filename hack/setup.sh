@@ -22,8 +22,8 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
     | grep -E '^(Setting up|Unpacking)' || true
-  # the Debian package may start a system Prometheus on :9090; Vigil starts its own
-  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || pkill -x prometheus >/dev/null 2>&1 || true
+  # the Debian package may start a system Prometheus on :9090. Vigil never stops a process it did
+  # not start: its own Prometheus always runs on a free loopback port, so the two do not meet.
 else
   step "Debian packages present: ${apt_packages[*]}"
 fi
