@@ -112,7 +112,8 @@ def test_manual_promote_is_a_right_of_its_own(users, namespace: str) -> None:
     annotate(users["bob"], namespace, {"vigil.dev/promote": DIGEST, "vigil.dev/requested-by": "bob"})
 
 
-def test_one_user_approving_three_times_counts_once(kube: KubeHandle, users, namespace: str, operator: KopfRunner) -> None:
+def test_one_user_approving_three_times_counts_once(kube: KubeHandle, users, namespace: str,
+                                                    operator: KopfRunner) -> None:  # noqa: F811  (the fixture)
     c = Cluster(kube, namespace)
     custom = k8s.CustomObjectsApi(kube.api_client)
     custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "riskpolicies", "policy",
