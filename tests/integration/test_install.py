@@ -66,6 +66,17 @@ def test_helm_chart_installs_and_its_rbac_is_enough_to_roll_out(kube: KubeHandle
             "spec": {"version": "v2", "artifact": {"uri": "s3://m/v2", "digest": "sha256:" + "2" * 64}}})
         drive(lambda s: s.get("stableVersion") == "v2" and s.get("phase") == "Succeeded")
         assert Kube(kube.api_client).audit_records(namespace, "fraud")
+
+        # only the verbs the operator uses: no update, no deleting routes, no reading events
+        sa = f"system:serviceaccount:{release_ns}:vigil-operator"
+        for verb, resource in [("update", "deployments.apps"), ("delete", "httproutes.gateway.networking.k8s.io"),
+                               ("update", "modeldeployments.vigil.dev/status"), ("list", "events"),
+                               ("delete", "auditrecords.vigil.dev"), ("update", "auditrecords.vigil.dev")]:
+            answer = kube.kubectl("auth", "can-i", verb, resource, "-n", namespace, f"--as={sa}", check=False)
+            assert answer.strip() == "no", (verb, resource, answer)
+        for verb, resource in [("patch", "httproutes.gateway.networking.k8s.io"), ("create", "auditrecords.vigil.dev")]:
+            answer = kube.kubectl("auth", "can-i", verb, resource, "-n", namespace, f"--as={sa}", check=False)
+            assert answer.strip() == "yes", (verb, resource, answer)
     finally:
         helm(kube, "uninstall", "vigil", "-n", release_ns, "--wait")
         k8s.CoreV1Api(kube.api_client).delete_namespace(release_ns)
