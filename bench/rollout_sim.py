@@ -26,6 +26,7 @@ from bench.scenarios import (
     LATENCY_EDGES,
     NATURAL_DISAGREEMENT,
     SCORE_EDGES,
+    score_bins,
 )
 from vigil.api.gates import MetricKind
 from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, Phase, StepStatus
@@ -34,17 +35,12 @@ from vigil.core.decide import decide
 from vigil.core.model import Action, Arm, Observation, RouteObservation, Track, TrafficSplit, WorkloadState
 from vigil.core.plan import plan_analysis
 from vigil.metrics import AnalysisTarget
+from vigil.metrics.prometheus import build
 from vigil.reconciler import measure
 from vigil.stats import (
     CounterPanel,
-    GroupPredictions,
-    LabelFeedback,
-    LatencyHistogram,
     MetricData,
     NoData,
-    RequestCounts,
-    ScoreHistogram,
-    ShadowComparisons,
 )
 
 T0 = datetime(2026, 12, 1, 0, 0, tzinfo=timezone.utc)
@@ -62,22 +58,13 @@ def latency_bins(stretch: float = 1.0) -> np.ndarray:
     return np.diff(cdf, prepend=0.0)
 
 
-def score_bins(shift: float = 0.0) -> np.ndarray:
-    """Positive-class scores ~ Beta(2 + shift, 2.5) on ten buckets."""
-    from scipy import stats
-
-    cdf = stats.beta(2.0 + shift, 2.5).cdf(SCORE_EDGES)
-    cdf[-1] = 1.0
-    return np.diff(cdf, prepend=0.0)
-
-
 @dataclass(frozen=True)
 class Version:
     """How one model version behaves: every metric of the contract as cell probabilities."""
 
     error: float = BASE_ERROR
     latency: np.ndarray = field(default_factory=latency_bins)
-    score: np.ndarray = field(default_factory=score_bins)
+    score: np.ndarray = field(default_factory=lambda: score_bins(2.0))  # Beta(2, 2.5) scores
     positive: np.ndarray = field(default_factory=lambda: GROUP_POSITIVE.copy())
     accuracy: np.ndarray = field(default_factory=lambda: CONFIDENCE_MID.copy())
     disagreement: float = NATURAL_DISAGREEMENT  # share of mirrored predictions unlike stable's
@@ -130,8 +117,9 @@ class SimulatedPrometheus:
             if base is None or canary is None or last - first < 1:
                 out[kind] = NoData("no series for an arm yet")
                 continue
-            panels = [_panels(arm, kind, first, last, times) for arm in (base, canary)]
-            out[kind] = _data(kind, panels, canary, first, last, times)
+            panels = {version: _panel_of(arm, kind, first, last, times)
+                      for version, arm in ((target.baseline_version, base), (target.canary_version, canary))}
+            out[kind] = build(kind, panels, target, times)  # the real provider's last step
         return out
 
 
@@ -152,7 +140,8 @@ def _histogram(times: np.ndarray, bins: np.ndarray, edges: np.ndarray) -> Counte
     return _panel(times, [({"le": _le(e)}, cumulative[:, i]) for i, e in enumerate(edges)])
 
 
-def _panels(arm: _Arm, kind: MetricKind, first: int, last: int, times: np.ndarray) -> CounterPanel | None:
+def _panel_of(arm: _Arm, kind: MetricKind, first: int, last: int, times: np.ndarray) -> CounterPanel:
+    """One arm's counters of one metric kind, as Prometheus would serve them."""
     if kind is MetricKind.ERROR_RATE:
         n, x = _rows(arm, "requests", first, last), _rows(arm, "errors", first, last)
         return _panel(times, [({"outcome": "error"}, x), ({"outcome": "success"}, n - x)])
@@ -169,20 +158,9 @@ def _panels(arm: _Arm, kind: MetricKind, first: int, last: int, times: np.ndarra
         return _panel(times, [({"confidence_bucket": b, "correct": "true"}, cor[:, i]) for i, b in enumerate(CONFIDENCE_BUCKETS)]
                       + [({"confidence_bucket": b, "correct": "false"}, lab[:, i] - cor[:, i])
                          for i, b in enumerate(CONFIDENCE_BUCKETS)])
-    return None
-
-
-def _data(kind: MetricKind, panels: list[CounterPanel | None], canary: _Arm, first: int, last: int,
-          times: np.ndarray) -> MetricData | NoData:
-    b, c = panels
-    if kind is MetricKind.SHADOW_DISAGREEMENT:
-        m, d = _rows(canary, "compared", first, last), _rows(canary, "disagreed", first, last)
-        return ShadowComparisons(_panel(times, [({"outcome": "disagree"}, d), ({"outcome": "agree"}, m - d)]))
-    assert b is not None and c is not None
-    kinds = {MetricKind.ERROR_RATE: RequestCounts, MetricKind.LATENCY_P50: LatencyHistogram,
-             MetricKind.LATENCY_P99: LatencyHistogram, MetricKind.PREDICTION_DRIFT: ScoreHistogram,
-             MetricKind.FAIRNESS_GAP: GroupPredictions, MetricKind.CALIBRATION: LabelFeedback}
-    return kinds[kind](b, c)
+    # shadowDisagreement: the shadow's comparisons with stable (zero on an arm that is not mirrored)
+    m, d = _rows(arm, "compared", first, last), _rows(arm, "disagreed", first, last)
+    return _panel(times, [({"outcome": "disagree"}, d), ({"outcome": "agree"}, m - d)])
 
 
 class Servers:
