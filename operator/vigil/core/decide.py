@@ -262,10 +262,6 @@ class _Judgement:
         return Outcome.FAIL in self.outcomes.values()
 
     @property
-    def all_passed(self) -> bool:
-        return bool(self.outcomes) and all(o is Outcome.PASS for o in self.outcomes.values())
-
-    @property
     def blind(self) -> bool:
         """No gate had data: nothing at all was measured."""
         return all(o is Outcome.NO_DATA for o in self.outcomes.values())
