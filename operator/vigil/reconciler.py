@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Protocol
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -83,15 +84,37 @@ class World:
                             arm(split.mirror) if split.mirror else None, split.mirror_percent)
 
 
+class PassListener(Protocol):
+    """Told about every pass (operator metrics, logs); must never raise or block."""
+
+    def passed(self, md: dict[str, Any], decision: Decision, seconds: float) -> None: ...
+
+    def failed(self, namespace: str, name: str, reason: str) -> None: ...
+
+
 @dataclass
 class Reconciler:
     kube: Kube
     metrics: MetricsProvider | None = None
     analyzer: Analyzer = default_analyzer
     clock: Callable[[], dt.datetime] = utcnow
+    signer: chain.RecordSigner | None = None
+    listeners: list[PassListener] = field(default_factory=list)
 
     # ---------------------------------------------------------------- the pass
     def reconcile(self, md: dict[str, Any]) -> Decision:
+        started = time.monotonic()
+        decision = self._reconcile(md)
+        for listener in self.listeners:
+            listener.passed(md, decision, time.monotonic() - started)
+        return decision
+
+    def failed(self, namespace: str, name: str, reason: str) -> None:
+        """A pass raised (the handler logs it and retries): tell the listeners."""
+        for listener in self.listeners:
+            listener.failed(namespace, name, reason)
+
+    def _reconcile(self, md: dict[str, Any]) -> Decision:
         now = self.clock()
         meta = md["metadata"]
         status = _status(md)
@@ -197,7 +220,7 @@ class Reconciler:
             manual = decision.evidence.get("manual") or {}
             version = status.canary_version or status.stable_version
             record = chain.next_record(
-                status.audit_head, status.audit_seq + 1,
+                status.audit_head, status.audit_seq + 1, signer=self.signer,
                 modelDeployment=meta["name"], uid=meta.get("uid"), time=iso(now),
                 action=decision.action.value, phase=status.phase.value, version=version,
                 digest=status.canary_digest if version == status.canary_version else status.stable_digest,

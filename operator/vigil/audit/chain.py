@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 GENESIS = "genesis"
 
@@ -34,7 +34,16 @@ def seal(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "hash": "sha256:" + hashlib.sha256(canonical(record)).hexdigest()}
 
 
-def next_record(prev_hash: str | None, seq: int, **fields: Any) -> dict[str, Any]:
+class RecordSigner(Protocol):
+    """Signs records with a key the operator alone holds (implemented in `vigil.audit.signing`)."""
+
+    key_id: str
+
+    def sign(self, message: bytes) -> str: ...
+
+
+def next_record(prev_hash: str | None, seq: int, *, signer: RecordSigner | None = None, **fields: Any) -> dict[str, Any]:
+    """The sealed record `seq` that follows `prev_hash` (signed when a signer is configured)."""
     return seal({**fields, "seq": seq, "prevHash": prev_hash or GENESIS})
 
 

@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from typing import Any, Callable, cast
+from collections.abc import Callable
+from typing import Any, cast
 
 from vigil.api.names import (
     ANN_ABORT,
@@ -26,13 +26,8 @@ from vigil.api.names import (
     approval_key,
     approval_value,
 )
-from vigil.dev.process import StartError
-
-
-def _api(kubeconfig: str | None) -> Any:
-    from kubernetes import config as k8s_config
-
-    return k8s_config.new_client_from_config(config_file=kubeconfig or os.environ.get("KUBECONFIG"))
+from vigil.cli import audit_cmd, operator_cmd, uninstall_cmd, views
+from vigil.cli.common import api_client as _api
 
 
 # ------------------------------------------------------------------ dev cluster
@@ -59,47 +54,6 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if not found:
         print("no local clusters")
     return 0
-
-
-# ------------------------------------------------------------------ operator
-def cmd_operator(args: argparse.Namespace) -> int:
-    import kopf
-
-    from vigil.handlers import operator as handlers  # registers the handlers
-
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
-    kopf.configure(verbose=args.verbose)
-    try:
-        kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace or [],
-                 liveness_endpoint=args.liveness)
-    finally:
-        busy = handlers.shutdown()
-        if busy:  # a blocking call outlived the grace period: do not wait for it
-            print(f"vigil operator: stopping with {len(busy)} reconcile(s) still blocked", file=sys.stderr, flush=True)
-            os._exit(0)
-    return 0
-
-
-# ------------------------------------------------------------------ audit
-def cmd_audit(args: argparse.Namespace) -> int:
-    from vigil.audit import chain
-    from vigil.kube.client import Kube
-
-    kube = Kube(_api(args.kubeconfig))
-    md = kube.get_modeldeployment(args.namespace, args.name)
-    if md is None:
-        print(f"ModelDeployment {args.namespace}/{args.name} not found", file=sys.stderr)
-        return 2
-    records = kube.audit_records(args.namespace, args.name, uid=md["metadata"]["uid"])  # this object's chain only
-    head = (md.get("status") or {}).get("auditHead")
-    report = chain.verify(records, expected_head=head)
-    if args.action == "list":
-        for r in sorted(records, key=lambda r: r["seq"]):
-            print(f"{r['seq']:>4} {r['time']} {r['action']:<12} {r['phase']:<12} {r.get('version') or '':<10} "
-                  f"w={r.get('weight')} {r.get('actor')}: {r.get('message', '')[:100]}")
-    print(report.summary())
-    return 0 if report.ok else 1
 
 
 # ------------------------------------------------------------------ manual controls
@@ -169,17 +123,10 @@ def build_parser(prog: str = "vigil") -> argparse.ArgumentParser:
     dev.add_argument("--nodes", type=int, default=3)
     dev.set_defaults(func=cmd_dev)
 
-    op = sub.add_parser("operator", help="run the operator")
-    op.add_argument("--namespace", "-n", action="append", help="watch only these namespaces")
-    op.add_argument("--verbose", action="store_true")
-    op.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
-    op.set_defaults(func=cmd_operator)
-
-    audit = sub.add_parser("audit", help="audit records of a ModelDeployment")
-    audit.add_argument("action", choices=["verify", "list"])
-    audit.add_argument("name")
-    audit.add_argument("--namespace", "-n", default="default")
-    audit.set_defaults(func=cmd_audit)
+    operator_cmd.register(sub)
+    audit_cmd.register(sub)
+    views.register(sub)
+    uninstall_cmd.register(sub)
 
     for control in ("pause", "resume", "promote", "abort", "approve"):
         c = sub.add_parser(control, help=f"{control} the rollout of a ModelDeployment")
@@ -198,6 +145,10 @@ def build_parser(prog: str = "vigil") -> argparse.ArgumentParser:
 def _run(argv: list[str] | None, prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    from vigil.dev.process import (
+        StartError,  # the dev tooling is optional at runtime (vigil[dev])
+    )
+
     try:
         return func(args)
     except StartError as err:

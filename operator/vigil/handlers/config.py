@@ -28,6 +28,7 @@ class Wiring:
     analyzer: Analyzer = default_analyzer
     wakers: dict[tuple[str, str, str], asyncio.Event] = field(default_factory=dict)  # (ns, name, uid); kopf's loop only
     reconciler: Reconciler | None = None
+    signer: Any = None  # a vigil.audit.chain.RecordSigner; None until one is configured
 
 
 WIRING = Wiring()
@@ -73,7 +74,8 @@ def reconciler() -> Reconciler:
             WIRING.api_client = _api_client()
         if WIRING.metrics is None:
             WIRING.metrics = _default_metrics()
-        WIRING.reconciler = Reconciler(Kube(WIRING.api_client), metrics=WIRING.metrics, analyzer=WIRING.analyzer)
+        WIRING.reconciler = Reconciler(Kube(WIRING.api_client), metrics=WIRING.metrics, analyzer=WIRING.analyzer,
+                                      signer=WIRING.signer)
     return WIRING.reconciler
 
 

@@ -101,8 +101,10 @@ def _one_pass(rec: Reconciler, namespace: str, name: str, uid: str) -> float | N
         if err.status == 409:
             return MIN_SLEEP  # someone wrote status after our read: read again
         log.exception("reconcile of %s/%s failed: %s", namespace, name, err.reason)
-    except Exception:  # noqa: BLE001 - the loop must survive; the next pass retries
+        rec.failed(namespace, name, f"ApiError{err.status}")
+    except Exception as err:  # noqa: BLE001 - the loop must survive; the next pass retries
         log.exception("reconcile of %s/%s failed", namespace, name)
+        rec.failed(namespace, name, type(err).__name__)
     return 2.0
 
 
