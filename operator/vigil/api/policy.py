@@ -194,9 +194,10 @@ class RiskPolicySpec(CamelModel):
         return self
 
     def fingerprint(self) -> str:
-        """A short hash of the policy as applied: audit records cite it as the policy version."""
-        blob = json.dumps(self.to_wire(), sort_keys=True).encode()
-        return "sha256:" + hashlib.sha256(blob).hexdigest()[:16]
+        """The full SHA-256 of the policy as applied (canonical JSON, defaults filled in): audit
+        records cite it, so a reviewer can match a decision to the exact policy content."""
+        blob = json.dumps(self.to_wire(), sort_keys=True, separators=(",", ":")).encode()
+        return "sha256:" + hashlib.sha256(blob).hexdigest()
 
     def frozen_at(self, now: datetime) -> FreezeWindow | None:
         return next((w for w in self.freeze_windows if w.start <= now < w.end), None)
