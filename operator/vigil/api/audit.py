@@ -36,5 +36,15 @@ class AuditRecordSpec(CamelModel):
         default_factory=dict, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
         description="Verdicts with statistic, bound or p-value, effect, sample sizes; inputs.",
     )
+    stage: str = Field(
+        "decision",
+        description="decision: nothing to move; intent: written before its action moves traffic or workloads; "
+        "outcome: written after that action, naming the intent (`of`) and what was served.",
+    )
+    of: int | None = Field(None, description="For an outcome: the sequence number of its intent.")
+    result: str | None = Field(None, description="For an outcome: completed, or abandoned (with the reason in message).")
+    served: dict[str, int] | None = Field(
+        None, description="For an outcome: the weights the route serves after the action, read back from the router.",
+    )
     prev_hash: str = Field(description="hash of the previous record, or 'genesis'.")
     hash: str = Field(description="sha256 of this record's canonical JSON without this field.")

@@ -191,6 +191,10 @@ class ModelDeploymentStatus(CamelModel):
     router_approximate: bool = False
     audit_seq: int = 0
     audit_head: str | None = None
+    open_intent: int | None = Field(
+        None, description="Sequence number of a recorded intent whose action has no outcome record yet: "
+        "the next pass completes that same action and records the outcome before deciding anything new.",
+    )
     history: list[dict[str, Any]] = Field(
         default_factory=list,
         json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
