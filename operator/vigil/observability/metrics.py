@@ -1,0 +1,300 @@
+"""The operator's own `/metrics`: what it decided, how long rollouts take, how often they fail.
+
+`OperatorMetrics` is a `vigil.reconciler.PassListener`: the reconciler tells it about every
+pass, and it reads the decision and the new status (never the cluster). Label cardinality is
+bounded by the number of ModelDeployments: labels are `namespace`, `model` (the
+ModelDeployment's name) and small closed sets (phase, action, reason, gate kind, outcome);
+never a version, a digest or a rollout id.
+
+Rollback rate per model over a window (docs/observability.md):
+
+    sum by (namespace, model) (increase(vigil_rollbacks_total[30d]))
+      / (sum by (namespace, model) (increase(vigil_rollouts_completed_total[30d])) > 0)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
+
+from vigil.api.modeldeployment import ModelDeploymentStatus, Phase
+from vigil.core.model import Action, Decision
+from vigil.core.timefmt import parse_iso
+
+log = logging.getLogger("vigil.observability")
+
+PHASES = tuple(p.value for p in Phase)
+OUTCOMES = ("promoted", "rolled_back", "cancelled", "superseded")
+AUDIT_FAILURES = ("AuditWriteFailed", "AuditConflict")
+IN_ROLLOUT = {Phase.SHADOW, Phase.CANARY, Phase.PROMOTING, Phase.HOLDBACK, Phase.PAUSED}
+BUDGETED = {Phase.SHADOW, Phase.CANARY, Phase.PAUSED}  # the budget stops at promotion (not in holdback)
+# Seconds: rollouts take minutes to days; a short tail for fast test and demo policies.
+ROLLOUT_BUCKETS = (10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800)
+PASS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def decision_reason(decision: Decision) -> str:
+    """The reason an audit record carries for this decision (its last Event's reason)."""
+    return decision.events[-1].reason if decision.events else decision.action.value
+
+
+@dataclass
+class _Seen:
+    """Label sets exported for one ModelDeployment, so stale ones can be removed."""
+
+    gates: set[str] = field(default_factory=set)
+    stalled: str | None = None
+
+
+class OperatorMetrics:
+    """The operator's metrics on one registry; implements `PassListener` (never raises)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r, md = self.registry, ["namespace", "model"]
+        self.phase = Gauge("vigil_modeldeployment_phase", "1 for the phase a ModelDeployment is in, 0 for the others.",
+                           md + ["phase"], registry=r)
+        self.decisions = Counter("vigil_decisions", "Recorded decisions, by action and reason.",
+                                 md + ["action", "reason"], registry=r)
+        self.completed = Counter("vigil_rollouts_completed", "Rollouts that ended, by outcome "
+                                 "(promoted, rolled_back, cancelled, superseded).", md + ["outcome"], registry=r)
+        self.rollbacks = Counter("vigil_rollbacks", "Rollbacks decided (analysis, budget or manual abort).",
+                                 md, registry=r)
+        self.audit_failures = Counter("vigil_audit_write_failures", "Decisions refused because their audit "
+                                      "record could not be written (AuditWriteFailed) or conflicted (AuditConflict).",
+                                      md + ["reason"], registry=r)
+        self.to_promotion = Histogram("vigil_time_to_promotion_seconds", "From a rollout's start to full promotion.",
+                                      md, buckets=ROLLOUT_BUCKETS, registry=r)
+        self.to_rollback = Histogram("vigil_time_to_rollback_seconds", "From a rollout's start to its rollback decision.",
+                                     md, buckets=ROLLOUT_BUCKETS, registry=r)
+        self.pass_seconds = Histogram("vigil_reconcile_duration_seconds", "Duration of one pass of the loop; "
+                                      "analysed=true when the pass ran a statistical analysis.",
+                                      ["analysed"], buckets=PASS_BUCKETS, registry=r)
+        self.errors = Counter("vigil_reconcile_errors", "Passes that raised (retried), by reason.",
+                              md + ["reason"], registry=r)
+        self.queue_depth = Gauge("vigil_reconcile_queue_depth", "Passes waiting for a reconcile worker.", registry=r)
+        self.leader = Gauge("vigil_leader", "1 while this operator process is the active leader.", registry=r)
+        self.weight = Gauge("vigil_canary_weight_percent", "Traffic share of the version being rolled out "
+                            "(0 when no rollout runs).", md, registry=r)
+        self.eta = Gauge("vigil_rollout_eta_seconds", "Expected seconds to full promotion at the observed traffic.",
+                         md, registry=r)
+        self.deadline = Gauge("vigil_rollout_budget_deadline_timestamp_seconds", "When the running rollout's "
+                              "budget (policy budget.maxDuration) runs out, Unix time.", md, registry=r)
+        self.stalled = Gauge("vigil_modeldeployment_stalled", "1 while the Stalled condition is True, by reason.",
+                             md + ["reason"], registry=r)
+        self.verdict = Gauge("vigil_gate_verdict", "Outcome of each gate in the last analysis: 1 Pass, 0 "
+                             "Inconclusive, -1 Fail, -2 NoData.", md + ["gate"], registry=r)
+        self.e_fail = Gauge("vigil_gate_e_value", "Latest e-value against the canary (evidence of a regression).",
+                            md + ["gate"], registry=r)
+        self.e_fail_threshold = Gauge("vigil_gate_e_value_threshold", "E-value at which the gate fails.",
+                                      md + ["gate"], registry=r)
+        self.e_pass = Gauge("vigil_gate_pass_e_value", "Latest e-value for the canary (evidence it is within tolerance).",
+                            md + ["gate"], registry=r)
+        self.effect = Gauge("vigil_gate_effect", "Latest effect estimate (canary vs baseline, in the gate's unit).",
+                            md + ["gate"], registry=r)
+        self.effect_upper = Gauge("vigil_gate_effect_upper_bound", "Upper bound of the effect's anytime-valid interval.",
+                                  md + ["gate"], registry=r)
+        self.effect_lower = Gauge("vigil_gate_effect_lower_bound", "Lower bound of the effect's anytime-valid interval.",
+                                  md + ["gate"], registry=r)
+        self._gate_gauges = (self.verdict, self.e_fail, self.e_fail_threshold, self.e_pass, self.effect,
+                             self.effect_upper, self.effect_lower)
+        self._seen: dict[tuple[str, str], _Seen] = {}
+        self._lock = threading.Lock()  # passes of different ModelDeployments run on several threads
+
+    # ------------------------------------------------------------ PassListener
+    def passed(self, md: dict[str, Any], decision: Decision, seconds: float) -> None:
+        try:
+            self._passed(md, decision, seconds)
+        except Exception:  # noqa: BLE001 - metrics must never break a pass
+            log.exception("metrics for a pass of %s not recorded", md.get("metadata", {}).get("name"))
+
+    def failed(self, namespace: str, name: str, reason: str) -> None:
+        try:
+            self.errors.labels(namespace, name, reason).inc()
+        except Exception:  # noqa: BLE001
+            log.exception("metrics for a failed pass of %s/%s not recorded", namespace, name)
+
+    # ------------------------------------------------------------ setters others call
+    def set_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
+
+    def set_queue_depth(self, depth: int) -> None:
+        self.queue_depth.set(max(int(depth), 0))
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop every series of a deleted ModelDeployment (its counters too)."""
+        with self._lock:
+            self._seen.pop((namespace, name), None)
+            for metric in self._per_model_metrics():
+                for labels in _label_sets(metric):
+                    if labels[:2] == (namespace, name):
+                        metric.remove(*labels)
+
+    # ------------------------------------------------------------ internals
+    def _passed(self, md: dict[str, Any], decision: Decision, seconds: float) -> None:
+        meta = md["metadata"]
+        ns, name = str(meta["namespace"]), str(meta["name"])
+        old = _old_status(md)
+        new = decision.status
+        self.pass_seconds.labels("true" if "analysis" in decision.evidence else "false").observe(max(seconds, 0.0))
+        with self._lock:
+            seen = self._seen.get((ns, name))
+            if seen is None:
+                seen = self._seen[(ns, name)] = _Seen()
+                self._initialise(ns, name)
+            for phase in PHASES:
+                self.phase.labels(ns, name, phase).set(1 if new.phase.value == phase else 0)
+            self._rollout_gauges(ns, name, new)
+            self._stalled(ns, name, new, seen)
+            self._gates(ns, name, new, seen)
+        if decision.changed:
+            self._decision(ns, name, old, decision)
+
+    def _initialise(self, ns: str, name: str) -> None:
+        """Counters exist at 0 before their first event, so `increase()` sees the first one."""
+        self.rollbacks.labels(ns, name)
+        for outcome in OUTCOMES:
+            self.completed.labels(ns, name, outcome)
+        for reason in AUDIT_FAILURES:
+            self.audit_failures.labels(ns, name, reason)
+
+    def _decision(self, ns: str, name: str, old: ModelDeploymentStatus, decision: Decision) -> None:
+        action, reason, new = decision.action, decision_reason(decision), decision.status
+        self.decisions.labels(ns, name, action.value, reason).inc()
+        if reason in AUDIT_FAILURES:
+            self.audit_failures.labels(ns, name, reason).inc()
+        took = _elapsed(new.rollout_started_at, new.phase_started_at)
+        if action is Action.ROLLBACK:
+            self.rollbacks.labels(ns, name).inc()
+            self.completed.labels(ns, name, "rolled_back").inc()
+            if took is not None:
+                self.to_rollback.labels(ns, name).observe(took)
+        elif action in (Action.PROMOTED, Action.COMPLETE):
+            self.completed.labels(ns, name, "promoted").inc()
+            if took is not None:
+                self.to_promotion.labels(ns, name).observe(took)
+        elif action is Action.CANCEL:
+            self.completed.labels(ns, name, "cancelled").inc()
+        elif action is Action.START and old.phase in IN_ROLLOUT:
+            self.completed.labels(ns, name, "superseded").inc()  # a newer version replaced a running rollout
+
+    def _rollout_gauges(self, ns: str, name: str, s: ModelDeploymentStatus) -> None:
+        running = s.canary_version is not None and s.phase not in (Phase.SUCCEEDED, Phase.PENDING)
+        self.weight.labels(ns, name).set(s.step.weight if running and s.step else 0)
+        plan = s.plan if running else None
+        _set_or_remove(self.eta, (ns, name), plan.eta_seconds if plan else None)
+        deadline = None
+        if plan is not None and plan.budget_seconds is not None and s.last_analysis_at and s.phase in BUDGETED:
+            deadline = parse_iso(s.last_analysis_at).timestamp() + plan.budget_seconds
+        _set_or_remove(self.deadline, (ns, name), deadline)
+
+    def _stalled(self, ns: str, name: str, s: ModelDeploymentStatus, seen: _Seen) -> None:
+        cond = next((c for c in s.conditions if c.type == "Stalled" and c.status == "True"), None)
+        reason = cond.reason if cond else None
+        if seen.stalled is not None and seen.stalled != reason:
+            _remove(self.stalled, (ns, name, seen.stalled))
+        if reason is not None:
+            self.stalled.labels(ns, name, reason).set(1)
+        seen.stalled = reason
+
+    def _gates(self, ns: str, name: str, s: ModelDeploymentStatus, seen: _Seen) -> None:
+        verdicts = [v for v in (s.last_analysis or {}).get("verdicts") or [] if isinstance(v, Mapping)]
+        gates = {str(v.get("metric")): v for v in verdicts if v.get("metric")}
+        for gone in seen.gates - set(gates):
+            for gauge in self._gate_gauges:
+                _remove(gauge, (ns, name, gone))
+        for gate, v in gates.items():
+            labels = (ns, name, gate)
+            interval = v.get("interval") if isinstance(v.get("interval"), list) else [None, None]
+            _set_or_remove(self.verdict, labels, VERDICT_VALUE.get(str(v.get("outcome"))))
+            _set_or_remove(self.e_fail, labels, v.get("eFail"))
+            _set_or_remove(self.e_fail_threshold, labels, v.get("thresholdFail"))
+            _set_or_remove(self.e_pass, labels, v.get("ePass"))
+            _set_or_remove(self.effect, labels, v.get("effect"))
+            _set_or_remove(self.effect_lower, labels, interval[0] if len(interval) == 2 else None)
+            _set_or_remove(self.effect_upper, labels, interval[1] if len(interval) == 2 else None)
+        seen.gates = set(gates)
+
+    def _per_model_metrics(self) -> Iterable[Any]:
+        return (self.phase, self.decisions, self.completed, self.rollbacks, self.audit_failures, self.to_promotion,
+                self.to_rollback, self.errors, self.weight, self.eta, self.deadline, self.stalled, *self._gate_gauges)
+
+
+VERDICT_VALUE = {"Pass": 1.0, "Inconclusive": 0.0, "Fail": -1.0, "NoData": -2.0}
+
+
+def _old_status(md: Mapping[str, Any]) -> ModelDeploymentStatus:
+    try:
+        return ModelDeploymentStatus.model_validate(md.get("status") or {})
+    except ValueError:
+        return ModelDeploymentStatus()
+
+
+def _elapsed(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return max((parse_iso(end) - parse_iso(start)).total_seconds(), 0.0)
+
+
+def _label_sets(metric: Any) -> list[tuple[str, ...]]:
+    with metric._lock:  # prometheus_client keeps children per label tuple; there is no public listing
+        return list(metric._metrics)
+
+
+def _remove(metric: Any, labels: tuple[str, ...]) -> None:
+    if labels in _label_sets(metric):
+        metric.remove(*labels)
+
+
+def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: Any) -> None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        gauge.labels(*labels).set(float(value))
+    else:
+        _remove(gauge, labels)
+
+
+# ---------------------------------------------------------------- the process-wide instance
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+METRICS = OperatorMetrics(REGISTRY)
+_SERVER: dict[int, WSGIServer] = {}
+
+
+def set_leader(leading: bool) -> None:
+    """Leader election calls this when this process gains (True) or loses (False) leadership."""
+    METRICS.set_leader(leading)
+
+
+def set_queue_depth(depth: int) -> None:
+    """The handler layer calls this with the number of passes waiting for a worker."""
+    METRICS.set_queue_depth(depth)
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> WSGIServer:
+    """Serve REGISTRY on http://addr:port/metrics (idempotent per port)."""
+    if port not in _SERVER:
+        server, _thread = start_http_server(port, addr=addr, registry=REGISTRY)
+        _SERVER[port] = server
+    return _SERVER[port]
+
+
+def stop_serving() -> None:
+    """Close every endpoint `serve` opened (an operator stopping inside a longer process)."""
+    for port in list(_SERVER):
+        server = _SERVER.pop(port)
+        server.shutdown()
+        server.server_close()
