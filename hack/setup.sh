@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Vigil needs on a fresh Debian machine, showing progress, reusing what
 # is already there: Debian packages (Prometheus, Chromium for the report test), the Python
-# package with its test extras, and the control plane built from Go modules (cached).
+# package with its demo, dev and test extras, and the control plane built from Go modules (cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -38,8 +38,8 @@ assert os.path.realpath(vigil.__file__).startswith(os.path.realpath("operator") 
 ' >/dev/null 2>&1; then
   step "Python package already installed from this checkout (VIGIL_FORCE_PIP=1 reinstalls)"
 else
-  step "installing the Python package and its test dependencies (pip)"
-  python3 -m pip install --progress-bar off -q -e '.[test]'
+  step "installing the Python package with its demo, dev and test extras (pip)"
+  python3 -m pip install --progress-bar off -q -e '.[demo,dev,test]'
   mkdir -p "$stamp_dir" && touch "$stamp"
 fi
 

@@ -145,17 +145,18 @@ def build_parser(prog: str = "vigil") -> argparse.ArgumentParser:
 def _run(argv: list[str] | None, prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    from vigil.dev.process import (
-        StartError,  # the dev tooling is optional at runtime (vigil[dev])
-    )
-
     try:
         return func(args)
-    except StartError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        # the dev tooling is an extra (vigil[dev]), absent from the operator's image: its
+        # StartError can only come from a command that loaded it
+        process = sys.modules.get("vigil.dev.process")
+        if process is not None and isinstance(err, process.StartError):
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
