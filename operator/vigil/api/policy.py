@@ -167,6 +167,12 @@ class RiskPolicySpec(CamelModel):
     allow_step_overrides: bool = Field(
         False, description="Whether a ModelDeployment may set its own steps (still <= maxWeight)."
     )
+    require_pinned_digest: bool | None = Field(
+        None,
+        description="Whether admission refuses a ModelDeployment whose spec.artifact.digest is not a "
+                    "sha256:<64 hex> content digest. Unset: true for riskTier high and critical (a "
+                    "reviewer must be able to name the exact bytes that served), false for low and medium.",
+    )
 
     @field_validator("steps")
     @classmethod
@@ -198,6 +204,13 @@ class RiskPolicySpec(CamelModel):
         records cite it, so a reviewer can match a decision to the exact policy content."""
         blob = json.dumps(self.to_wire(), sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+    @property
+    def pins_digest(self) -> bool:
+        """requirePinnedDigest in force: the value given, else true for the high and critical tiers."""
+        if self.require_pinned_digest is not None:
+            return self.require_pinned_digest
+        return self.risk_tier in (RiskTier.HIGH, RiskTier.CRITICAL)
 
     def frozen_at(self, now: datetime) -> FreezeWindow | None:
         return next((w for w in self.freeze_windows if w.start <= now < w.end), None)
