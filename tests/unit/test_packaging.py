@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "operator" / "vigil"
 # the extras hold everything else; `vigil operator` needs exactly these
 CORE = {"kopf", "kubernetes", "pydantic", "numpy", "scipy", "prometheus-api-client", "prometheus-client",
-        "requests", "urllib3", "pyyaml", "cryptography", "tenacity"}
+        "requests", "urllib3", "pyyaml", "cryptography", "tenacity", "python-json-logger"}
 DEMO_OR_DEV_ONLY = {"scikit-learn", "matplotlib", "aiohttp", "jinja2", "psutil", "pytest", "hypothesis"}
 # packages the operator's process must never load (aiohttp is missing: kopf itself needs it;
 # that Vigil's own modules do not import it is checked by test_runtime_modules_import_only_core)
