@@ -1,0 +1,122 @@
+"""Operator metrics from passes: what a dashboard and the alert rules read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from vigil.api.modeldeployment import Condition, ModelDeploymentStatus, Phase, RolloutPlan, StepStatus
+from vigil.core.model import Action, Decision, EventSpec
+from vigil.observability.metrics import OperatorMetrics
+
+
+def md(status: dict[str, Any] | None = None, name: str = "fraud") -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name}, "status": status or {}}
+
+
+def decision(action: Action, reason: str | None = None, **status: Any) -> Decision:
+    events = (EventSpec("Normal", reason, "msg"),) if reason else ()
+    return Decision(action, ModelDeploymentStatus(**status), None, None, events)
+
+
+def value(m: OperatorMetrics, name: str, **labels: str) -> float | None:
+    return m.registry.get_sample_value(name, labels)
+
+
+VERDICTS = {"outcome": "Inconclusive", "verdicts": [
+    {"metric": "errorRate", "outcome": "Inconclusive", "eFail": 2.5, "thresholdFail": 40.0, "ePass": 7.0,
+     "effect": 0.01, "interval": [-0.02, 0.04], "samples": {"baseline": 900, "canary": 100}},
+    {"metric": "latencyP99", "outcome": "Pass", "eFail": 0.5, "thresholdFail": 40.0},
+]}
+
+
+def test_phase_gauge_is_one_for_the_current_phase_only() -> None:
+    m = OperatorMetrics(CollectorRegistry())
+    m.passed(md(), decision(Action.START, "RolloutStarted", phase=Phase.CANARY, canary_version="v2",
+                            step=StepStatus(index=0, weight=20)), 0.1)
+    assert value(m, "vigil_modeldeployment_phase", namespace="ns", model="fraud", phase="Canary") == 1
+    assert value(m, "vigil_modeldeployment_phase", namespace="ns", model="fraud", phase="Succeeded") == 0
+    assert value(m, "vigil_canary_weight_percent", namespace="ns", model="fraud") == 20
+    assert value(m, "vigil_decisions_total", namespace="ns", model="fraud", action="start", reason="RolloutStarted") == 1
+
+
+def test_rollback_counts_and_time_to_rollback_from_the_rollout_start() -> None:
+    m = OperatorMetrics(CollectorRegistry())
+    before = {"phase": "Canary", "canaryVersion": "v3"}
+    m.passed(md(before), decision(Action.ROLLBACK, "AnalysisFailed", phase=Phase.ROLLING_BACK, canary_version="v3",
+                                  rollout_started_at="2026-01-01T00:00:00Z", phase_started_at="2026-01-01T00:10:00Z"), 0.2)
+    labels = {"namespace": "ns", "model": "fraud"}
+    assert value(m, "vigil_rollbacks_total", **labels) == 1
+    assert value(m, "vigil_rollouts_completed_total", outcome="rolled_back", **labels) == 1
+    assert value(m, "vigil_rollouts_completed_total", outcome="promoted", **labels) == 0  # exists at zero
+    assert value(m, "vigil_time_to_rollback_seconds_sum", **labels) == 600
+    assert value(m, "vigil_time_to_rollback_seconds_count", **labels) == 1
+
+
+def test_promotion_is_counted_once_with_holdback_and_a_superseded_rollout_is_an_outcome() -> None:
+    m = OperatorMetrics(CollectorRegistry())
+    labels = {"namespace": "ns", "model": "fraud"}
+    times = {"rollout_started_at": "2026-01-01T00:00:00Z", "phase_started_at": "2026-01-01T01:00:00Z"}
+    m.passed(md({"phase": "Promoting"}), decision(Action.HOLDBACK, "Holdback", phase=Phase.HOLDBACK, **times), 0.1)
+    assert value(m, "vigil_rollouts_completed_total", outcome="promoted", **labels) == 0
+    m.passed(md({"phase": "Holdback"}), decision(Action.COMPLETE, "Promoted", phase=Phase.SUCCEEDED, **times), 0.1)
+    assert value(m, "vigil_rollouts_completed_total", outcome="promoted", **labels) == 1
+    assert value(m, "vigil_time_to_promotion_seconds_sum", **labels) == 3600
+    m.passed(md({"phase": "Canary"}), decision(Action.START, "RolloutStarted", phase=Phase.CANARY), 0.1)
+    assert value(m, "vigil_rollouts_completed_total", outcome="superseded", **labels) == 1
+    m.passed(md({"phase": "Succeeded"}), decision(Action.START, "RolloutStarted", phase=Phase.CANARY), 0.1)
+    assert value(m, "vigil_rollouts_completed_total", outcome="superseded", **labels) == 1  # nothing was running
+
+
+def test_gate_gauges_follow_the_last_analysis_and_stale_gates_disappear() -> None:
+    m = OperatorMetrics(CollectorRegistry())
+    m.passed(md(), decision(Action.NONE, phase=Phase.CANARY, last_analysis=VERDICTS), 0.1)
+    gate = {"namespace": "ns", "model": "fraud", "gate": "errorRate"}
+    assert value(m, "vigil_gate_e_value", **gate) == 2.5
+    assert value(m, "vigil_gate_e_value_threshold", **gate) == 40
+    assert value(m, "vigil_gate_effect_upper_bound", **gate) == 0.04
+    assert value(m, "vigil_gate_verdict", **{**gate, "gate": "latencyP99"}) == 1
+    assert value(m, "vigil_gate_pass_e_value", **{**gate, "gate": "latencyP99"}) is None  # not reported: no series
+    m.passed(md(), decision(Action.START, "RolloutStarted", phase=Phase.CANARY), 0.1)  # a new rollout: no analysis yet
+    assert value(m, "vigil_gate_e_value", **gate) is None
+    text = generate_latest(m.registry).decode()
+    assert "v2" not in text and "rollout_id" not in text  # no unbounded labels
+
+
+def test_budget_deadline_and_stalled_reason() -> None:
+    m = OperatorMetrics(CollectorRegistry())
+    stalled = Condition(type="Stalled", status="True", reason="BudgetExceeded", last_transition_time="2026-01-01T00:00:00Z")
+    m.passed(md(), decision(Action.BUDGET, "BudgetExceeded", phase=Phase.CANARY, canary_version="v2",
+                            step=StepStatus(index=0, weight=20), last_analysis_at="2026-01-01T00:00:00Z",
+                            plan=RolloutPlan(eta_seconds=900, budget_seconds=-60), conditions=[stalled]), 0.1)
+    labels = {"namespace": "ns", "model": "fraud"}
+    assert value(m, "vigil_rollout_budget_deadline_timestamp_seconds", **labels) == 1767225600 - 60
+    assert value(m, "vigil_rollout_eta_seconds", **labels) == 900
+    assert value(m, "vigil_modeldeployment_stalled", reason="BudgetExceeded", **labels) == 1
+    m.passed(md(), decision(Action.PROMOTED, "Promoted", phase=Phase.SUCCEEDED), 0.1)
+    assert value(m, "vigil_modeldeployment_stalled", reason="BudgetExceeded", **labels) is None
+    assert value(m, "vigil_rollout_budget_deadline_timestamp_seconds", **labels) is None
+
+
+def test_audit_failures_errors_leader_queue_and_forget() -> None:
+    m = OperatorMetrics(CollectorRegistry())
+    m.passed(md(), decision(Action.BLOCKED, "AuditWriteFailed", phase=Phase.FAILED), 0.1)
+    labels = {"namespace": "ns", "model": "fraud"}
+    assert value(m, "vigil_audit_write_failures_total", reason="AuditWriteFailed", **labels) == 1
+    assert value(m, "vigil_audit_write_failures_total", reason="AuditConflict", **labels) == 0
+    m.failed("ns", "fraud", "ApiError500")
+    assert value(m, "vigil_reconcile_errors_total", reason="ApiError500", **labels) == 1
+    m.set_leader(True)
+    m.set_queue_depth(3)
+    assert value(m, "vigil_leader") == 1 and value(m, "vigil_reconcile_queue_depth") == 3
+    m.forget("ns", "fraud")
+    assert value(m, "vigil_modeldeployment_phase", phase="Failed", **labels) is None
+    assert value(m, "vigil_reconcile_errors_total", reason="ApiError500", **labels) is None
+
+
+def test_a_broken_status_never_raises_into_the_pass() -> None:
+    m = OperatorMetrics(CollectorRegistry())
+    m.passed({"metadata": {}}, decision(Action.NONE), 0.1)  # missing namespace: logged, not raised
+    m.passed(md(), decision(Action.NONE, last_analysis={"verdicts": ["junk", {"metric": "errorRate", "eFail": "x"}]}), 0.1)
+    assert value(m, "vigil_gate_e_value", namespace="ns", model="fraud", gate="errorRate") is None
