@@ -2,7 +2,9 @@
 
 Events expire after an hour; these do not. Each record carries the hash of the one before it
 for the same ModelDeployment, and the apiserver refuses any change to a stored record (CEL
-`self == oldSelf`), so an edit is impossible and a deletion shows as a gap in the chain.
+`self == oldSelf`), so an edit is impossible and a deletion shows as a gap in the chain. With a
+signing key configured, each record is also signed (`keyId`, `signature`), so a record planted
+by someone without the operator's key shows too (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -47,4 +49,8 @@ class AuditRecordSpec(CamelModel):
         None, description="For an outcome: the weights the route serves after the action, read back from the router.",
     )
     prev_hash: str = Field(description="hash of the previous record, or 'genesis'.")
-    hash: str = Field(description="sha256 of this record's canonical JSON without this field.")
+    hash: str = Field(description="sha256 of this record's canonical JSON without this field and signature.")
+    key_id: str | None = Field(None, description="Which Ed25519 key signed the record: 'ed25519:' + 16 hex of "
+                               "sha256 of the raw public key.")
+    signature: str | None = Field(None, description="Base64 Ed25519 signature, by the operator's key, of the "
+                                  "line 'vigil.dev/audit-record/v1' followed by hash (docs/audit.md).")

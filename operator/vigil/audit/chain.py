@@ -1,13 +1,27 @@
-"""Hash chain of audit records: build the next record, verify a chain. Pure: no I/O."""
+"""Hash chain of audit records: build the next record, verify a chain. Pure: no I/O.
+
+A record's `hash` is sha256 over its canonical JSON without `hash` and `signature` (so `keyId`
+is covered). When a signer is configured, `signature` is the signer's Ed25519 signature of
+`record_message(hash)`: signing the hash signs the whole content, and the domain prefix keeps a
+record signature from ever being valid for anything else (a checkpoint, say).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from vigil.audit.checkpoint import Checkpoint
+    from vigil.audit.verify import ChainReport
 
 GENESIS = "genesis"
+UNHASHED = ("hash", "signature")
+RECORD_DOMAIN = b"vigil.dev/audit-record/v1\n"
 
 
 def normalize(value: Any) -> Any:
@@ -23,8 +37,9 @@ def normalize(value: Any) -> Any:
 
 
 def canonical(record: dict[str, Any]) -> bytes:
-    """The bytes that are hashed: normalized, sorted keys, no whitespace, `hash` left out."""
-    body = {k: v for k, v in normalize(record).items() if k != "hash"}
+    """The bytes that are hashed: normalized, sorted keys, no whitespace, `hash` and
+    `signature` left out (the signature is over the hash)."""
+    body = {k: v for k, v in normalize(record).items() if k not in UNHASHED}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
@@ -42,41 +57,31 @@ class RecordSigner(Protocol):
     def sign(self, message: bytes) -> str: ...
 
 
+def record_message(record_hash: str) -> bytes:
+    """The bytes a record's signature is over: a domain prefix and the record's hash."""
+    return RECORD_DOMAIN + record_hash.encode()
+
+
 def next_record(prev_hash: str | None, seq: int, *, signer: RecordSigner | None = None, **fields: Any) -> dict[str, Any]:
-    """The sealed record `seq` that follows `prev_hash` (signed when a signer is configured)."""
-    return seal({**fields, "seq": seq, "prevHash": prev_hash or GENESIS})
+    """The sealed record `seq` that follows `prev_hash`; with a signer it carries `keyId` (hashed)
+    and `signature` (of `record_message(hash)`)."""
+    body = {k: v for k, v in fields.items() if k not in UNHASHED and k != "keyId"}
+    body.update(seq=seq, prevHash=prev_hash or GENESIS)
+    if signer is not None:
+        body["keyId"] = signer.key_id
+    record = seal(body)
+    if signer is not None:
+        record["signature"] = signer.sign(record_message(record["hash"]))
+    return record
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    ok: bool
-    records: int
-    head: str | None
-    problems: tuple[str, ...]
+def verify(records: Iterable[dict[str, Any]], expected_head: str | None = None, *,
+           public_key: Ed25519PublicKey | None = None, checkpoints: Sequence[Checkpoint] = (),
+           expected_seq: int | None = None, uid: str | None = None, model_deployment: str | None = None,
+           ordered: bool = False) -> ChainReport:
+    """Verify a chain: hashes, links, seq, owner, signatures, status head and checkpoints; each
+    problem is named by kind (see `vigil.audit.verify`)."""
+    from vigil.audit.verify import verify_chain
 
-    def summary(self) -> str:
-        if self.ok:
-            return f"OK: {self.records} records, chain intact, head {self.head}"
-        return f"BROKEN: {self.records} records; " + "; ".join(self.problems)
-
-
-def verify(records: Iterable[dict[str, Any]], expected_head: str | None = None) -> ChainReport:
-    """Check hashes, links and sequence numbers; `expected_head` is the hash status points at."""
-    ordered = sorted(records, key=lambda r: int(r.get("seq", 0)))
-    problems: list[str] = []
-    prev = GENESIS
-    for i, rec in enumerate(ordered, start=1):
-        seq = rec.get("seq")
-        if seq != i:
-            problems.append(f"record {seq} found where {i} was expected (a record is missing)")
-            break
-        if rec.get("prevHash") != prev:
-            problems.append(f"record {seq} links to {rec.get('prevHash')}, expected {prev}")
-        if seal(rec)["hash"] != rec.get("hash"):
-            problems.append(f"record {seq} was altered: its hash does not match its content")
-        prev = rec.get("hash", "")
-    head = ordered[-1]["hash"] if ordered else None
-    if expected_head is not None and head != expected_head:
-        problems.append(f"the chain ends at {head} but the ModelDeployment status points at {expected_head} "
-                        "(records after the last one listed are missing)")
-    return ChainReport(not problems, len(ordered), head, tuple(problems))
+    return verify_chain(records, expected_head, public_key=public_key, checkpoints=checkpoints,
+                        expected_seq=expected_seq, uid=uid, model_deployment=model_deployment, ordered=ordered)
