@@ -20,8 +20,9 @@ from pydantic import ValidationError
 from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from vigil.api.policy import RiskPolicySpec
 from vigil.audit import chain
-from vigil.core.decide import Analyzer, blocked, decide, default_analyzer
+from vigil.core.decide import Analyzer, blocked, decide, default_analyzer, desired_world
 from vigil.core.model import (
+    Action,
     Arm,
     Decision,
     DesiredWorkload,
@@ -34,7 +35,8 @@ from vigil.core.model import (
 from vigil.core.plan import AnalysisPlan, plan_analysis
 from vigil.core.policy_check import resolve_policy, validation_message
 from vigil.core.timefmt import iso
-from vigil.kube.client import AuditConflict, Kube
+from vigil.kube.client import API_VERSION as API_AUDIT
+from vigil.kube.client import AuditConflict, Kube, audit_record_name
 from vigil.kube.workloads import manifest_hash, manifests, service_name
 from vigil.metrics import AnalysisTarget, MetricsProvider
 from vigil.routing import for_kind
@@ -93,6 +95,37 @@ class PassListener(Protocol):
 
 
 @dataclass
+class Moves:
+    """What acting on a decision changes in the world (empty when the world already is so).
+
+    Computed before anything moves, so the intent record can say what will change and a
+    pass that would move nothing writes no intent."""
+
+    route: Split | None = None
+    workloads: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.route is not None or bool(self.workloads)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.route is not None:
+            out["route"] = dict(self.route.weights)
+            if self.route.mirror:
+                out["mirror"] = {self.route.mirror: self.route.mirror_percent}
+        if self.workloads:
+            out["workloads"] = [what for what, _ in self.workloads]
+        return out
+
+    def execute(self, world: World) -> None:
+        """Workloads first (a canary must exist before it gets traffic), then the route."""
+        for _, op in self.workloads:
+            op()
+        if self.route is not None:
+            world.router.apply(world.target, self.route)
+
+
+@dataclass
 class Reconciler:
     kube: Kube
     metrics: MetricsProvider | None = None
@@ -121,12 +154,33 @@ class Reconciler:
         try:
             spec = ModelDeploymentSpec.model_validate(md.get("spec") or {})
         except ValidationError as err:
+            if status.open_intent is not None:
+                return self._abandon(md, status, f"the spec became invalid ({validation_message(err)})", now)
             return self._invalid_spec(md, status, validation_message(err), now)
         ns = meta["namespace"]
         policy = resolve_policy(self.kube.get_policy(ns, spec.policy_ref.name), spec.policy_ref.name, ns)
+        if status.open_intent is not None:  # an action was recorded but never confirmed: finish it first
+            return self._complete_open_intent(md, spec, policy, status, now)
         plan = plan_analysis(status, policy, now) if isinstance(policy, RiskPolicySpec) else None
         world = self._observe(md, spec)
-        obs = Observation(
+        obs = self._observation(md, world, measure(self.metrics, ns, spec, plan, now))
+        decision = decide(meta["name"], spec, policy, status, obs, now, analyzer=self.analyzer)
+        moves = self._moves(world, decision.workloads, decision.traffic)
+        if moves and not decision.changed:
+            decision = _restore(decision, moves)
+        recorded, md = self._record(md, status, decision, now, moves)  # durable before anything moves
+        if recorded is not decision:
+            return recorded  # the record could not be written: nothing moved, a condition says why
+        if moves:
+            moves.execute(world)
+            self._outcome(md, decision.status, decision.action.value, "completed", "",
+                          self._served(world, decision.traffic), now)
+        self._emit_events(md, decision, now)
+        return decision
+
+    def _observation(self, md: dict[str, Any], world: World, metrics: Mapping[Any, Any] | None) -> Observation:
+        meta = md["metadata"]
+        return Observation(
             generation=int(meta.get("generation", 1)),
             annotations=meta.get("annotations") or {},
             workloads={arm: state for arm, (_, state) in world.workloads.items()},
@@ -134,15 +188,50 @@ class Reconciler:
                 split=world.to_arms(world.route.split) if world.route.split is not None else None,
                 problem=world.route.problem, approximate=world.router.approximate,
             ),
-            metrics=measure(self.metrics, ns, spec, plan, now),
+            metrics=metrics,
         )
-        decision = decide(meta["name"], spec, policy, status, obs, now, analyzer=self.analyzer)
-        recorded = self._record(md, status, decision, now)  # the intent is durable before anything moves
-        if recorded is not decision:
-            return recorded  # the record could not be written: nothing moved, a condition says why
-        self._act(world, decision)
-        self._emit_events(md, decision, now)
-        return decision
+
+    # ---------------------------------------------------------------- open intents
+    def _complete_open_intent(self, md: dict[str, Any], spec: ModelDeploymentSpec, policy: Any,
+                              status: ModelDeploymentStatus, now: dt.datetime) -> Decision:
+        """After a crash between an intent and its outcome: make the world what the recorded
+        status stands for (the same action: status was written with the intent) and record
+        the outcome, or record why it was abandoned. Nothing new is decided in this pass."""
+        if not isinstance(policy, RiskPolicySpec):
+            return self._abandon(md, status, f"the policy can no longer be used ({policy.message})", now)
+        world = self._observe(md, spec)
+        if world.route.problem:
+            return self._abandon(md, status, world.route.problem, now)
+        workloads, traffic = desired_world(md["metadata"]["name"], spec, policy, status,
+                                           self._observation(md, world, None), now)
+        moves = self._moves(world, workloads, traffic)
+        moves.execute(world)
+        after = self._outcome(md, status, self._intent_action(md, status), "completed",
+                              "completed after a restart", self._served(world, traffic), now)
+        return Decision(Action.NONE, after, None, None, requeue_after=0.5)
+
+    def _abandon(self, md: dict[str, Any], status: ModelDeploymentStatus, why: str, now: dt.datetime) -> Decision:
+        after = self._outcome(md, status, self._intent_action(md, status), "abandoned", why, None, now)
+        return Decision(Action.NONE, after, None, None, requeue_after=0.5)
+
+    def _intent_action(self, md: dict[str, Any], status: ModelDeploymentStatus) -> str:
+        meta = md["metadata"]
+        assert status.open_intent is not None
+        intent = self.kube.get(API_AUDIT, "AuditRecord", meta["namespace"],
+                               audit_record_name(meta["name"], meta["uid"], status.open_intent))
+        return str(((intent or {}).get("spec") or {}).get("action", "unknown"))
+
+    # ---------------------------------------------------------------- moves
+    def _moves(self, world: World, workloads: tuple[DesiredWorkload, ...] | None,
+               traffic: TrafficSplit[Arm] | None) -> Moves:
+        moves = Moves()
+        if workloads is not None and traffic is not None:
+            moves.workloads = self._workload_moves(world, workloads, traffic)
+        if traffic is not None and not world.router.approximate:
+            split = world.to_services(traffic)
+            if world.route.split != split:
+                moves.route = split
+        return moves
 
     # ---------------------------------------------------------------- observe
     def _observe(self, md: dict[str, Any], spec: ModelDeploymentSpec) -> World:
@@ -156,20 +245,14 @@ class Reconciler:
                      router.read(target))
 
     # ---------------------------------------------------------------- act
-    def _act(self, world: World, decision: Decision) -> None:
-        if decision.workloads is not None:
-            self._apply_workloads(world, decision)
-        if decision.traffic is not None:
-            split = world.to_services(decision.traffic)
-            if world.route.split != split or world.router.approximate:
-                world.router.apply(world.target, split)
-
-    def _apply_workloads(self, world: World, decision: Decision) -> None:
+    def _workload_moves(self, world: World, workloads: tuple[DesiredWorkload, ...],
+                        traffic: TrafficSplit[Arm]) -> list[tuple[str, Callable[[], None]]]:
+        """The Deployment/Service writes that make the workloads what the decision wants."""
         md, spec = world.md, world.spec
         ns = md["metadata"]["namespace"]
-        assert decision.workloads is not None and decision.traffic is not None
-        wanted = {w.arm: w for w in decision.workloads}
-        overrides = world.router.replicas(world.target, world.to_services(TrafficSplit(decision.traffic.weights))) or {}
+        wanted = {w.arm: w for w in workloads}
+        overrides = world.router.replicas(world.target, world.to_services(TrafficSplit(traffic.weights))) or {}
+        ops: list[tuple[str, Callable[[], None]]] = []
         for arm, want in wanted.items():
             replicas = overrides.get(world.service(arm), want.replicas) if want.replicas else 0
             existing = world.workloads.get(arm)
@@ -177,18 +260,38 @@ class Reconciler:
                 bodies = manifests(md, spec, replace(want, replicas=replicas))
                 if (existing is None or manifest_hash(existing[0]) != manifest_hash(bodies[0])
                         or existing[1].replicas != replicas):
-                    for body in bodies:
-                        self.kube.apply(body)
+                    ops.append((f"apply {world.service(arm)} replicas={replicas}",
+                                lambda bodies=bodies: [self.kube.apply(b) for b in bodies] and None))
             elif existing is not None:
                 if existing[1].replicas != replicas:
-                    self._scale(ns, existing[0]["metadata"]["name"], replicas)
+                    name = existing[0]["metadata"]["name"]
+                    ops.append((f"scale {name} replicas={replicas}",
+                                lambda name=name, n=replicas: self._scale(ns, name, n)))
             else:
-                self._create_from_template(world, want, replicas)
+                ops.append((f"create {world.service(arm)} replicas={replicas}",
+                            lambda want=want, n=replicas: self._create_from_template(world, want, n)))
         for arm, (body, _) in world.workloads.items():
             if arm not in wanted:
                 name = body["metadata"]["name"]
-                self.kube.delete("apps/v1", "Deployment", ns, name)
-                self.kube.delete("v1", "Service", ns, name)
+                ops.append((f"delete {name}", lambda name=name: self._delete_workload(ns, name)))
+        return ops
+
+    def _delete_workload(self, namespace: str, name: str) -> None:
+        self.kube.delete("apps/v1", "Deployment", namespace, name)
+        self.kube.delete("v1", "Service", namespace, name)
+
+    def _served(self, world: World, traffic: TrafficSplit[Arm] | None) -> dict[str, int] | None:
+        """What the route serves after acting: read back from a route object, or, for the
+        replicas router, the share of the replica counts just written. The outcome records
+        this, not the weight that was asked for (2 replicas cannot serve 10%)."""
+        if world.router.approximate:
+            if traffic is None:
+                return None
+            counts = world.router.replicas(world.target, world.to_services(TrafficSplit(traffic.weights))) or {}
+            total = sum(counts.values())
+            return {svc: round(100 * n / total) for svc, n in counts.items() if n} if total else None
+        read = world.router.read(world.target)
+        return dict(read.split.weights) if read.split is not None else None
 
     def _scale(self, namespace: str, name: str, replicas: int) -> None:
         self.kube.resource("apps/v1", "Deployment").patch(
@@ -209,39 +312,69 @@ class Reconciler:
             self.kube.apply(body)
 
     # ---------------------------------------------------------------- record
-    def _record(self, md: dict[str, Any], old: ModelDeploymentStatus, decision: Decision, now: dt.datetime) -> Decision:
+    def _record(self, md: dict[str, Any], old: ModelDeploymentStatus, decision: Decision, now: dt.datetime,
+                moves: Moves | None = None) -> tuple[Decision, dict[str, Any]]:
         """Write the decision's AuditRecord, then status (guarded by the resourceVersion read),
-        before any traffic or workload changes. A crash after the record finds it on the next
-        pass: the same decision is completed, anything else is an AuditConflict. When the
-        record cannot be written, the returned decision is a block that moved nothing."""
+        before any traffic or workload changes. When the decision will move something, the
+        record is an intent and status names it (`openIntent`) until the outcome is recorded.
+        A crash after the record finds it on the next pass: the same decision is completed,
+        anything else is an AuditConflict. When the record cannot be written, the returned
+        decision is a block that moved nothing. Returns the decision and the ModelDeployment
+        as stored after the status write (its resourceVersion guards the next write)."""
         status = decision.status
         if decision.changed:
-            meta = md["metadata"]
             manual = decision.evidence.get("manual") or {}
             version = status.canary_version or status.stable_version
-            record = chain.next_record(
-                status.audit_head, status.audit_seq + 1, signer=self.signer,
-                modelDeployment=meta["name"], uid=meta.get("uid"), time=iso(now),
-                action=decision.action.value, phase=status.phase.value, version=version,
-                digest=status.canary_digest if version == status.canary_version else status.stable_digest,
-                weight=status.step.weight if status.step else None,
-                reason=decision.events[-1].reason if decision.events else decision.action.value,
-                message=status.message, actor=manual.get("user", "vigil"),
-                policy=decision.evidence.get("policy"), evidence=dict(decision.evidence),
-            )
+            evidence = dict(decision.evidence)
+            if moves:
+                evidence["moves"] = moves.describe()
+            stage = "intent" if moves else "decision"
             try:
-                stored = self.kube.create_audit_record(md, record)
+                self._append(md, status, stage=stage,
+                                      time=iso(now), action=decision.action.value, phase=status.phase.value,
+                                      version=version,
+                                      digest=status.canary_digest if version == status.canary_version else status.stable_digest,
+                                      weight=status.step.weight if status.step else None,
+                                      reason=decision.events[-1].reason if decision.events else decision.action.value,
+                                      message=status.message, actor=manual.get("user", "vigil"),
+                                      policy=decision.evidence.get("policy"), evidence=evidence)
             except AuditConflict as err:
-                return self._refuse(md, old, "AuditConflict", str(err), now)
+                return self._refuse(md, old, "AuditConflict", str(err), now), md
             except ApiException as err:
                 return self._refuse(md, old, "AuditWriteFailed",
                                     f"the audit record could not be written ({err.status} {err.reason}); "
-                                    "no traffic was changed", now)
-            status.audit_seq = int(stored["spec"]["seq"])
-            status.audit_head = stored["spec"]["hash"]
+                                    "no traffic was changed", now), md
+            status.open_intent = status.audit_seq if moves else None
         if status != old or not md.get("status"):
-            self.kube.patch_status(md, status.model_dump(mode="json", by_alias=True))
-        return decision
+            md = self.kube.patch_status(md, status.model_dump(mode="json", by_alias=True))
+        return decision, md
+
+    def _append(self, md: dict[str, Any], status: ModelDeploymentStatus, **fields: Any) -> dict[str, Any]:
+        """Create the next record of this ModelDeployment's chain and move status's pointer to it."""
+        meta = md["metadata"]
+        record = chain.next_record(status.audit_head, status.audit_seq + 1, signer=self.signer,
+                                   modelDeployment=meta["name"], uid=meta.get("uid"), **fields)
+        stored = self.kube.create_audit_record(md, record)
+        status.audit_seq = int(stored["spec"]["seq"])
+        status.audit_head = stored["spec"]["hash"]
+        return stored
+
+    def _outcome(self, md: dict[str, Any], status: ModelDeploymentStatus, action: str, result: str, why: str,
+                 served: dict[str, int] | None, now: dt.datetime) -> ModelDeploymentStatus:
+        """Record how the open intent ended, then clear it in status. If this write fails the
+        intent stays open and the next pass completes it again (every action is idempotent)."""
+        after = status.model_copy(deep=True)
+        intent = after.open_intent
+        version = after.canary_version or after.stable_version
+        self._append(md, after, stage="outcome", of=intent, result=result, served=served,
+                     time=iso(now), action=action, phase=after.phase.value, version=version,
+                     digest=after.canary_digest if version == after.canary_version else after.stable_digest,
+                     weight=after.step.weight if after.step else None,
+                     reason=f"Intent{result.capitalize()}", message=why or f"intent {intent} {result}",
+                     actor="vigil")
+        after.open_intent = None
+        self.kube.patch_status(md, after.model_dump(mode="json", by_alias=True))
+        return after
 
     def _refuse(self, md: dict[str, Any], old: ModelDeploymentStatus, reason: str, message: str,
                 now: dt.datetime) -> Decision:
@@ -265,9 +398,19 @@ class Reconciler:
 
     def _invalid_spec(self, md: dict[str, Any], status: ModelDeploymentStatus, message: str, now: dt.datetime) -> Decision:
         decision = blocked(status, int(md["metadata"].get("generation", 1)), "InvalidSpec", message, now)
-        if self._record(md, status, decision, now) is decision:
+        if self._record(md, status, decision, now)[0] is decision:
             self._emit_events(md, decision, now)
         return decision
+
+
+def _restore(decision: Decision, moves: Moves) -> Decision:
+    """Nothing was decided, yet the world differs from what status says (a deleted route or
+    Deployment, a scaled workload): putting it back moves traffic, so it is a recorded action."""
+    first = decision.status.stable_version is None
+    message = f"{'deploying' if first else 'restoring what status stands for'}: {moves.describe()}"
+    return replace(decision, action=Action.DEPLOY if first else Action.RESTORE,
+                   evidence={**decision.evidence, "moves": moves.describe()},
+                   status=decision.status.model_copy(update={"message": message}))
 
 
 def measure(metrics: MetricsProvider | None, namespace: str, spec: ModelDeploymentSpec,

@@ -160,8 +160,10 @@ def test_good_version_promoted_bad_version_rolled_back(kube: KubeHandle, namespa
     records = c.kube.audit_records(namespace, "fraud")
     report = chain.verify(records, expected_head=status["auditHead"])
     assert report.ok, report.summary()
-    actions = [r["action"] for r in sorted(records, key=lambda r: r["seq"])]
-    assert actions[0] == "deployed" and "promote" in actions and actions[-1] == "rolled-back"
+    actions = [r["action"] for r in sorted(records, key=lambda r: r["seq"]) if r.get("stage") != "outcome"]
+    assert actions[:2] == ["deploy", "deployed"] and "promote" in actions and actions[-1] == "rolled-back"
+    intents = sorted(r["seq"] for r in records if r.get("stage") == "intent")
+    assert intents and sorted(r["of"] for r in records if r.get("stage") == "outcome") == intents
     rollback = next(r for r in records if r["action"] == "rollback")
     assert rollback["evidence"]["analysis"]["verdicts"][0]["outcome"] == "Fail"
     assert rollback["policy"].startswith("sha256:")
@@ -246,7 +248,7 @@ def test_restart_mid_rollout_resumes_at_the_same_step(kube: KubeHandle, namespac
     assert runner.exception is None
     records = sorted(c.kube.audit_records(namespace, "fraud"), key=lambda r: r["seq"])
     assert chain.verify(records, expected_head=c.status()["auditHead"]).ok
-    step_weights = [r["weight"] for r in records if r["action"] in ("start", "step")]
+    step_weights = [r["weight"] for r in records if r["action"] in ("start", "step") and r.get("stage") != "outcome"]
     assert step_weights == [10, 30, 50], f"a step was repeated or skipped: {step_weights}"
 
 

@@ -154,6 +154,20 @@ def route_weights(kube: FakeKube) -> dict[str, int]:
     return {r["destination"]["host"]: r.get("weight", 100) for r in vs["spec"]["http"][0]["route"]}
 
 
+def decisions(kube: FakeKube) -> list[dict[str, Any]]:
+    """The records that decide something (intents and plain decisions), not the outcomes."""
+    return [r for r in kube.records if r.get("stage") != "outcome"]
+
+
+def assert_every_intent_has_one_outcome(kube: FakeKube) -> None:
+    intents = [r["seq"] for r in kube.records if r.get("stage") == "intent"]
+    outcomes = [r["of"] for r in kube.records if r.get("stage") == "outcome"]
+    assert sorted(outcomes) == intents, (intents, outcomes)
+    for r in kube.records:
+        if r.get("stage") == "outcome":
+            assert r["seq"] > r["of"]
+
+
 def set_version(kube: FakeKube, version: str, digest: str) -> None:
     md = kube.objects[(API_VERSION, "ModelDeployment", NS, "fraud")]
     md["spec"] = model(version, digest)["spec"]
@@ -168,9 +182,13 @@ def test_first_deploy_applies_workload_route_and_one_record(cluster) -> None:
     assert route_weights(kube) == {"fraud-v1": 100}
     vs = kube.get("networking.istio.io/v1", "VirtualService", NS, "fraud")
     assert vs is not None and ANN_APPLIED in vs["metadata"]["annotations"]
-    assert [r["action"] for r in kube.records] == ["deployed"]
+    # creating the workload and the route is an intent, confirmed by its outcome; then the decision
+    assert [(r["action"], r["stage"]) for r in kube.records] == [
+        ("deploy", "intent"), ("deploy", "outcome"), ("deployed", "decision")]
+    assert kube.records[1]["served"] == {"fraud-v1": 100} and kube.records[1]["result"] == "completed"
     status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
-    assert status["phase"] == "Succeeded" and status["auditSeq"] == 1 and status["auditHead"] == kube.records[0]["hash"]
+    assert status["phase"] == "Succeeded" and status["auditSeq"] == 3 and status["auditHead"] == kube.records[2]["hash"]
+    assert status.get("openIntent") is None
 
 
 def test_a_pass_with_nothing_new_writes_nothing(cluster) -> None:
@@ -193,8 +211,11 @@ def test_rollout_executes_the_plan_and_records_every_traffic_change(cluster) -> 
     starts = {start for _, _, start, _ in metrics.asked}
     assert {v for v, *_ in metrics.asked} == {"v2"} and len(starts) == 1
     # every weight the route carried is in an audit record, in order, and the chain verifies
-    weights = [r["weight"] for r in kube.records if r["action"] in ("start", "step", "promote")]
+    weights = [r["weight"] for r in decisions(kube) if r["action"] in ("start", "step", "promote")]
     assert weights == [10, 50, 100]
+    served = [r["served"] for r in kube.records if r.get("stage") == "outcome" and r["action"] in ("start", "step")]
+    assert served == [{"fraud-v1": 90, "fraud-v2": 10}, {"fraud-v1": 50, "fraud-v2": 50}]
+    assert_every_intent_has_one_outcome(kube)
     report = chain.verify(kube.records, status["auditHead"])
     assert report.ok, report.summary()
     # the previous version is kept, scaled to zero, for a quick rollback
@@ -277,10 +298,54 @@ def test_a_crash_between_record_and_status_completes_the_same_decision_once(clus
     run(kube, rec, clock, 12)
     status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
     assert status["stableVersion"] == "v2"
-    starts = [r for r in kube.records if r["action"] == "start"]
+    starts = [r for r in decisions(kube) if r["action"] == "start"]
     assert len(starts) == 1  # the intent written before the crash was completed, not repeated
     assert chain.verify(kube.records, status["auditHead"]).ok
-    assert [r["weight"] for r in kube.records if r["action"] in ("start", "step", "promote")] == [10, 50, 100]
+    assert [r["weight"] for r in decisions(kube) if r["action"] in ("start", "step", "promote")] == [10, 50, 100]
+    assert_every_intent_has_one_outcome(kube)
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "VirtualService"])
+def test_a_crash_between_intent_and_action_is_completed_on_the_record(cluster, kind) -> None:
+    """Killed after the intent and status were written, before (all of) the action: the next
+    pass applies that same action and records its outcome before deciding anything new."""
+    kube, _, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    set_version(kube, "v2", D2)
+    real_apply = kube.apply
+    killed: list[str] = []
+
+    def apply_or_die(body: dict[str, Any]) -> dict[str, Any]:
+        if body["kind"] == kind and not killed:
+            killed.append(body["metadata"]["name"])
+            raise ConnectionError("operator killed")
+        return real_apply(body)
+
+    kube.apply = apply_or_die  # type: ignore[method-assign]
+    run(kube, rec, clock, 1)
+    status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    assert killed and status["openIntent"] == status["auditSeq"]  # recorded, not confirmed
+    assert route_weights(kube) == {"fraud-v1": 100}  # nothing was routed to v2 yet
+    run(kube, rec, clock, 1)
+    status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    assert status.get("openIntent") is None
+    outcome = kube.records[-1]
+    assert outcome["stage"] == "outcome" and outcome["result"] == "completed" and outcome["action"] == "start"
+    assert outcome["served"] == {"fraud-v1": 90, "fraud-v2": 10} == route_weights(kube)
+    run(kube, rec, clock, 12)
+    assert [r["weight"] for r in decisions(kube) if r["action"] in ("start", "step", "promote")] == [10, 50, 100]
+    assert_every_intent_has_one_outcome(kube)
+
+
+def test_a_deleted_route_is_restored_on_the_record(cluster) -> None:
+    kube, _, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    del kube.objects[("networking.istio.io/v1", "VirtualService", NS, "fraud")]
+    run(kube, rec, clock, 2)
+    assert route_weights(kube) == {"fraud-v1": 100}
+    restore = [r for r in kube.records if r["action"] == "restore"]
+    assert [r["stage"] for r in restore] == ["intent", "outcome"]
+    assert restore[0]["evidence"]["moves"] == {"route": {"fraud-v1": 100}}
 
 
 def test_records_carry_the_uid_and_the_digest(cluster) -> None:
@@ -288,5 +353,5 @@ def test_records_carry_the_uid_and_the_digest(cluster) -> None:
     run(kube, rec, clock, 3)
     set_version(kube, "v2", D2)
     run(kube, rec, clock, 2)
-    start = next(r for r in kube.records if r["action"] == "start")
+    start = next(r for r in decisions(kube) if r["action"] == "start")
     assert start["uid"] == "u-1" and start["digest"] == D2 and start["version"] == "v2"

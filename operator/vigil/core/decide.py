@@ -619,6 +619,20 @@ def _finish(ctx: _Ctx, action: Action, reason: str, *, touch_world: bool = True)
                     evidence=ctx.evidence, requeue_after=_requeue(ctx))
 
 
+def desired_world(
+    name: str,
+    spec: ModelDeploymentSpec,
+    policy: RiskPolicySpec,
+    status: ModelDeploymentStatus,
+    observation: Observation,
+    now: datetime,
+) -> tuple[tuple[DesiredWorkload, ...], TrafficSplit[Arm]]:
+    """The workloads and traffic that `status` stands for, with no transition: what an open
+    intent (recorded, status written, action not yet confirmed) asks the world to be."""
+    ctx = _Ctx(name, spec, policy, status, observation, now, default_analyzer)
+    return _desired(ctx, status.phase)
+
+
 def decide(
     name: str,
     spec: ModelDeploymentSpec,

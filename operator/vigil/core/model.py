@@ -64,6 +64,8 @@ class Action(str, Enum):
     BLOCKED = "blocked"
     UNBLOCKED = "unblocked"
     BUDGET = "budget-exceeded"
+    DEPLOY = "deploy"  # creating the first version's workloads and route (recorded like any move)
+    RESTORE = "restore"  # the route or a workload drifted from what status says: put it back (recorded)
 
 
 K = TypeVar("K")
