@@ -67,11 +67,26 @@ class TrafficSpec(CamelModel):
     port: int = Field(80, ge=1, le=65535, description="Service port the route sends traffic to.")
 
 
+class MetricsPreset(str, Enum):
+    """Whose metric names Vigil reads (vigil.metrics.presets; docs/presets.md)."""
+
+    VIGIL = "vigil"
+    KSERVE = "kserve"
+    VLLM = "vllm"
+    TRITON = "triton"
+    SELDON = "seldon"
+
+
 class AnalysisSpec(CamelModel):
-    """Where the model's metrics are: extra Prometheus label matchers for every query."""
+    """Where the model's metrics are: extra label matchers for every query, and whose metric names."""
 
     selector: dict[str, str] = Field(
         default_factory=dict, description="Extra label matchers (label: value) added to every query."
+    )
+    metrics_preset: MetricsPreset = Field(
+        MetricsPreset.VIGIL,
+        description="Metric names to read: vigil (the Vigil metric contract) or a model server's own "
+                    "(kserve, vllm, triton, seldon: latency and error gates only; see docs/presets.md).",
     )
 
 
