@@ -31,9 +31,17 @@ class PrometheusConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     verify_tls: bool = True
     ca_file: str | None = None
+    query_budget_seconds: float = 25.0  # one collect() stops querying after this; the rest is NoData
     step_seconds: float = 60.0
     max_staleness_seconds: float = 180.0
     namespace_label: str = "namespace"
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_seconds", "query_budget_seconds", "step_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"PrometheusConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.retries < 0:
+            raise ValueError(f"PrometheusConfig.retries must be >= 0, got {self.retries!r}")
 
     def request_headers(self) -> dict[str, str]:
         headers = dict(self.headers)
@@ -58,7 +66,9 @@ def connect(config: PrometheusConfig) -> PrometheusConnect:
     """A prometheus-api-client connection with timeouts, retries with backoff, auth and TLS."""
     session = requests.Session()
     session.verify = config.ca_file if config.ca_file else config.verify_tls
-    retry = Retry(total=config.retries, connect=config.retries, read=config.retries,
+    # a read timeout is not repeated: a slow server asked again is slower still, and one model's
+    # hanging query must end within `timeout_seconds` (docs/reliability.md)
+    retry = Retry(total=config.retries, connect=config.retries, read=0,
                   backoff_factor=config.backoff_seconds, status_forcelist=(429, 502, 503, 504),
                   allowed_methods=("GET", "POST"), raise_on_status=False)
     return PrometheusConnect(url=config.url.rstrip("/"), headers=config.request_headers(),

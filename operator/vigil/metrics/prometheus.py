@@ -58,6 +58,13 @@ class PrometheusProvider:
         self.config = config
         self._client = client
         self._clock = clock
+        self._faults: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def fault(self, namespace: str, model: str) -> tuple[str, str] | None:
+        """(reason, message) of the last collect for this model when Prometheus could not be used,
+        e.g. ("PrometheusTimeout", ...); None when the last collect was clean. The operator shows
+        it as the `MetricsAvailable` condition (`kube/faults.py`)."""
+        return self._faults.get((namespace, model))
 
     @property
     def client(self) -> QueryClient:
@@ -76,13 +83,23 @@ class PrometheusProvider:
             return {k: NoData(f"invalid analysis target: {err}") for k in kinds}
         if end <= start:
             return {k: NoData(f"empty window: end {end.isoformat()} is not after start {start.isoformat()}") for k in kinds}
-        fetched: dict[str, MetricData | NoData] = {}
+        fetched: dict[str, tuple[MetricData | NoData, str | None]] = {}
         out: dict[MetricKind, MetricData | NoData] = {}
+        deadline = self._clock() + self.config.query_budget_seconds
         for kind in kinds:
             key = counters_query(kind, target, self.config.namespace_label)
             if key not in fetched:
-                fetched[key] = self._collect_kind(kind, target, start, end)
-            out[kind] = fetched[key]
+                if self._clock() > deadline:  # a slow server: stop here rather than hold a worker
+                    fetched[key] = (NoData(f"{kind.value}: Prometheus query budget of "
+                                           f"{self.config.query_budget_seconds:g}s spent"), "PrometheusTimeout")
+                else:
+                    fetched[key] = self._collect_kind_coded(kind, target, start, end)
+            out[kind] = fetched[key][0]
+        problems = [(code, data.reason) for data, code in fetched.values() if code and isinstance(data, NoData)]
+        if problems:
+            self._faults[(target.namespace, target.model)] = problems[0]
+        else:
+            self._faults.pop((target.namespace, target.model), None)
         return out
 
     # ------------------------------------------------------------------ internals
@@ -98,6 +115,11 @@ class PrometheusProvider:
 
     def _collect_kind(self, kind: MetricKind, target: AnalysisTarget, start: datetime, end: datetime
                       ) -> MetricData | NoData:
+        return self._collect_kind_coded(kind, target, start, end)[0]
+
+    def _collect_kind_coded(self, kind: MetricKind, target: AnalysisTarget, start: datetime, end: datetime
+                            ) -> tuple[MetricData | NoData, str | None]:
+        """The data or NoData, with the fault reason a user should see (None when clean)."""
         query = counters_query(kind, target, self.config.namespace_label)
         aligned, times, step = self.grid(start, end)
         try:
@@ -107,20 +129,22 @@ class PrometheusProvider:
             fresh = self.client.custom_query(freshness_query(kind, target, self.config.namespace_label),
                                              params={"time": f"{end.timestamp():.3f}"})
         except (requests.RequestException, PrometheusApiClientException, ValueError, KeyError, OSError) as err:
-            return NoData(f"{kind.value}: Prometheus query failed: {_one_line(err)}")
+            return NoData(f"{kind.value}: Prometheus query failed: {_one_line(err)}"), classify(err)
         try:  # a malformed answer (a scalar, a string, garbage) is NoData, never an exception in the loop
             by_version = panels(result, times, target)
             if isinstance(by_version, NoData):
-                return NoData(f"{kind.value}: {by_version.reason}")
+                return NoData(f"{kind.value}: {by_version.reason}"), "MetricsInvalid"
             problem = missing_or_stale(kind, target, by_version, fresh, end.timestamp(), self.config.max_staleness_seconds)
             if problem:
-                return NoData(f"{kind.value}: {problem}")
+                return NoData(f"{kind.value}: {problem}"), "MetricsStale" if "stale" in problem or "lookback" in problem \
+                    else "MetricsMissing"
             data = build(kind, by_version, target, times)
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
-            return NoData(f"{kind.value}: Prometheus answered something that is not a range vector: {_one_line(err)}")
+            return (NoData(f"{kind.value}: Prometheus answered something that is not a range vector: {_one_line(err)}"),
+                    "PrometheusBadResponse")
         if kind is MetricKind.SHADOW_DISAGREEMENT:
-            return self._with_control(data, target, aligned, times, step)
-        return data
+            return self._with_control(data, target, aligned, times, step), None
+        return data, None
 
     def _with_control(self, data: MetricData, target: AnalysisTarget, aligned: datetime, times: np.ndarray,
                       step: float) -> MetricData:
@@ -204,6 +228,21 @@ def build(kind: MetricKind, by_version: Mapping[str, CounterPanel], target: Anal
         MetricKind.FAIRNESS_GAP: GroupPredictions,
     }[kind]
     return cls(baseline, canary)
+
+
+def classify(err: BaseException) -> str:
+    """The condition reason for a failed query: what kind of trouble Prometheus is in."""
+    text = str(err).lower()
+    if isinstance(err, PrometheusApiClientException):
+        if "429" in text:
+            return "PrometheusThrottled"
+        return "PrometheusUnavailable" if any(f"code {c}" in text or f" {c}" in text for c in (500, 502, 503, 504)) \
+            else "PrometheusBadResponse"
+    if isinstance(err, (requests.Timeout,)) or "timed out" in text or "timeout" in type(err).__name__.lower():
+        return "PrometheusTimeout"
+    if isinstance(err, (ValueError, KeyError)):  # an answer that is not Prometheus' JSON
+        return "PrometheusBadResponse"
+    return "PrometheusUnavailable"
 
 
 def _one_line(err: BaseException) -> str:
