@@ -1,8 +1,12 @@
 """How the operator process is wired: API client, metrics provider, analyzer.
 
 Read from the environment at start-up (VIGIL_PROMETHEUS_URL, VIGIL_PROMETHEUS_TOKEN,
-VIGIL_PROMETHEUS_CA, VIGIL_PROMETHEUS_INSECURE, VIGIL_PROMETHEUS_STEP_SECONDS); tests and the demo may call `configure()`
-before the operator starts to inject a provider or an analysis double.
+VIGIL_PROMETHEUS_CA, VIGIL_PROMETHEUS_INSECURE, VIGIL_PROMETHEUS_STEP_SECONDS,
+VIGIL_PROMETHEUS_TIMEOUT_SECONDS, VIGIL_KUBE_READ_TIMEOUT_SECONDS); tests and the demo may call
+`configure()` before the operator starts to inject a provider or an analysis double.
+
+The API client the operator builds itself is `kube/resilience.py`'s: timeouts on every call,
+bounded jittered retries, and writes fenced by `WIRING.leadership` (leader election).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from vigil.core.decide import Analyzer, default_analyzer
-from vigil.kube.client import Kube
+from vigil.kube import resilience
+from vigil.kube.faults import FaultAwareKube, FaultLedger
 from vigil.metrics import MetricsProvider
 from vigil.reconciler import Reconciler
 
@@ -29,6 +34,11 @@ class Wiring:
     wakers: dict[tuple[str, str, str], asyncio.Event] = field(default_factory=dict)  # (ns, name, uid); kopf's loop only
     reconciler: Reconciler | None = None
     signer: Any = None  # a vigil.audit.chain.RecordSigner; None until one is configured
+    leadership: Any = None  # has is_leader(); None: leader election off, this replica always acts
+    faults: FaultLedger = field(default_factory=FaultLedger)
+
+    def leading(self) -> bool:
+        return self.leadership is None or bool(self.leadership.is_leader())
 
 
 WIRING = Wiring()
@@ -41,7 +51,7 @@ def configure(**kwargs: Any) -> None:
     WIRING.reconciler = None
 
 
-def _api_client() -> k8s.ApiClient:
+def kube_configuration() -> k8s.Configuration:
     """In-cluster credentials, else $KUBECONFIG; a connection pool big enough for the workers."""
     cfg = k8s.Configuration()
     try:
@@ -49,7 +59,26 @@ def _api_client() -> k8s.ApiClient:
     except k8s_config.ConfigException:
         k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=cfg)
     cfg.connection_pool_maxsize = 32
-    return k8s.ApiClient(cfg)
+    return cfg
+
+
+def _seconds(var: str, default: float) -> float:
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ValueError(f"{var} must be a number of seconds > 0, got {raw!r}")
+    return value
+
+
+def _api_client() -> k8s.ApiClient:
+    """Timeouts and bounded retries on every call; writes only while this replica leads."""
+    policy = resilience.RetryPolicy(read_timeout=_seconds("VIGIL_KUBE_READ_TIMEOUT_SECONDS", 15.0))
+    return resilience.build(kube_configuration(), policy, fence=WIRING.leading)
 
 
 def _default_metrics() -> MetricsProvider | None:
@@ -64,6 +93,7 @@ def _default_metrics() -> MetricsProvider | None:
         ca_file=os.environ.get("VIGIL_PROMETHEUS_CA") or None,
         verify_tls=os.environ.get("VIGIL_PROMETHEUS_INSECURE", "") != "true",
         step_seconds=float(os.environ.get("VIGIL_PROMETHEUS_STEP_SECONDS", "60")),
+        timeout_seconds=_seconds("VIGIL_PROMETHEUS_TIMEOUT_SECONDS", 10.0),
     )
     return PrometheusProvider(config)
 
@@ -74,8 +104,8 @@ def reconciler() -> Reconciler:
             WIRING.api_client = _api_client()
         if WIRING.metrics is None:
             WIRING.metrics = _default_metrics()
-        WIRING.reconciler = Reconciler(Kube(WIRING.api_client), metrics=WIRING.metrics, analyzer=WIRING.analyzer,
-                                      signer=WIRING.signer)
+        WIRING.reconciler = Reconciler(FaultAwareKube(WIRING.api_client, WIRING.faults), metrics=WIRING.metrics,
+                                       analyzer=WIRING.analyzer, signer=WIRING.signer)
     return WIRING.reconciler
 
 
@@ -84,6 +114,12 @@ def waker(namespace: str, name: str, uid: str) -> asyncio.Event:
     ModelDeployment deleted and re-created under the same name is another object with a
     daemon of its own, and the old daemon's end must not take the new one's waker away."""
     return WIRING.wakers.setdefault((namespace, name, uid), asyncio.Event())
+
+
+def wake_all() -> None:
+    """Wake every daemon (this replica just became the leader: act at once)."""
+    for event in list(WIRING.wakers.values()):
+        event.set()
 
 
 def wake(namespace: str, name: str | None = None) -> None:
