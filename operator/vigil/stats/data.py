@@ -12,6 +12,7 @@ re-exports them for the provider.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -75,6 +76,12 @@ class CounterPanel:
         Returns arrays of length `intervals`: entry k is what was counted between
         timestamps[k] and timestamps[k+1].
         """
+        memo = self.__dict__.setdefault("_memo_increments", {})
+        if key not in memo:  # every gate and its plan read the same panel: difference it once per key
+            memo[key] = self._increments(key)
+        return dict(memo[key])
+
+    def _increments(self, key: Callable[[Mapping[str, str]], Hashable | None]) -> dict[Hashable, np.ndarray]:
         keys = [key(s.labels) for s in self.series]
         kept = [i for i, k in enumerate(keys) if k is not None]
         if not kept:
@@ -84,6 +91,7 @@ class CounterPanel:
         slot = np.array([names.index(keys[i]) for i in kept])
         total = np.zeros((len(names), self.intervals))
         np.add.at(total, slot, inc)
+        total.setflags(write=False)  # shared by every reader of the memo
         return dict(zip(names, total))
 
     def latest_sample_time(self) -> float | None:
@@ -120,10 +128,13 @@ def series_increments(values: np.ndarray) -> np.ndarray:
     return matrix_increments(values)[0]
 
 
+@functools.cache
 def _label(name: str) -> Callable[[Mapping[str, str]], str | None]:
+    """One key function per label name (cached), so a panel's memo of increments finds it again."""
     return lambda labels: labels.get(name)
 
 
+@functools.cache
 def _labels(*names: str) -> Callable[[Mapping[str, str]], tuple[str, ...] | None]:
     def key(labels: Mapping[str, str]) -> tuple[str, ...] | None:
         values = tuple(labels.get(n) for n in names)
@@ -172,7 +183,17 @@ class HistogramData(ArmData):
     """A Prometheus histogram's `_bucket` series (label `le`, cumulative over buckets)."""
 
     def buckets(self, panel: CounterPanel) -> tuple[np.ndarray, np.ndarray]:
-        """(upper edges incl. +Inf, per-interval counts per bin shaped (intervals, bins))."""
+        """(upper edges incl. +Inf, per-interval counts per bin shaped (intervals, bins)); computed
+        once per panel (both latency gates and their plans read the same histogram)."""
+        memo = self.__dict__.setdefault("_memo_buckets", {})
+        if id(panel) not in memo:
+            edges, counts = self._buckets(panel)
+            edges.setflags(write=False)
+            counts.setflags(write=False)
+            memo[id(panel)] = (panel, edges, counts)  # the panel is kept so its id stays unique
+        return memo[id(panel)][1], memo[id(panel)][2]
+
+    def _buckets(self, panel: CounterPanel) -> tuple[np.ndarray, np.ndarray]:
         inc = panel.increments(_label("le"))
         edges = self.edges()
         if not edges:

@@ -44,11 +44,26 @@ sums over intervals), at about 5% resolution in time."""
 EFFECTS = 24
 """Effect sizes tried for the detectable effect (a geometric grid beyond the tolerance)."""
 
+FIRST_EFFECTS = 4
+"""Effects projected in the first batch: at the traffic of a real canary the smallest
+detectable effect is usually among the first few, and a batch costs about its row count."""
+
+CHUNKED = frozenset({MetricKind.ERROR_RATE, MetricKind.LATENCY_P50, MetricKind.LATENCY_P99,
+                     MetricKind.SHADOW_DISAGREEMENT})
+"""Gates whose projection costs about its row count (elsewhere a batch's fixed cost dominates,
+and a second batch would cost more than the rows it saves)."""
+
 Path = Callable[[np.ndarray], GateEvidence]
 
 
-def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float) -> Plan:
-    """The plan of one gate (see module docstring); never raises on odd data."""
+def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float, chunked: bool = True) -> Plan:
+    """The plan of one gate (see module docstring); never raises on odd data.
+
+    Only the smallest caught effect is reported, so with `chunked` the first FIRST_EFFECTS
+    effects are projected first and the rest only when none of them is caught. Every row of
+    a path is computed on its own (no operation mixes effects), so the figures are the same
+    as projecting all effects at once (`chunked=False`, the reference).
+    """
     grid = _grid(data.timestamps, horizon_s)
     if grid is None:
         return Plan(horizon_s, note="fewer than two samples")
@@ -58,9 +73,14 @@ def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float) ->
     if isinstance(made, str):
         return Plan(horizon_s, note=made)
     path, effects, rate, subject = made
-    ev = path(np.concatenate([[0.0], effects]))
-    t_pass = _first(ev.log_e_pass[0], ev.n_canary[0], math.log(1 / th.alpha_pass), th.min_samples, ends * dt)
-    t_fail = _first(ev.log_e_fail[1:], ev.n_canary[1:], math.log(1 / th.alpha_fail), 0, ends * dt)
+    at, fail_level = ends * dt, math.log(1 / th.alpha_fail)
+    head = FIRST_EFFECTS if chunked and gate.metric in CHUNKED else effects.size
+    ev = path(np.concatenate([[0.0], effects[:head]]))
+    t_pass = _first(ev.log_e_pass[0], ev.n_canary[0], math.log(1 / th.alpha_pass), th.min_samples, at)
+    t_fail = _first(ev.log_e_fail[1:], ev.n_canary[1:], fail_level, 0, at)
+    if head < effects.size and not np.isfinite(t_fail).any():
+        rest = path(effects[head:])
+        t_fail = np.concatenate([t_fail, _first(rest.log_e_fail, rest.n_canary, fail_level, 0, at)])
     caught = np.isfinite(t_fail)
     i = int(np.argmax(caught))
     per_minute = rate * 60.0 / dt
@@ -104,10 +124,15 @@ def _mean(counts: np.ndarray) -> np.ndarray:
     return counts.sum(axis=0) / max(counts.shape[0], 1)
 
 
-def _over(per_interval: np.ndarray | float, widths: np.ndarray, rows: int) -> np.ndarray:
-    """(rows, K, ...) counts of projected intervals `widths` observed intervals long."""
+def _over(per_interval: np.ndarray | float, widths: np.ndarray, rows: int, batched: bool = False) -> np.ndarray:
+    """(rows, K, ...) counts of projected intervals `widths` observed intervals long.
+
+    `batched`: the first axis of `per_interval` already holds one entry per row (effect);
+    otherwise the same counts serve every row. Said explicitly, because guessing from the
+    shape confused a batch of effects with a vector of buckets or groups of the same length.
+    """
     per_interval = np.asarray(per_interval, dtype=float)
-    if per_interval.ndim == 0 or per_interval.shape[0] != rows:
+    if not batched:
         per_interval = np.broadcast_to(per_interval, (rows,) + per_interval.shape)
     w = widths.reshape((1, -1) + (1,) * (per_interval.ndim - 1))
     return per_interval[:, None, ...] * w
@@ -133,7 +158,7 @@ def _error_rate(data: RequestCounts, gate: Gate, widths: np.ndarray) -> Built:
     def path(effects: np.ndarray) -> GateEvidence:
         rows = effects.size
         p_c = np.minimum(p_b * (1 + effects), 1.0)
-        return gate_error_evidence(_over(N_c, widths, rows), _over(N_c * p_c, widths, rows),
+        return gate_error_evidence(_over(N_c, widths, rows), _over(N_c * p_c, widths, rows, batched=True),
                                    _over(N_b, widths, rows), _over(N_b * p_b, widths, rows), gate, dispersion=phi)
 
     return path, _relative_effects(gate.tolerance), N_c, ""
@@ -181,7 +206,7 @@ def _latency(data: LatencyHistogram, gate: Gate, widths: np.ndarray) -> Built:
 
     def path(effects: np.ndarray) -> GateEvidence:
         rows = effects.size
-        return latency_evidence(edges, _over(N_c * stretched(edges, probs, 1.0 + effects), widths, rows),
+        return latency_evidence(edges, _over(N_c * stretched(edges, probs, 1.0 + effects), widths, rows, batched=True),
                                 _over(N_b * probs, widths, rows), q, gate.tolerance, gate.regression)
 
     return path, _relative_effects(gate.tolerance), N_c, ""
@@ -202,7 +227,7 @@ def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray) -> Built:
         rows = effects.size
         tilted = np.clip(p * (1.0 + np.sqrt(effects)[:, None] * z), 0.0, None)
         tilted /= tilted.sum(axis=-1, keepdims=True)
-        C, B = np.cumsum(_over(N_c * tilted, widths, rows), axis=-2), np.cumsum(_over(N_b * p, widths, rows), axis=-2)
+        C, B = np.cumsum(_over(N_c * tilted, widths, rows, batched=True), axis=-2), np.cumsum(_over(N_b * p, widths, rows), axis=-2)
         norm_s, info, dim = chi_distance(C, B)
         # the statistic's length carries sampling noise even without drift: E|S|^2 = info^2 d^2 + info dim
         typical = np.sqrt(norm_s**2 + info * dim)
@@ -210,7 +235,7 @@ def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray) -> Built:
         _, passed = ball_log_e(typical, info, dim, math.sqrt(gate.regression), DRIFT_SCALE)
         # only the first row (no drift) is read for the time to Pass: the bucket tests for it alone
         passed = passed.copy()
-        passed[0] = np.minimum(passed[0], buckets_shown(_over(N_c * tilted[:1], widths, 1),
+        passed[0] = np.minimum(passed[0], buckets_shown(_over(N_c * tilted[:1], widths, 1, batched=True),
                                                         _over(N_b * p, widths, 1), gate.regression)[0])
         return GateEvidence(fail, passed, C.sum(axis=-1), B.sum(axis=-1))
 
@@ -232,7 +257,7 @@ def _calibration(data: LabelFeedback, gate: Gate, widths: np.ndarray) -> Built:
     def path(effects: np.ndarray) -> GateEvidence:
         rows = effects.size
         acc_c = np.clip(acc[None, :] - effects[:, None], 0.0, 1.0)
-        return calibration_evidence(_over(L_c, widths, rows), _over(L_c * acc_c, widths, rows),
+        return calibration_evidence(_over(L_c, widths, rows), _over(L_c * acc_c, widths, rows, batched=True),
                                     _over(L_b, widths, rows), _over(L_b * acc, widths, rows),
                                     gate.tolerance, regression=gate.regression)
 
@@ -257,7 +282,7 @@ def _fairness(data: GroupPredictions, gate: Gate, widths: np.ndarray) -> Built:
         rows = effects.size
         moved = np.repeat(rate[None, :], rows, axis=0)
         moved[:, smallest] = np.clip(rate[smallest] + sign * effects, 0.0, 1.0)
-        return fairness_evidence(_over(N_c, widths, rows), _over(N_c * moved, widths, rows),
+        return fairness_evidence(_over(N_c, widths, rows), _over(N_c * moved, widths, rows, batched=True),
                                  _over(N_b, widths, rows), _over(N_b * rate, widths, rows),
                                  gate.tolerance, regression=gate.regression)
 
@@ -278,7 +303,7 @@ def _shadow(data: ShadowComparisons, gate: Gate, widths: np.ndarray) -> Built:
         def path(effects: np.ndarray) -> GateEvidence:
             # effects are excess disagreement over the control's
             rows = effects.size
-            return shadow_evidence(_over(M, widths, rows), _over(M * np.clip(natural + effects, 0, 1), widths, rows),
+            return shadow_evidence(_over(M, widths, rows), _over(M * np.clip(natural + effects, 0, 1), widths, rows, batched=True),
                                    gate.tolerance, gate.regression,
                                    (_over(K, widths, rows), _over(K * natural, widths, rows)))
 
@@ -288,7 +313,7 @@ def _shadow(data: ShadowComparisons, gate: Gate, widths: np.ndarray) -> Built:
     def path(effects: np.ndarray) -> GateEvidence:
         rows = effects.size
         share = np.where(effects > 0, effects, natural)
-        return shadow_evidence(_over(M, widths, rows), _over(M * share, widths, rows), gate.tolerance, gate.regression)
+        return shadow_evidence(_over(M, widths, rows), _over(M * share, widths, rows, batched=True), gate.tolerance, gate.regression)
 
     return path, _absolute_effects(gate.tolerance, 0.9), M, ""
 
