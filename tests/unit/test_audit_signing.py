@@ -222,7 +222,7 @@ def test_keygen_writes_a_private_key_readable_by_its_owner_only(tmp_path: Path, 
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
     out = capsys.readouterr().out
-    assert f"kubectl create secret generic vigil-audit-key -n vigil-system --from-file=private.pem={private}" in out
+    assert f"kubectl create secret generic vigil-audit-signing-key -n vigil-system --from-file=private.pem={private}" in out
     assert load_signer(private).key_id == key_id(load_public_key(public)) and key_id(load_public_key(public)) in out
     assert main(["audit", "keygen", "--out", str(tmp_path / "keys")]) == 2  # never overwrites a key
     assert "exists already" in capsys.readouterr().err
@@ -240,6 +240,9 @@ def test_bad_key_files_are_named(tmp_path: Path, keys: Any) -> None:
     assert load_signer_from_env({KEY_FILE_ENV: str(keys.private)}).key_id == load_signer(keys.private).key_id
     with pytest.raises(SigningKeyError, match="missing.pem"):
         load_signer_from_env({KEY_FILE_ENV: str(tmp_path / "missing.pem")})
+    assert load_signer_from_env({KEY_FILE_ENV: str(tmp_path / "missing.pem")}, missing_ok=True) is None
+    with pytest.raises(SigningKeyError, match="junk.pem"):  # optional means absent, never broken
+        load_signer_from_env({KEY_FILE_ENV: str(tmp_path / "junk.pem")}, missing_ok=True)
     assert "PRIVATE" not in repr(load_signer(keys.private))
 
 
@@ -303,3 +306,16 @@ def test_offline_cli_bad_input_is_named(tmp_path: Path, keys: Any, capsys: pytes
     with pytest.raises(ExportError, match="not a JSON line"):
         (tmp_path / "x").write_text("{\n")
         read_export(tmp_path / "x")
+
+
+def test_the_checkpoint_interval_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vigil.handlers.checkpoints import SECONDS_ENV, interval_seconds
+
+    monkeypatch.delenv(SECONDS_ENV, raising=False)
+    assert interval_seconds() == 300
+    monkeypatch.setenv(SECONDS_ENV, "2.5")
+    assert interval_seconds() == 2.5
+    for bad in ("0", "-1", "soon", "nan", "inf"):
+        monkeypatch.setenv(SECONDS_ENV, bad)
+        with pytest.raises(ValueError, match=f"VIGIL_AUDIT_CHECKPOINT_SECONDS={bad!r}: must be a positive number"):
+            interval_seconds()

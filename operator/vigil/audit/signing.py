@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+log = logging.getLogger("vigil.audit")
 KEY_FILE_ENV = "VIGIL_AUDIT_KEY_FILE"
 PRIVATE_FILE, PUBLIC_FILE = "private.pem", "public.pem"
 
@@ -79,11 +81,19 @@ def load_signer(path: str | Path) -> Signer:
     return Signer(key)
 
 
-def load_signer_from_env(env: Mapping[str, str] | None = None) -> Signer | None:
-    """The signer from `$VIGIL_AUDIT_KEY_FILE`, or None when it is unset or empty. A path that
-    is set but unusable raises: an operator told to sign must not silently write unsigned records."""
+def load_signer_from_env(env: Mapping[str, str] | None = None, *, missing_ok: bool = False) -> Signer | None:
+    """The signer from `$VIGIL_AUDIT_KEY_FILE`, or None when it is unset or empty.
+
+    A path that is set but unusable raises: an operator told to sign must not quietly write
+    unsigned records. `missing_ok=True` returns None (with a warning) when the file does not
+    exist, for a Secret mounted as optional; a file that exists but is no key still raises."""
     path = (os.environ if env is None else env).get(KEY_FILE_ENV, "").strip()
-    return load_signer(path) if path else None
+    if not path:
+        return None
+    if missing_ok and not Path(path).exists():
+        log.warning("%s=%s does not exist: audit records will NOT be signed", KEY_FILE_ENV, path)
+        return None
+    return load_signer(path)
 
 
 def load_public_key(path: str | Path) -> Ed25519PublicKey:

@@ -170,6 +170,6 @@ def register(sub: Any) -> None:
 
     keygen = actions.add_parser("keygen", help="create an Ed25519 key pair for signing audit records")
     keygen.add_argument("--out", metavar="DIR", required=True)
-    keygen.add_argument("--secret-name", default="vigil-audit-key")
+    keygen.add_argument("--secret-name", default="vigil-audit-signing-key")  # the chart's audit.signingKeySecret
     keygen.add_argument("--secret-namespace", default="vigil-system")
     keygen.set_defaults(func=_run(cmd_keygen))

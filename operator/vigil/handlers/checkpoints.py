@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import os
 from typing import Any
 
@@ -38,7 +39,7 @@ def interval_seconds() -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{SECONDS_ENV}={raw!r}: must be a positive number of seconds")
     return value
 
@@ -74,6 +75,21 @@ def checkpoint_if_moved(target: CheckpointSink, signer: Any, meta: dict[str, Any
     target.write(cp)
     log.info("%s/%s: checkpoint of record %s written", meta["namespace"], meta["name"], seq)
     return cp
+
+
+@kopf.on.startup()
+def _check_settings(**_: Any) -> None:
+    """Refuse to start with a bad interval; say whether checkpoints are written, and why not."""
+    try:
+        every = interval_seconds()
+    except ValueError as err:
+        raise kopf.PermanentError(str(err)) from err
+    directory = os.environ.get(DIR_ENV, "").strip()
+    if directory and WIRING.signer is None:
+        log.warning("%s is set but no signing key is configured (VIGIL_AUDIT_KEY_FILE): no checkpoints are written",
+                    DIR_ENV)
+    elif directory:
+        log.info("signed audit checkpoints every %ss to %s", every, directory)
 
 
 @kopf.daemon(GROUP, VERSION, "modeldeployments", when=configured, cancellation_timeout=3.0)
