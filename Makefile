@@ -1,5 +1,5 @@
 # The two commands of the README. Both install what is missing first (hack/setup.sh).
-.PHONY: setup demo test unit crds bench
+.PHONY: setup demo test unit crds bench image manifests docs
 
 setup:
 	bash hack/setup.sh
@@ -18,3 +18,23 @@ crds:
 
 bench:
 	python3 bench/analysis_bench.py
+
+# The operator image, tagged with the package version (the chart's default tag).
+IMAGE ?= ghcr.io/vigil-dev/vigil-operator
+VERSION = $(shell python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+image:
+	@builder=""; for b in docker podman buildah; do \
+	  if command -v $$b >/dev/null 2>&1 && $$b info >/dev/null 2>&1; then builder=$$b; break; fi; done; \
+	if [ -z "$$builder" ]; then \
+	  echo "make image: no working container builder (docker or podman with a running daemon, or buildah); see docs/install.md" >&2; \
+	  exit 1; fi; \
+	if [ "$$builder" = buildah ]; then cmd="buildah bud"; else cmd="$$builder build"; fi; \
+	echo "$$cmd -t $(IMAGE):$(VERSION) ."; $$cmd -t $(IMAGE):$(VERSION) .
+
+# manifests/install: the chart rendered for `kubectl apply -k` (tests check it is current)
+manifests:
+	python3 hack/render-manifests.py
+
+# docs/reference: generated from the pydantic models (tests check they are current)
+docs:
+	python3 -m vigil.api.docgen
