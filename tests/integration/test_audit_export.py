@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
-
 from vigil.audit import chain
 from vigil.audit.checkpoint import FileSink
 from vigil.audit.signing import KeyFiles, generate, load_signer
@@ -101,12 +100,12 @@ def test_a_real_chain_exports_verifies_offline_and_each_tampering_is_named(
     wait_for(lambda: c.status().get("stableVersion") == "v2" and c.phase_is("Succeeded"), timeout=90,
              what="v2 promoted")
     status, uid = c.status(), c.md()["metadata"]["uid"]
-    records = c.kube.audit_records(namespace, "fraud", uid)
+    records: list[dict[str, Any]] = list(c.kube.audit_records(namespace, "fraud", uid))
     assert len(records) >= 5 and all(r["keyId"] == load_signer(keys.private).key_id for r in records)
 
     # the checkpoint daemon caught up with the head the operator wrote
     sink = FileSink(checkpoint_dir)
-    wait_for(lambda: (sink.read(uid) or [None])[-1] and sink.read(uid)[-1].seq == status["auditSeq"], timeout=30,
+    wait_for(lambda: [cp.seq for cp in sink.read(uid)][-1:] == [status["auditSeq"]], timeout=30,
              what="a checkpoint of the final head")
     assert sink.read(uid)[-1].head == status["auditHead"]
 

@@ -12,14 +12,21 @@ import datetime as dt
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from vigil.audit import chain
 from vigil.audit.checkpoint import Checkpoint, FileSink, make_checkpoint
-from vigil.audit.export import Export, ExportError, build_export, read_export, verify_export, write_export
+from vigil.audit.export import (
+    Export,
+    ExportError,
+    build_export,
+    read_export,
+    verify_export,
+    write_export,
+)
 from vigil.audit.signing import (
     KEY_FILE_ENV,
     Signer,
@@ -237,7 +244,8 @@ def test_bad_key_files_are_named(tmp_path: Path, keys: Any) -> None:
     with pytest.raises(SigningKeyError, match="looks like a private key: give public.pem"):
         load_public_key(keys.private)
     assert load_signer_from_env({}) is None and load_signer_from_env({KEY_FILE_ENV: " "}) is None
-    assert load_signer_from_env({KEY_FILE_ENV: str(keys.private)}).key_id == load_signer(keys.private).key_id
+    from_env = load_signer_from_env({KEY_FILE_ENV: str(keys.private)})
+    assert from_env is not None and from_env.key_id == load_signer(keys.private).key_id
     with pytest.raises(SigningKeyError, match="missing.pem"):
         load_signer_from_env({KEY_FILE_ENV: str(tmp_path / "missing.pem")})
     assert load_signer_from_env({KEY_FILE_ENV: str(tmp_path / "missing.pem")}, missing_ok=True) is None
@@ -264,7 +272,7 @@ def test_the_checkpoint_writer_only_moves_forward(tmp_path: Path, keys: Any) -> 
     signer = load_signer(keys.private)
     sink = FileSink(tmp_path)
     meta = {"namespace": "ml", "name": "fraud", "uid": UID}
-    now = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
     assert checkpoint_if_moved(sink, signer, meta, {}, None, now) is None  # nothing recorded yet
     last = checkpoint_if_moved(sink, signer, meta, {"auditSeq": 3, "auditHead": "sha256:c"}, None, now)
     assert last is not None and last.seq == 3

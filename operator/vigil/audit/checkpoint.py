@@ -31,12 +31,12 @@ class Checkpoint:
     """The head of one ModelDeployment's chain at one time, signed by the operator's key."""
 
     namespace: str
-    modelDeployment: str  # noqa: N815 (the JSON field name)
+    modelDeployment: str
     uid: str
     seq: int
     head: str
     time: str
-    keyId: str  # noqa: N815
+    keyId: str
     signature: str
 
     def message(self) -> bytes:
@@ -55,7 +55,7 @@ class Checkpoint:
         for name, kind in types.items():
             value = data.get(name)
             if not isinstance(value, kind) or isinstance(value, bool):
-                raise ValueError(f"{where}: field {name!r} must be a {kind.__name__}, got {value!r}")
+                raise ValueError(f"{where}: field {name!r} must be a {kind.__name__}, got {value!r}")  # noqa: TRY004 (bad data, not a bad call)
         return cls(**{name: data[name] for name in types})
 
 
@@ -129,5 +129,5 @@ def _parse_lines(path: Path) -> Iterator[Checkpoint]:
             except json.JSONDecodeError as err:
                 raise ValueError(f"{where}: not a JSON line ({err.msg})") from err
             if not isinstance(data, dict):
-                raise ValueError(f"{where}: a checkpoint must be a JSON object")
+                raise ValueError(f"{where}: a checkpoint must be a JSON object")  # noqa: TRY004 (bad data)
             yield Checkpoint.from_dict(data, where)

@@ -54,8 +54,8 @@ def build_export(md: dict[str, Any], records: Sequence[dict[str, Any]], exported
 
 
 def write_export(export: Export, out: TextIO) -> None:
-    for item in (export.header, *export.records):
-        out.write(json.dumps(item, sort_keys=True, separators=(",", ":")) + "\n")
+    items = (export.header, *export.records)
+    out.writelines(json.dumps(item, sort_keys=True, separators=(",", ":")) + "\n" for item in items)
 
 
 def read_export(path: str | Path) -> Export:

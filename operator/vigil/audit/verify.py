@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -122,7 +123,7 @@ def verify_chain(records: Iterable[dict[str, Any]], expected_head: str | None = 
 
 
 def _check_listing_order(listed: list[dict[str, Any]], walk: _Walk) -> None:
-    for before, after in zip(listed, listed[1:]):
+    for before, after in pairwise(listed):
         if _seq(after) < _seq(before):
             walk.add("reordered", f"record {_seq(after)} is listed after record {_seq(before)}", _seq(after))
 

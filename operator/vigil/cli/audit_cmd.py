@@ -110,7 +110,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from vigil.core.timefmt import iso
 
     md, records = _online(args)
-    export = build_export(md, records, iso(dt.datetime.now(dt.timezone.utc)))
+    export = build_export(md, records, iso(dt.datetime.now(dt.UTC)))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             write_export(export, f)

@@ -99,12 +99,12 @@ async def audit_checkpoints(body: kopf.Body, stopped: kopf.DaemonStopped, **_: A
     if target is None or signer is None:
         return
     loop = asyncio.get_running_loop()
-    meta = {"namespace": body.metadata.namespace, "name": body.metadata.name, "uid": body.metadata.uid}
+    meta = {"namespace": str(body.metadata.namespace), "name": str(body.metadata.name), "uid": str(body.metadata.uid)}
     existing = await loop.run_in_executor(None, target.read, meta["uid"])
     last = max(existing, key=lambda c: c.seq) if existing else None
     while not stopped:
         status = dict(body.get("status") or {})
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         try:
             last = await loop.run_in_executor(None, checkpoint_if_moved, target, signer, meta, status, last, now)
         except OSError as err:
