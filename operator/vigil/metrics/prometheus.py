@@ -24,7 +24,7 @@ from prometheus_api_client import PrometheusApiClientException
 from vigil.api.gates import Gate, MetricKind
 from vigil.metrics.connection import PrometheusConfig, QueryClient, connect  # noqa: F401  (re-exported)
 from vigil.metrics.promql import InvalidLabel
-from vigil.metrics.queries import CANARY_ONLY, control_query, counters_query, freshness_query
+from vigil.metrics.queries import CANARY_ONLY, control_query, counters_query, freshness_query, problem
 from vigil.metrics.target import AnalysisTarget
 from vigil.stats.data import (
     CounterPanel,
@@ -87,6 +87,10 @@ class PrometheusProvider:
         out: dict[MetricKind, MetricData | NoData] = {}
         deadline = self._clock() + self.config.query_budget_seconds
         for kind in kinds:
+            unsupported = problem(kind, target, self.config.namespace_label)  # the target's metrics preset
+            if unsupported:
+                out[kind] = NoData(unsupported)
+                continue
             key = counters_query(kind, target, self.config.namespace_label)
             if key not in fetched:
                 if self._clock() > deadline:  # a slow server: stop here rather than hold a worker
