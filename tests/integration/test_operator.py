@@ -142,8 +142,9 @@ def test_good_version_promoted_bad_version_rolled_back(kube: KubeHandle, namespa
         assert 20 in canary_weights and 50 in canary_weights and canary_weights[-1] == 100
         assert canary_weights == sorted(canary_weights), f"canary weight went down: {seen}"
         assert c.route_weights(router) == {"fraud-v2": 100}
-    reasons = c.events()
-    assert {"RolloutStarted", "StepPassed", "Promoting", "Promoted"} <= set(reasons)
+    # Events follow the action and its outcome record, so they may land just after status
+    wait_for(lambda: {"RolloutStarted", "StepPassed", "Promoting", "Promoted"} <= set(c.events()),
+             timeout=30, what="the rollout's events")
 
     # a bad version: rolled back, canary at zero, Stalled
     c.set_version("v3")
@@ -308,4 +309,5 @@ def test_a_quota_that_blocks_audit_records_moves_no_traffic(kube: KubeHandle, na
     assert not [d for d in c.apps.list_namespaced_deployment(namespace).items if d.metadata.name == "fraud-v2"]
     k8s.CoreV1Api(kube.api_client).delete_namespaced_resource_quota("no-audit", namespace)
     wait_for(lambda: (c.route_weights("istio") or {}).get("fraud-v2"), timeout=90, what="the rollout goes on, on the record")
+    wait_for(lambda: c.status().get("openIntent") is None, what="the move's outcome recorded")
     assert chain.verify(c.kube.audit_records(namespace, "fraud"), expected_head=c.status()["auditHead"]).ok
