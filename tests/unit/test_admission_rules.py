@@ -290,3 +290,32 @@ def test_deleting_a_policy_under_a_running_rollout_is_refused() -> None:
     result = review_riskpolicy(None, policy(), modeldeployments=[running("Canary")], now=NOW)
     only(result, "metadata.name", "PolicyInUse")
     assert review_riskpolicy(None, policy(), modeldeployments=[running("RolledBack")], now=NOW).allowed
+
+
+# ---------------------------------------------------------------- the webhook's certificates
+def test_webhook_certificates_are_private_reused_and_renewed(tmp_path) -> None:
+    import stat
+
+    from cryptography import x509
+
+    from vigil.admission.certs import ensure
+
+    made = ensure(tmp_path / "certs", ["vigil-operator-webhook.vigil.svc", "127.0.0.1"], now=NOW)
+    assert stat.S_IMODE(made.key.stat().st_mode) == 0o600
+    cert = x509.load_pem_x509_certificate(made.cert.read_bytes())
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(made.ca_cert.read_bytes()))
+    first = made.ca_pem()
+    assert ensure(tmp_path / "certs", ["127.0.0.1"], now=NOW).ca_pem() == first  # still good: kept
+    assert ensure(tmp_path / "certs", ["other.svc"], now=NOW).ca_pem() != first  # new name: new CA
+    renewed = ensure(tmp_path / "certs", ["other.svc"], now=NOW + timedelta(days=340))
+    assert x509.load_pem_x509_certificate(renewed.cert.read_bytes()).not_valid_after_utc > NOW + timedelta(days=400)
+
+
+def test_webhook_settings_name_the_bad_variable() -> None:
+    from vigil.admission.webhook import WebhookSettings
+
+    assert WebhookSettings.from_env({}) is None
+    with pytest.raises(ValueError, match="VIGIL_WEBHOOK_PORT"):
+        WebhookSettings.from_env({"VIGIL_WEBHOOK_PORT": "http"})
+    config = WebhookSettings.from_env({"VIGIL_WEBHOOK_PORT": "9443", "VIGIL_WEBHOOK_HOSTS": "a.svc, 10.0.0.1"})
+    assert config is not None and config.hosts == ("a.svc", "10.0.0.1") and config.configuration is None

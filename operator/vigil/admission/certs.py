@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -60,7 +61,7 @@ def _still_good(certs: WebhookCerts, hosts: Sequence[str], now: dt.datetime) -> 
         serialization.load_pem_private_key(certs.key.read_bytes(), password=None)
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         cert.verify_directly_issued_by(ca)
-    except (OSError, ValueError, TypeError, x509.ExtensionNotFound, x509.InvalidSignature):
+    except (OSError, ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
         return False
     present = set(names.get_values_for_type(x509.DNSName)) | {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
     ends = min(ca.not_valid_after_utc, cert.not_valid_after_utc)
