@@ -13,8 +13,11 @@ test: setup
 unit:
 	python3 -m pytest -q -p no:cacheprovider tests/unit
 
+# the CRDs from the pydantic models, then what is generated from them (plain manifests, references)
 crds:
 	python3 -m vigil.api.crdgen
+	python3 hack/render-manifests.py
+	python3 -m vigil.api.docgen
 
 bench:
 	python3 bench/analysis_bench.py
