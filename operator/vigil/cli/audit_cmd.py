@@ -56,7 +56,8 @@ def _online(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, An
     from vigil.kube.client import Kube
 
     if not args.name:
-        raise UsageError(f"`vigil audit {args.action}` needs the ModelDeployment NAME")
+        hint = " (or --offline FILE to verify an export)" if args.action == "verify" else ""
+        raise UsageError(f"`vigil audit {args.action}` needs the ModelDeployment NAME{hint}")
     kube = Kube(api_client(args.kubeconfig))
     md = kube.get_modeldeployment(args.namespace, args.name)
     if md is None:
