@@ -14,16 +14,16 @@ import os
 import socket
 import subprocess
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-
 from vigil.admission.rules import ANN_EMERGENCY
 from vigil.api.names import GROUP, PLURAL_AUDITRECORDS, VERSION
 from vigil.cli.main import whoami
@@ -167,7 +167,7 @@ def grant_md_edit(kube: KubeHandle, namespace: str, user: str) -> None:
 
 def test_a_version_change_in_a_freeze_window_needs_a_recorded_emergency(kube: KubeHandle, ns: str) -> None:
     c = Cluster(kube, ns)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     window = {"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat(),
               "reason": "quarter close"}
     c.create("riskpolicies", policy_body(freezeWindows=[window], allowEmergencyPromotion=True))
@@ -295,10 +295,10 @@ def test_only_the_operator_creates_audit_records_and_nobody_edits_or_deletes_the
     refusal(lambda: admin.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL_AUDITRECORDS, audit_body("x")))
 
     for who in (operator, admin, mallory):
-        message = refusal(lambda: who.patch_namespaced_custom_object(
+        message = refusal(lambda who=who: who.patch_namespaced_custom_object(
             GROUP, VERSION, ns, PLURAL_AUDITRECORDS, "fraud-1", {"metadata": {"labels": {"edited": "yes"}}}))
         assert "immutable" in message
-        message = refusal(lambda: who.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL_AUDITRECORDS, "fraud-1"))
+        message = refusal(lambda who=who: who.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL_AUDITRECORDS, "fraud-1"))
         assert "never deleted one by one" in message
     assert admin.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL_AUDITRECORDS, "fraud-1")["spec"]["seq"] == 1
 

@@ -4,17 +4,20 @@ rejected case, and a message that names the field."""
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from vigil.admission.hostnames import hostnames_intersect, selector_matches
 from vigil.admission.loosening import loosenings
-from vigil.admission.rules import ANN_EMERGENCY, review_modeldeployment, review_riskpolicy
+from vigil.admission.rules import (
+    ANN_EMERGENCY,
+    review_modeldeployment,
+    review_riskpolicy,
+)
 from vigil.api.policy import RiskPolicySpec
 
-NOW = datetime(2030, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "a" * 64
 
 
@@ -297,7 +300,6 @@ def test_webhook_certificates_are_private_reused_and_renewed(tmp_path) -> None:
     import stat
 
     from cryptography import x509
-
     from vigil.admission.certs import ensure
 
     made = ensure(tmp_path / "certs", ["vigil-operator-webhook.vigil.svc", "127.0.0.1"], now=NOW)

@@ -71,7 +71,7 @@ def _still_good(certs: WebhookCerts, hosts: Sequence[str], now: dt.datetime) -> 
 def ensure(directory: Path, hosts: Sequence[str], now: dt.datetime | None = None) -> WebhookCerts:
     """Certificates for `hosts` (DNS names or IPs) in `directory`: the existing ones when still
     good, else a new CA and a serving certificate signed by it."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     certs = _paths(directory)
     if _still_good(certs, hosts, now):

@@ -19,7 +19,14 @@ from datetime import datetime
 from typing import Any
 
 from vigil.api.common import parse_duration
-from vigil.api.policy import BaselineMode, ExpiryAction, FreezeWindow, NoDataAction, RiskPolicySpec, RiskTier
+from vigil.api.policy import (
+    BaselineMode,
+    ExpiryAction,
+    FreezeWindow,
+    NoDataAction,
+    RiskPolicySpec,
+    RiskTier,
+)
 
 TIER_ORDER = {RiskTier.LOW: 0, RiskTier.MEDIUM: 1, RiskTier.HIGH: 2, RiskTier.CRITICAL: 3}
 EXPIRY_ORDER = {ExpiryAction.ROLLBACK: 0, ExpiryAction.HOLD: 1, ExpiryAction.PROMOTE: 2}

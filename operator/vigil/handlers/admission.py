@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import kopf
 from kubernetes import client as k8s
@@ -76,8 +76,8 @@ def _plain(obj: Any) -> Any:
 
 def _get_custom(group: str, version: str, namespace: str, plural: str, name: str) -> dict | None:
     try:
-        return k8s.CustomObjectsApi(_api()).get_namespaced_custom_object(
-            group, version, namespace, plural, name, _request_timeout=TIMEOUT)
+        return cast(dict, k8s.CustomObjectsApi(_api()).get_namespaced_custom_object(
+            group, version, namespace, plural, name, _request_timeout=TIMEOUT))
     except ApiException as err:
         if err.status == 404:
             return None
@@ -91,13 +91,13 @@ def _namespace_labels(namespace: str) -> dict[str, str]:
         ns = k8s.CoreV1Api(_api()).read_namespace(namespace, _request_timeout=TIMEOUT)
     except (ApiException, HTTPError, OSError) as err:
         raise Unreadable(f"namespace {namespace}: {err}") from err
-    return dict(ns.metadata.labels or {})
+    return dict((ns.metadata.labels if ns.metadata else None) or {})
 
 
 def _modeldeployments(namespace: str) -> list[dict]:
     try:
-        found = k8s.CustomObjectsApi(_api()).list_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL_MODELDEPLOYMENTS, _request_timeout=TIMEOUT)
+        found = cast(dict, k8s.CustomObjectsApi(_api()).list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL_MODELDEPLOYMENTS, _request_timeout=TIMEOUT))
     except (ApiException, HTTPError, OSError) as err:
         raise Unreadable(f"modeldeployments in {namespace}: {err}") from err
     return list(found.get("items") or [])
@@ -117,10 +117,10 @@ def _spec_unchanged(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None
 
 @kopf.on.validate(GROUP, VERSION, PLURAL_MODELDEPLOYMENTS, id=MD_HOOK, operations=["CREATE", "UPDATE"],
                   persistent=True)
-def validate_modeldeployment(new: Any, old: Any, userinfo: Mapping[str, Any], warnings: list[str],
-                             **_: Any) -> None:
+def validate_modeldeployment(warnings: list[str], **kwargs: Any) -> None:
     """The policy's rules for a ModelDeployment. Updates that leave the spec alone (status,
     annotations, finalizers, deletion) are not the policy's business and pass."""
+    new, old, userinfo = kwargs["new"], kwargs.get("old"), kwargs.get("userinfo") or {}
     md, before = _plain(new), _plain(old) if old is not None else None
     if _spec_unchanged(md, before) or (md.get("metadata") or {}).get("deletionTimestamp"):
         return
@@ -139,14 +139,15 @@ def validate_modeldeployment(new: Any, old: Any, userinfo: Mapping[str, Any], wa
         raise kopf.AdmissionError(f"the RiskPolicy rules could not be checked, so the change is refused: {err}",
                                   code=503) from err
     review = review_modeldeployment(md, before, policy=policy, gateway=gateway, namespace_labels=labels,
-                                    now=datetime.now(timezone.utc), user=str(userinfo.get("username", "")))
+                                    now=datetime.now(UTC), user=str(userinfo.get("username", "")))
     _refuse_or_warn(review, warnings, f"ModelDeployment {namespace}/{md['metadata'].get('name')}")
 
 
 @kopf.on.validate(GROUP, VERSION, PLURAL_RISKPOLICIES, id=POLICY_HOOK, operations=["UPDATE", "DELETE"],
                   persistent=True)
-def validate_riskpolicy(new: Any, old: Any, warnings: list[str], **_: Any) -> None:
+def validate_riskpolicy(warnings: list[str], **kwargs: Any) -> None:
     """No loosening (or deleting) of a RiskPolicy while a rollout under it runs."""
+    new, old = kwargs.get("new"), kwargs["old"]
     policy, before = (_plain(new) if new is not None else None), _plain(old)
     if _spec_unchanged(policy, before) or (policy and (policy.get("metadata") or {}).get("deletionTimestamp")):
         return
@@ -156,5 +157,5 @@ def validate_riskpolicy(new: Any, old: Any, warnings: list[str], **_: Any) -> No
     except Unreadable as err:
         raise kopf.AdmissionError(f"the RiskPolicy rules could not be checked, so the change is refused: {err}",
                                   code=503) from err
-    review = review_riskpolicy(policy, before, modeldeployments=mds, now=datetime.now(timezone.utc))
+    review = review_riskpolicy(policy, before, modeldeployments=mds, now=datetime.now(UTC))
     _refuse_or_warn(review, warnings, f"RiskPolicy {namespace}/{before['metadata'].get('name')}")
