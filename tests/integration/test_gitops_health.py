@@ -14,14 +14,21 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client as k8s
-
-from vigil.api.names import ANN_PAUSED, ANN_PROMOTE, GROUP, VERSION, approval_key, approval_value
+from vigil.api.names import (
+    ANN_PAUSED,
+    ANN_PROMOTE,
+    GROUP,
+    VERSION,
+    approval_key,
+    approval_value,
+)
 from vigil.handlers.config import configure
 from vigil.metrics import AnalysisTarget
 from vigil.stats.result import Outcome
@@ -53,7 +60,7 @@ def kstatus_binary() -> Path:
     print(f"kstatus: building {binary} from {KSTATUS_SRC} (first run downloads sigs.k8s.io/cli-utils; ~1-2 min)",
           flush=True)
     done = subprocess.run([go, "build", "-o", str(partial), "."], cwd=KSTATUS_SRC, capture_output=True, text=True,
-                          env={**os.environ, "GOFLAGS": "-mod=readonly"})
+                          env={**os.environ, "GOFLAGS": "-mod=readonly"}, check=False)
     if done.returncode != 0:
         pytest.fail(f"building hack/kstatus failed:\n{done.stderr[-3000:]}", pytrace=False)
     partial.replace(binary)

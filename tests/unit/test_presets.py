@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import pytest
 from pydantic import ValidationError
-
 from vigil.api.gates import MetricKind as K
 from vigil.api.modeldeployment import ModelDeploymentSpec
 from vigil.metrics import presets, queries

@@ -115,18 +115,15 @@ VLLM = Preset(
 TRITON_SUCCESS = "nv_inference_request_success"
 TRITON_FAILURE = "nv_inference_request_failure"
 TRITON_DURATION_US = "nv_inference_request_duration_us"
+_TRITON_NO_PERCENTILE = (f"Triton exports latency only as cumulative counters ({TRITON_DURATION_US}: a mean, "
+                         "no histogram), so a percentile cannot be measured")
 TRITON = Preset(
     name=PresetName.TRITON, version_label=VERSION_LABEL,
     series={
         MetricKind.ERROR_RATE: (Series(TRITON_SUCCESS, "model", outcome="success"),
                                 Series(TRITON_FAILURE, "model", outcome="error")),
     },
-    why_not=_quality_gaps(
-        (MetricKind.LATENCY_P50, f"Triton exports latency only as cumulative counters ({TRITON_DURATION_US}: a mean, "
-                                 "no histogram), so a percentile cannot be measured"),
-        (MetricKind.LATENCY_P99, f"Triton exports latency only as cumulative counters ({TRITON_DURATION_US}: a mean, "
-                                 "no histogram), so a percentile cannot be measured"),
-    ),
+    why_not=_quality_gaps((MetricKind.LATENCY_P50, _TRITON_NO_PERCENTILE), (MetricKind.LATENCY_P99, _TRITON_NO_PERCENTILE)),
 )
 
 # KServe, kserve.github.io "Prometheus Metrics" (modelserving/observability/prometheus_metrics)
@@ -142,8 +139,8 @@ KSERVE = Preset(
         MetricKind.LATENCY_P99: (Series(KSERVE_PREDICT_BUCKET, "model_name"),),
     },
     why_not=_quality_gaps(
-        (MetricKind.ERROR_RATE, "the KServe model server exports no request or error counter "
-                                "(only request_*_seconds histograms)"),
+        (MetricKind.ERROR_RATE, ("the KServe model server exports no request or error counter "
+                                 "(only request_*_seconds histograms)")),
     ),
 )
 
