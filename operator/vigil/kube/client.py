@@ -27,8 +27,46 @@ from vigil.api.names import (  # noqa: F401  (re-exported for the adapters)
     LABEL_VERSION,
 )
 from vigil.core.model import Arm, EventSpec, Track, WorkloadState
+from vigil.kube.cache import WatchCache, parse_selector
 
 FIELD_MANAGER = "vigil"
+
+
+def _narrower(wanted: dict[str, str | None], held: dict[str, str | None]) -> bool:
+    """True when every object `wanted` selects is among those an informer holds (it selects `held`)."""
+    return all(k in wanted and (v is None or wanted[k] == v) for k, v in held.items())
+
+
+class _Observed:
+    """A dynamic resource whose writes also update the attached cache; reads pass through."""
+
+    WRITES = ("patch", "create", "replace", "server_side_apply")
+
+    def __init__(self, resource: Any, kube: Kube) -> None:
+        self._resource, self._kube = resource, kube
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._resource, name)
+        if name in self.WRITES:
+            def write(*args: Any, **kwargs: Any) -> Any:
+                result = attr(*args, **kwargs)
+                self._kube._written(self._resource.group_version, self._resource.kind, result)
+                return result
+            return write
+        if name == "delete":
+            def delete(*args: Any, **kwargs: Any) -> Any:
+                result = attr(*args, **kwargs)
+                if self._kube.cache is not None and kwargs.get("name"):
+                    rv = None
+                    try:
+                        rv = int(result.to_dict()["metadata"]["resourceVersion"])
+                    except Exception:  # noqa: BLE001 - a Status has no resourceVersion of the object
+                        pass
+                    self._kube.cache.forget(self._resource.group_version, self._resource.kind,
+                                            kwargs.get("namespace") or "", kwargs["name"], rv)
+                return result
+            return delete
+        return attr
 
 
 
@@ -41,27 +79,46 @@ def owner_reference(md: dict[str, Any]) -> dict[str, Any]:
 
 
 class Kube:
-    """Typed helpers over the dynamic client for the objects Vigil reads and writes."""
+    """Typed helpers over the dynamic client for the objects Vigil reads and writes.
 
-    def __init__(self, api_client: k8s.ApiClient) -> None:
+    With a started `WatchCache` attached (`cache=` or `attach_cache`), reads of the kinds it
+    watches come from it once it has listed; everything else, and every write, goes to the API.
+    Each write's result is put into the cache at once, so a pass never reads an object older
+    than its own last write (the staleness rule, `vigil.kube.cache`).
+    """
+
+    def __init__(self, api_client: k8s.ApiClient, cache: WatchCache | None = None) -> None:
         self.api_client = api_client
         self.dynamic = DynamicClient(api_client)
         self._resources: dict[tuple[str, str], Any] = {}
+        self.cache = cache
+
+    def attach_cache(self, cache: WatchCache | None) -> None:
+        """Read through `cache` from now on (None: read from the API again)."""
+        self.cache = cache
 
     def resource(self, api_version: str, kind: str) -> Any:
+        """The dynamic resource; its writes (patch, create, apply, delete) also update the cache."""
         key = (api_version, kind)
         if key not in self._resources:
-            self._resources[key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
+            self._resources[key] = _Observed(self.dynamic.resources.get(api_version=api_version, kind=kind), self)
         return self._resources[key]
 
     # ------------------------------------------------------------ generic
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        informer = self.cache.informer(api_version, kind, namespace) if self.cache is not None else None
+        if informer is not None:
+            return informer.get(namespace, name)
         try:
             return self.resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
         except NotFoundError:
             return None
 
     def list(self, api_version: str, kind: str, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
+        informer = self.cache.informer(api_version, kind, namespace) if self.cache is not None else None
+        wanted = parse_selector(selector)
+        if informer is not None and wanted is not None and _narrower(wanted, informer.selector):
+            return informer.list(namespace, wanted)
         items = self.resource(api_version, kind).get(namespace=namespace, label_selector=selector).items
         return [i.to_dict() for i in items]
 
@@ -77,7 +134,19 @@ class Kube:
         try:
             self.resource(api_version, kind).delete(name=name, namespace=namespace)
         except NotFoundError:
-            pass
+            if self.cache is not None:
+                self.cache.forget(api_version, kind, namespace, name)
+
+    def _written(self, api_version: str, kind: str, result: Any) -> None:
+        """Put a write's result into the cache (the staleness rule)."""
+        if self.cache is None:
+            return
+        try:
+            obj = result.to_dict() if hasattr(result, "to_dict") else result
+        except Exception:  # noqa: BLE001 - a result we cannot read leaves the cache to the watch
+            return
+        if isinstance(obj, dict) and (obj.get("metadata") or {}).get("name") and obj.get("kind") == kind:
+            self.cache.observe({**obj, "apiVersion": obj.get("apiVersion") or api_version})
 
     # ------------------------------------------------------------ Vigil objects
     def get_modeldeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
