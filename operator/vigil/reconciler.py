@@ -26,12 +26,14 @@ from vigil.core.model import (
     Arm,
     Decision,
     DesiredWorkload,
+    GuardReadings,
     Observation,
     RouteObservation,
     Track,
     TrafficSplit,
     WorkloadState,
 )
+from vigil.core.guards import plan_guards
 from vigil.core.plan import AnalysisPlan, plan_analysis
 from vigil.core.policy_check import resolve_policy, validation_message
 from vigil.core.timefmt import iso
@@ -39,6 +41,7 @@ from vigil.kube.client import API_VERSION as API_AUDIT
 from vigil.kube.client import AuditConflict, Kube, audit_record_name
 from vigil.kube.workloads import manifest_hash, manifests, service_name
 from vigil.metrics import AnalysisTarget, MetricsProvider
+from vigil.metrics.guards import GuardReader
 from vigil.routing import for_kind
 from vigil.routing.base import ReadResult, RouteTarget, Split, TrafficRouter
 
@@ -132,6 +135,7 @@ class Reconciler:
     analyzer: Analyzer = default_analyzer
     clock: Callable[[], dt.datetime] = utcnow
     signer: chain.RecordSigner | None = None
+    guards: GuardReader | None = None  # reads the artifact digest and burn rates the core asks for
     listeners: list[PassListener] = field(default_factory=list)
 
     # ---------------------------------------------------------------- the pass
@@ -163,7 +167,8 @@ class Reconciler:
             return self._complete_open_intent(md, spec, policy, status, now)
         plan = plan_analysis(status, policy, now) if isinstance(policy, RiskPolicySpec) else None
         world = self._observe(md, spec)
-        obs = self._observation(md, world, measure(self.metrics, ns, spec, plan, now))
+        obs = replace(self._observation(md, world, measure(self.metrics, ns, spec, plan, now)),
+                      guards=self._read_guards(ns, spec, policy, status))
         decision = decide(meta["name"], spec, policy, status, obs, now, analyzer=self.analyzer)
         moves = self._moves(world, decision.workloads, decision.traffic)
         if moves and not decision.changed:
@@ -177,6 +182,18 @@ class Reconciler:
                           self._served(world, decision.traffic), now)
         self._emit_events(md, decision, now)
         return decision
+
+    def _read_guards(self, namespace: str, spec: ModelDeploymentSpec, policy: Any,
+                     status: ModelDeploymentStatus) -> GuardReadings | None:
+        if self.guards is None or not isinstance(policy, RiskPolicySpec):
+            return None
+        due = plan_guards(spec, policy, status)
+        if not due:
+            return None
+        target = AnalysisTarget(namespace=namespace, model=spec.model, baseline_version=status.stable_version or "",
+                                canary_version=due.artifact_of or spec.version,
+                                extra_matchers=dict(spec.analysis.selector))
+        return self.guards.read(target, due)
 
     def _observation(self, md: dict[str, Any], world: World, metrics: Mapping[Any, Any] | None) -> Observation:
         meta = md["metadata"]
@@ -329,15 +346,20 @@ class Reconciler:
             if moves:
                 evidence["moves"] = moves.describe()
             stage = "intent" if moves else "decision"
+            fields = dict(stage=stage, time=iso(now), action=decision.action.value, phase=status.phase.value,
+                          version=version,
+                          digest=status.canary_digest if version == status.canary_version else status.stable_digest,
+                          weight=status.step.weight if status.step else None,
+                          reason=decision.events[-1].reason if decision.events else decision.action.value,
+                          message=status.message, actor=manual.get("user", "vigil"),
+                          policy=decision.evidence.get("policy"), evidence=evidence)
             try:
-                self._append(md, status, stage=stage,
-                                      time=iso(now), action=decision.action.value, phase=status.phase.value,
-                                      version=version,
-                                      digest=status.canary_digest if version == status.canary_version else status.stable_digest,
-                                      weight=status.step.weight if status.step else None,
-                                      reason=decision.events[-1].reason if decision.events else decision.action.value,
-                                      message=status.message, actor=manual.get("user", "vigil"),
-                                      policy=decision.evidence.get("policy"), evidence=evidence)
+                try:
+                    self._append(md, status, **fields)
+                except AuditConflict:
+                    if not self._abandon_orphan(md, status, now):
+                        raise
+                    self._append(md, status, **fields)
             except AuditConflict as err:
                 return self._refuse(md, old, "AuditConflict", str(err), now), md
             except ApiException as err:
@@ -358,6 +380,35 @@ class Reconciler:
         status.audit_seq = int(stored["spec"]["seq"])
         status.audit_head = stored["spec"]["hash"]
         return stored
+
+    def _abandon_orphan(self, md: dict[str, Any], status: ModelDeploymentStatus, now: dt.datetime) -> bool:
+        """The next record exists and is not this decision: it may be our own intent whose
+        status write was lost in a crash, and which this pass no longer decides (time moved
+        on). Only a record provably ours (signed with our key, linked to our head, for this
+        UID) is closed as abandoned, on the record; anything else stays an AuditConflict."""
+        meta = md["metadata"]
+        if self.signer is None:
+            return False
+        found = self.kube.get(API_AUDIT, "AuditRecord", meta["namespace"],
+                              audit_record_name(meta["name"], meta["uid"], status.audit_seq + 1))
+        record = (found or {}).get("spec") or {}
+        if not record or record.get("stage") != "intent":
+            return False
+        ours = (record.get("prevHash") == (status.audit_head or chain.GENESIS) and record.get("uid") == meta["uid"]
+                and chain.seal(record)["hash"] == record.get("hash")
+                and record.get("signature") == self.signer.sign(chain.record_message(str(record.get("hash")))))
+        if not ours:
+            return False
+        orphan = status.model_copy(update={"audit_seq": int(record["seq"]), "audit_head": record["hash"],
+                                           "open_intent": int(record["seq"])})
+        self._append(md, orphan, stage="outcome", of=orphan.open_intent, result="abandoned", served=None,
+                     time=iso(now), action=str(record.get("action")), phase=status.phase.value,
+                     version=record.get("version"), digest=record.get("digest"), weight=record.get("weight"),
+                     reason="IntentAbandoned", actor="vigil",
+                     message="the operator stopped before this intent's status was written; nothing was moved "
+                             "for it, and the next decision replaces it")
+        status.audit_seq, status.audit_head = orphan.audit_seq, orphan.audit_head
+        return True
 
     def _outcome(self, md: dict[str, Any], status: ModelDeploymentStatus, action: str, result: str, why: str,
                  served: dict[str, int] | None, now: dt.datetime) -> ModelDeploymentStatus:

@@ -13,6 +13,7 @@ from enum import Enum
 
 from pydantic import Field, field_validator, model_validator
 
+from vigil.api.slo import ErrorBudgetPolicy
 from vigil.api.common import STEPS_INCREASING_CEL, CamelModel, Duration, check_steps, parse_duration
 from vigil.api.gates import Gate, MetricKind
 
@@ -162,6 +163,15 @@ class RiskPolicySpec(CamelModel):
         False, description="Whether a manual promote may override a freeze window (recorded as an emergency).",
     )
     freeze_windows: list[FreezeWindow] = Field(default_factory=list, max_length=50)
+    error_budget: ErrorBudgetPolicy | None = Field(
+        None, description="Block starting a rollout while the stable version burns its SLO error budget faster "
+        "than these multi-window burn rates (SRE workbook); status says so (reason ErrorBudgetBurning).",
+    )
+    require_artifact_report: bool = Field(
+        False, description="Hold the canary until its pods report their artifact digest through "
+        "`vigil_model_info{digest}` (docs/metrics-contract.md). A reported digest that differs from "
+        "spec.artifact.digest rolls the version back whatever this says.",
+    )
     holdback: HoldbackPolicy | None = Field(None, description="Post-promotion holdback bake.")
     baseline: BaselineMode = Field(BaselineMode.STABLE)
     allow_step_overrides: bool = Field(

@@ -37,7 +37,7 @@ from vigil.api.modeldeployment import (
 )
 from vigil.api.names import ANN_ABORT, ANN_PAUSED, ANN_PROMOTE, ANN_REQUESTED_BY, approvers
 from vigil.api.policy import BaselineMode, ExpiryAction, NoDataAction, RiskPolicySpec
-from vigil.core import conditions
+from vigil.core import conditions, guards
 from vigil.core.model import (
     Action,
     AnalysisLike,
@@ -662,6 +662,8 @@ def _step(ctx: _Ctx) -> tuple[Action, str]:
     """Pick what happens now; returns (action, condition reason)."""
     s = ctx.status
     wanted = (ctx.version, ctx.digest)
+    assert ctx.spec is not None
+    guarded = guards.plan_guards(ctx.spec, ctx.policy, ctx.old)
     if s.stable_version is None:  # first deployment: straight to stable
         if ctx.ready(ctx.version):
             s.stable_version, s.stable_digest = wanted
@@ -696,6 +698,9 @@ def _step(ctx: _Ctx) -> tuple[Action, str]:
         frozen = ctx.policy.frozen_at(ctx.now)
         if frozen:
             return _hold(ctx, "FreezeWindow", f"{ctx.version} waits: freeze window until {iso(frozen.end)} {frozen.reason}"), "FreezeWindow"
+        burning = guards.budget_problem(ctx.policy, ctx.obs.guards) if guarded.budget_of else None
+        if burning:
+            return _hold(ctx, "ErrorBudgetBurning", f"{ctx.version} waits: {burning}"), "ErrorBudgetBurning"
         return _start_rollout(ctx, restart=s.phase in IN_ROLLOUT), "RolloutStarted"
     manual = _manual(ctx)
     if manual:
@@ -713,6 +718,11 @@ def _step(ctx: _Ctx) -> tuple[Action, str]:
         return Action.NONE, "Promoting"
     if s.phase is Phase.PAUSED:
         return Action.NONE, "Paused"
+    wrong = guards.artifact_problem(s.canary_digest or "", ctx.obs.guards, ctx.policy) if guarded.artifact_of else None
+    if wrong and wrong[0] == "ArtifactMismatch":
+        return _rollback(ctx, Trigger.ANALYSIS_FAILED, wrong[0], wrong[1]), wrong[0]
+    if wrong:
+        return _hold(ctx, wrong[0], wrong[1]), wrong[0]
     action = _drive_analysis(ctx)
     reason = ctx.events[-1].reason if ctx.events else "Analysing"
     return action, reason

@@ -163,6 +163,20 @@ class Observation:
     workloads: Mapping[Arm, WorkloadState] = field(default_factory=dict)
     route: RouteObservation = field(default_factory=RouteObservation)
     metrics: Mapping[Any, Any] | None = None  # MetricKind -> MetricData | NoData; None: not measured
+    guards: GuardReadings | None = None  # what the guards asked for (core.guards.plan_guards); None: not asked
+
+
+@dataclass(frozen=True)
+class GuardReadings:
+    """Facts the guards check besides the analysis, read from Prometheus.
+
+    `canary_digests`: the artifact digests the canary's pods report (empty: none reported);
+    `burn_rates`: the stable version's error-budget burn rate per window ("1h", "5m", ...);
+    `problem`: why a reading is missing (Prometheus unreachable, bad query): never a pass."""
+
+    canary_digests: frozenset[str] | None = None
+    burn_rates: Mapping[str, float] | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
