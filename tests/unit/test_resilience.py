@@ -146,3 +146,87 @@ def test_pass_backoff_grows_is_capped_and_resets() -> None:
     assert b.failed("ns", "other") <= 1.0  # per model
     b.succeeded("ns", "a")
     assert b.count("ns", "a") == 0 and b.failed("ns", "a") <= 1.0
+
+
+# ---------------------------------------------------------------- faults in status
+
+import datetime as dt  # noqa: E402
+
+import requests  # noqa: E402
+from prometheus_api_client import PrometheusApiClientException  # noqa: E402
+
+from vigil.handlers.health import Heartbeat  # noqa: E402
+from vigil.kube import faults  # noqa: E402
+from vigil.kube.client import Kube  # noqa: E402
+from vigil.metrics.prometheus import classify  # noqa: E402
+
+
+def test_api_faults_are_named_by_kind() -> None:
+    assert faults.api_fault(ApiException(status=429, reason="Too Many")).reason == "ApiThrottled"
+    assert faults.api_fault(ApiException(status=503, reason="down")).reason == "ApiUnavailable"
+    assert faults.api_fault(ApiException(status=403, reason="Forbidden")).reason == "ApiError"
+    import urllib3
+
+    assert faults.api_fault(urllib3.exceptions.ReadTimeoutError(None, "/x", "Read timed out.")).reason == "ApiTimeout"
+
+
+def test_prometheus_faults_are_named_by_kind() -> None:
+    assert classify(requests.ConnectTimeout("timed out")) == "PrometheusTimeout"
+    assert classify(requests.ReadTimeout("Read timed out. (read timeout=1)")) == "PrometheusTimeout"
+    assert classify(requests.ConnectionError("Connection refused")) == "PrometheusUnavailable"
+    assert classify(PrometheusApiClientException("HTTP Status Code 429 (b'slow down')")) == "PrometheusThrottled"
+    assert classify(PrometheusApiClientException("HTTP Status Code 503 (b'')")) == "PrometheusUnavailable"
+    assert classify(ValueError("Expecting value: line 1 column 1")) == "PrometheusBadResponse"
+
+
+class RecordingKube(faults.FaultAwareKube):
+    def __init__(self) -> None:  # no API client: only the status logic is under test
+        self.ledger = faults.FaultLedger()
+        self.sent: list[dict] = []
+
+
+def md_with(conditions: list[dict]) -> dict:
+    return {"metadata": {"name": "m", "namespace": "ns", "resourceVersion": "7", "generation": 2},
+            "status": {"phase": "Canary", "conditions": conditions}}
+
+
+def test_fault_conditions_ride_along_status_patches_and_no_op_patches_are_skipped(monkeypatch) -> None:
+    kube = RecordingKube()
+    monkeypatch.setattr(Kube, "patch_status", lambda self, md, status: self.sent.append(status) or md)
+    ready = {"type": "Ready", "status": "False", "reason": "Canary", "message": "", "lastTransitionTime": "t0"}
+    kube.ledger.set("ns", "m", faults.Fault(faults.METRICS, "PrometheusTimeout", "errorRate: timed out"))
+    md = md_with([ready])
+    kube.patch_status(md, {"phase": "Canary", "conditions": [ready]})
+    sent = kube.sent[-1]["conditions"]
+    assert [c["type"] for c in sent] == ["Ready", "MetricsAvailable"]
+    assert sent[1]["status"] == "False" and sent[1]["reason"] == "PrometheusTimeout"
+    # the reconciler writes its own five conditions again: the fault stays, and an unchanged
+    # status is not written at all (no watch event, no wake-up loop)
+    stored = md_with(sent)
+    kube.patch_status(stored, {"phase": "Canary", "conditions": [ready]})
+    assert len(kube.sent) == 1
+    # the fault clears: the condition goes
+    kube.ledger.clear("ns", "m", faults.METRICS)
+    kube.patch_status(stored, {"phase": "Canary", "conditions": [ready]})
+    assert [c["type"] for c in kube.sent[-1]["conditions"]] == ["Ready"]
+
+
+def test_an_unchanged_fault_keeps_its_transition_time() -> None:
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    first = faults.fault_conditions([], {faults.API: faults.Fault(faults.API, "ApiThrottled", "429")}, now, 1)
+    later = faults.fault_conditions(first, {faults.API: faults.Fault(faults.API, "ApiUnavailable", "503")},
+                                    now + dt.timedelta(minutes=5), 1)
+    assert later[0]["lastTransitionTime"] == first[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert later[0]["reason"] == "ApiUnavailable"
+
+
+def test_liveness_goes_stale_only_for_a_lane_that_stopped_progressing() -> None:
+    t = [0.0]
+    beat = Heartbeat(clock=lambda: t[0])
+    beat.beat("routine")
+    beat.beat("priority")
+    t[0] = 100.0
+    beat.beat("priority")
+    assert beat.stale(60) == {"routine": 100.0}
+    beat.beat("routine")
+    assert beat.stale(60) == {}
