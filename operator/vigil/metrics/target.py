@@ -21,6 +21,8 @@ class AnalysisTarget:
     """Matchers for the baseline arm only: with a fresh baseline, {"track": "baseline"} keeps
     the stable pods out of the comparison (the scrape config maps the pod label
     `vigil.dev/track` to `track`; see docs/metrics-contract.md)."""
+    preset: str = "vigil"
+    """Whose metric names to read (`spec.analysis.metricsPreset`: vigil, kserve, vllm, triton, seldon)."""
 
     def validate(self, namespace_label: str = "namespace") -> None:
         """Raise InvalidLabel naming the offending field; the provider turns it into NoData."""
