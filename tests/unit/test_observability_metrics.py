@@ -43,7 +43,7 @@ def test_phase_gauge_is_one_for_the_current_phase_only() -> None:
 
 def test_rollback_counts_and_time_to_rollback_from_the_rollout_start() -> None:
     m = OperatorMetrics(CollectorRegistry())
-    before = {"phase": "Canary", "canaryVersion": "v3"}
+    before = {"phase": "Canary", "canaryVersion": "v3", "stableVersion": "v2"}
     m.passed(md(before), decision(Action.ROLLBACK, "AnalysisFailed", phase=Phase.ROLLING_BACK, canary_version="v3",
                                   rollout_started_at="2026-01-01T00:00:00Z", phase_started_at="2026-01-01T00:10:00Z"), 0.2)
     labels = {"namespace": "ns", "model": "fraud"}
@@ -54,19 +54,27 @@ def test_rollback_counts_and_time_to_rollback_from_the_rollout_start() -> None:
     assert value(m, "vigil_time_to_rollback_seconds_count", **labels) == 1
 
 
-def test_promotion_is_counted_once_with_holdback_and_a_superseded_rollout_is_an_outcome() -> None:
+def test_outcomes_follow_status_transitions_promotion_once_with_holdback() -> None:
     m = OperatorMetrics(CollectorRegistry())
     labels = {"namespace": "ns", "model": "fraud"}
     times = {"rollout_started_at": "2026-01-01T00:00:00Z", "phase_started_at": "2026-01-01T01:00:00Z"}
-    m.passed(md({"phase": "Promoting"}), decision(Action.HOLDBACK, "Holdback", phase=Phase.HOLDBACK, **times), 0.1)
+    v2 = {"canary_version": "v2", "stable_version": "v2", "rollout_id": "2-a"}
+    m.passed(md({"phase": "Promoting", "canaryVersion": "v2", "stableVersion": "v2"}),
+             decision(Action.HOLDBACK, "Holdback", phase=Phase.HOLDBACK, **v2, **times), 0.1)
     assert value(m, "vigil_rollouts_completed_total", outcome="promoted", **labels) == 0
-    m.passed(md({"phase": "Holdback"}), decision(Action.COMPLETE, "Promoted", phase=Phase.SUCCEEDED, **times), 0.1)
+    # the completing pass is not seen as a decision (e.g. finished from its open intent): status tells
+    m.passed(md(), decision(Action.NONE, phase=Phase.SUCCEEDED, stable_version="v2", **times), 0.1)
+    m.passed(md(), decision(Action.NONE, phase=Phase.SUCCEEDED, stable_version="v2", **times), 0.1)
     assert value(m, "vigil_rollouts_completed_total", outcome="promoted", **labels) == 1
     assert value(m, "vigil_time_to_promotion_seconds_sum", **labels) == 3600
-    m.passed(md({"phase": "Canary"}), decision(Action.START, "RolloutStarted", phase=Phase.CANARY), 0.1)
+    m.passed(md(), decision(Action.START, "RolloutStarted", phase=Phase.CANARY, canary_version="v3",
+                            stable_version="v2", rollout_id="3-b"), 0.1)
+    m.passed(md(), decision(Action.START, "RolloutStarted", phase=Phase.CANARY, canary_version="v4",
+                            stable_version="v2", rollout_id="4-c"), 0.1)
     assert value(m, "vigil_rollouts_completed_total", outcome="superseded", **labels) == 1
-    m.passed(md({"phase": "Succeeded"}), decision(Action.START, "RolloutStarted", phase=Phase.CANARY), 0.1)
-    assert value(m, "vigil_rollouts_completed_total", outcome="superseded", **labels) == 1  # nothing was running
+    m.passed(md(), decision(Action.CANCEL, "RolloutCancelled", phase=Phase.SUCCEEDED, stable_version="v2"), 0.1)
+    assert value(m, "vigil_rollouts_completed_total", outcome="cancelled", **labels) == 1
+    assert value(m, "vigil_rollbacks_total", **labels) == 0
 
 
 def test_gate_gauges_follow_the_last_analysis_and_stale_gates_disappear() -> None:

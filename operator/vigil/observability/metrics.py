@@ -31,7 +31,7 @@ from prometheus_client import (
 )
 
 from vigil.api.modeldeployment import ModelDeploymentStatus, Phase
-from vigil.core.model import Action, Decision
+from vigil.core.model import Decision
 from vigil.core.timefmt import parse_iso
 
 log = logging.getLogger("vigil.observability")
@@ -40,6 +40,7 @@ PHASES = tuple(p.value for p in Phase)
 OUTCOMES = ("promoted", "rolled_back", "cancelled", "superseded")
 AUDIT_FAILURES = ("AuditWriteFailed", "AuditConflict")
 IN_ROLLOUT = {Phase.SHADOW, Phase.CANARY, Phase.PROMOTING, Phase.HOLDBACK, Phase.PAUSED}
+ROLLED_BACK = {Phase.ROLLING_BACK, Phase.ROLLED_BACK}
 BUDGETED = {Phase.SHADOW, Phase.CANARY, Phase.PAUSED}  # the budget stops at promotion (not in holdback)
 # Seconds: rollouts take minutes to days; a short tail for fast test and demo policies.
 ROLLOUT_BUCKETS = (10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800)
@@ -57,6 +58,7 @@ class _Seen:
 
     gates: set[str] = field(default_factory=set)
     stalled: str | None = None
+    status: ModelDeploymentStatus | None = None  # the last status seen, to detect transitions
 
 
 class OperatorMetrics:
@@ -153,15 +155,17 @@ class OperatorMetrics:
         with self._lock:
             seen = self._seen.get((ns, name))
             if seen is None:
-                seen = self._seen[(ns, name)] = _Seen()
+                seen = self._seen[(ns, name)] = _Seen(status=old)
                 self._initialise(ns, name)
+            self._transitions(ns, name, seen.status or old, new)
+            seen.status = new.model_copy(deep=True)
             for phase in PHASES:
                 self.phase.labels(ns, name, phase).set(1 if new.phase.value == phase else 0)
             self._rollout_gauges(ns, name, new)
             self._stalled(ns, name, new, seen)
             self._gates(ns, name, new, seen)
         if decision.changed:
-            self._decision(ns, name, old, decision)
+            self._decision(ns, name, decision)
 
     def _initialise(self, ns: str, name: str) -> None:
         """Counters exist at 0 before their first event, so `increase()` sees the first one."""
@@ -171,24 +175,31 @@ class OperatorMetrics:
         for reason in AUDIT_FAILURES:
             self.audit_failures.labels(ns, name, reason)
 
-    def _decision(self, ns: str, name: str, old: ModelDeploymentStatus, decision: Decision) -> None:
-        action, reason, new = decision.action, decision_reason(decision), decision.status
-        self.decisions.labels(ns, name, action.value, reason).inc()
+    def _decision(self, ns: str, name: str, decision: Decision) -> None:
+        reason = decision_reason(decision)
+        self.decisions.labels(ns, name, decision.action.value, reason).inc()
         if reason in AUDIT_FAILURES:
             self.audit_failures.labels(ns, name, reason).inc()
+
+    def _transitions(self, ns: str, name: str, prev: ModelDeploymentStatus, new: ModelDeploymentStatus) -> None:
+        """Rollout outcomes from the change between the last status seen and this one, not from
+        the pass's action: a pass that raised after recording (and was completed from its open
+        intent by the next pass) still counts."""
         took = _elapsed(new.rollout_started_at, new.phase_started_at)
-        if action is Action.ROLLBACK:
+        if new.phase in ROLLED_BACK and prev.phase not in ROLLED_BACK and prev.canary_version:
             self.rollbacks.labels(ns, name).inc()
             self.completed.labels(ns, name, "rolled_back").inc()
             if took is not None:
                 self.to_rollback.labels(ns, name).observe(took)
-        elif action in (Action.PROMOTED, Action.COMPLETE):
-            self.completed.labels(ns, name, "promoted").inc()
-            if took is not None:
-                self.to_promotion.labels(ns, name).observe(took)
-        elif action is Action.CANCEL:
-            self.completed.labels(ns, name, "cancelled").inc()
-        elif action is Action.START and old.phase in IN_ROLLOUT:
+        elif new.phase is Phase.SUCCEEDED and prev.phase in IN_ROLLOUT and prev.canary_version:
+            if new.stable_version == prev.canary_version:
+                self.completed.labels(ns, name, "promoted").inc()
+                if took is not None:
+                    self.to_promotion.labels(ns, name).observe(took)
+            else:
+                self.completed.labels(ns, name, "cancelled").inc()
+        elif (prev.phase in IN_ROLLOUT and prev.rollout_id and new.rollout_id
+              and new.rollout_id != prev.rollout_id):
             self.completed.labels(ns, name, "superseded").inc()  # a newer version replaced a running rollout
 
     def _rollout_gauges(self, ns: str, name: str, s: ModelDeploymentStatus) -> None:
