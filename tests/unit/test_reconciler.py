@@ -355,3 +355,56 @@ def test_records_carry_the_uid_and_the_digest(cluster) -> None:
     run(kube, rec, clock, 2)
     start = next(r for r in decisions(kube) if r["action"] == "start")
     assert start["uid"] == "u-1" and start["digest"] == D2 and start["version"] == "v2"
+
+
+def test_our_own_orphaned_intent_is_closed_as_abandoned_then_the_new_decision_is_recorded(cluster) -> None:
+    """Killed between an intent record and its status write; by the next pass the decision has
+    changed. The orphan is provably ours (our signature, our head), so it is closed as
+    abandoned on the record, nothing moves for it, and the new decision follows."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from vigil.audit.signing import Signer
+
+    kube, _, rec, clock = cluster
+    key = Ed25519PrivateKey.generate()
+    rec.signer = Signer(key)
+    run(kube, rec, clock, 3)
+    set_version(kube, "v2", D2)
+    kube.fail_next_status_patch = True
+    run(kube, rec, clock, 1)  # the "start" intent is stored, status is not
+    orphan = kube.records[-1]
+    assert orphan["action"] == "start" and orphan["stage"] == "intent"
+    assert route_weights(kube) == {"fraud-v1": 100}
+    set_version(kube, "v1", D1)  # the user reverts before the operator comes back: no rollout now
+    set_version(kube, "v3", "sha256:" + "3" * 64)
+    run(kube, rec, clock, 1)
+    closing, new, confirmed = kube.records[-3:]
+    assert closing["stage"] == "outcome" and closing["of"] == orphan["seq"] and closing["result"] == "abandoned"
+    assert (new["stage"], new["action"], new["version"]) == ("intent", "start", "v3")
+    assert confirmed["of"] == new["seq"] and confirmed["result"] == "completed"
+    assert route_weights(kube) == {"fraud-v1": 90, "fraud-v3": 10}  # v2 never got traffic
+    report = chain.verify(kube.records, kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]["auditHead"],
+                          public_key=key.public_key())
+    assert report.ok, report.summary()
+
+
+def test_a_planted_intent_signed_by_another_key_stays_a_conflict(cluster) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from vigil.audit.signing import Signer
+    from vigil.kube.client import audit_record_name
+
+    kube, _, rec, clock = cluster
+    rec.signer = Signer(Ed25519PrivateKey.generate())
+    run(kube, rec, clock, 3)
+    head = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    planted = chain.next_record(head["auditHead"], head["auditSeq"] + 1, signer=Signer(Ed25519PrivateKey.generate()),
+                                modelDeployment="fraud", uid="u-1", stage="intent", action="promote",
+                                phase="Succeeded", version="v9", weight=100, reason="Promoting")
+    kube.objects[(API_VERSION, "AuditRecord", NS, audit_record_name("fraud", "u-1", head["auditSeq"] + 1))] = {
+        "spec": planted}
+    set_version(kube, "v2", D2)
+    run(kube, rec, clock, 2)
+    assert route_weights(kube) == {"fraud-v1": 100}
+    status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    assert any(c["type"] == "Stalled" and c["reason"] == "AuditConflict" for c in status["conditions"])
