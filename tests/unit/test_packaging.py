@@ -24,10 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "operator" / "vigil"
 # the extras hold everything else; `vigil operator` needs exactly these
 CORE = {"kopf", "kubernetes", "pydantic", "numpy", "scipy", "prometheus-api-client", "prometheus-client",
-        "requests", "urllib3", "pyyaml", "cryptography", "tenacity", "python-json-logger"}
-DEMO_OR_DEV_ONLY = {"scikit-learn", "matplotlib", "aiohttp", "jinja2", "psutil", "pytest", "hypothesis"}
-# packages the operator's process must never load (aiohttp is missing: kopf itself needs it;
-# that Vigil's own modules do not import it is checked by test_runtime_modules_import_only_core)
+        "requests", "urllib3", "pyyaml", "cryptography", "tenacity", "python-json-logger",
+        "aiohttp"}
+DEMO_OR_DEV_ONLY = {"scikit-learn", "matplotlib", "jinja2", "psutil", "pytest", "hypothesis"}
+# packages the operator's process must never load (aiohttp is not among them: kopf needs it,
+# and the operator serves /healthz and /readyz with it)
 BLOCKED_AT_RUNTIME = ("sklearn", "matplotlib", "jinja2", "psutil", "pytest", "hypothesis")
 # the parts of the package that are extras, not runtime
 NOT_RUNTIME = ("demo", "dev")
@@ -70,7 +71,7 @@ def test_the_wheel_requires_only_the_operators_runtime(wheel_metadata: tuple[dic
 
 def test_demo_dev_and_test_extras_bring_the_rest(wheel_metadata: tuple[dict[str | None, set[str]], str]) -> None:
     by_extra, _ = wheel_metadata
-    assert {"scikit-learn", "matplotlib", "aiohttp", "jinja2", "vigil"} <= by_extra["demo"]
+    assert {"scikit-learn", "matplotlib", "jinja2", "vigil"} <= by_extra["demo"]
     assert "psutil" in by_extra["dev"]
     assert {"pytest", "hypothesis", "vigil"} <= by_extra["test"]
 
