@@ -340,7 +340,7 @@ class Reconciler:
         as stored after the status write (its resourceVersion guards the next write)."""
         status = decision.status
         if decision.changed:
-            manual = decision.evidence.get("manual") or {}
+            manual = decision.evidence.get("manual") or decision.evidence.get("emergency") or {}
             version = status.canary_version or status.stable_version
             evidence = dict(decision.evidence)
             if moves:

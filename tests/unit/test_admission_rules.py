@@ -321,3 +321,22 @@ def test_webhook_settings_name_the_bad_variable() -> None:
         WebhookSettings.from_env({"VIGIL_WEBHOOK_PORT": "http"})
     config = WebhookSettings.from_env({"VIGIL_WEBHOOK_PORT": "9443", "VIGIL_WEBHOOK_HOSTS": "a.svc, 10.0.0.1"})
     assert config is not None and config.hosts == ("a.svc", "10.0.0.1") and config.configuration is None
+
+
+def test_weakening_the_error_budget_or_the_artifact_report_is_looser() -> None:
+    import datetime as _dt
+
+    from vigil.admission.loosening import loosenings
+    from vigil.api.policy import RiskPolicySpec as _Spec
+
+    now = _dt.datetime(2026, 12, 1, tzinfo=_dt.timezone.utc)
+    strict = _Spec.model_validate({"errorBudget": {"objective": 0.999}, "requireArtifactReport": True})
+    fields = {x.field for x in loosenings(strict, _Spec(), now)}
+    assert {"spec.errorBudget", "spec.requireArtifactReport"} <= fields
+    lower = _Spec.model_validate({"errorBudget": {"objective": 0.99}, "requireArtifactReport": True})
+    assert [x.field for x in loosenings(strict, lower, now)] == ["spec.errorBudget.objective"]
+    faster = _Spec.model_validate({"errorBudget": {"objective": 0.999, "windows": [
+        {"long": "1h", "short": "5m", "factor": 20}, {"long": "6h", "short": "30m", "factor": 6}]},
+        "requireArtifactReport": True})
+    assert [x.field for x in loosenings(strict, faster, now)] == ["spec.errorBudget.windows[1h/5m].factor"]
+    assert loosenings(_Spec(), strict, now) == []  # tightening is always allowed

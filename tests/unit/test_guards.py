@@ -102,3 +102,24 @@ def test_queries_escape_labels_and_divide_by_the_budget() -> None:
     assert 'namespace="a\\"b"' in digest_query(t, "v2")
     q = burn_query(t, "v1", "1h", 0.999)
     assert q.endswith("/ 0.001") and 'outcome="error"' in q and "[1h]" in q
+
+
+def test_an_emergency_change_in_a_freeze_window_starts_on_the_record(cluster) -> None:
+    """The webhook admits a version change inside a freeze window only with a fresh reason and a
+    policy that allows emergencies; the operator then starts it, recording who and why."""
+    kube, _, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    spec = kube.objects[(API_VERSION, "RiskPolicy", NS, "p")]["spec"]
+    spec["freezeWindows"] = [{"start": "2026-12-01T00:00:00Z", "end": "2026-12-02T00:00:00Z", "reason": "peak"}]
+    set_version(kube, "v2", D2)
+    run(kube, rec, clock, 1)
+    assert status(kube).get("canaryVersion") is None  # frozen: waits
+    md = kube.objects[(API_VERSION, "ModelDeployment", NS, "fraud")]
+    md["metadata"]["annotations"] = {"vigil.dev/emergency": "fraud spike, fix in v2",
+                                     "vigil.dev/requested-by": "alice"}
+    run(kube, rec, clock, 1)
+    assert status(kube).get("canaryVersion") is None  # the policy does not allow emergencies
+    spec["allowEmergencyPromotion"] = True
+    run(kube, rec, clock, 1)
+    start = next(r for r in decisions(kube) if r["action"] == "start")
+    assert start["evidence"]["emergency"]["reason"] == "fraud spike, fix in v2" and start["actor"] == "alice"

@@ -134,4 +134,26 @@ def loosenings(old: RiskPolicySpec, new: RiskPolicySpec, now: datetime) -> list[
         out.append(Loosening("spec.allowStepOverrides", False, True))
     if old.pins_digest and not new.pins_digest:
         out.append(Loosening("spec.requirePinnedDigest", True, False))
+    if old.require_artifact_report and not new.require_artifact_report:
+        out.append(Loosening("spec.requireArtifactReport", True, False))
+    out += _budget_loosenings(old, new)
+    return out
+
+
+def _budget_loosenings(old: RiskPolicySpec, new: RiskPolicySpec) -> list[Loosening]:
+    """The error-budget gate: removing it, a lower objective, or a window pair with a higher
+    factor lets a rollout start while stable burns more."""
+    if old.error_budget is None:
+        return []
+    if new.error_budget is None:
+        return [Loosening("spec.errorBudget", "set", "removed")]
+    out = []
+    if new.error_budget.objective < old.error_budget.objective:
+        out.append(Loosening("spec.errorBudget.objective", old.error_budget.objective, new.error_budget.objective))
+    old_pairs = {(w.long, w.short): w.factor for w in old.error_budget.windows}
+    new_pairs = {(w.long, w.short): w.factor for w in new.error_budget.windows}
+    for pair, factor in old_pairs.items():
+        if pair not in new_pairs or new_pairs[pair] > factor:
+            out.append(Loosening(f"spec.errorBudget.windows[{pair[0]}/{pair[1]}].factor", factor,
+                                 new_pairs.get(pair, "removed")))
     return out

@@ -19,10 +19,10 @@ from pydantic import ValidationError
 from vigil.admission.hostnames import listeners_for, unclaimable
 from vigil.admission.loosening import loosenings
 from vigil.api.modeldeployment import DIGEST_PATTERN, Phase
+from vigil.api.names import ANN_EMERGENCY
 from vigil.api.policy import RiskPolicySpec
 from vigil.core.phases import IN_ROLLOUT
 
-ANN_EMERGENCY = "vigil.dev/emergency"  # value: why a version change may enter a freeze window
 _DIGEST = re.compile(DIGEST_PATTERN)
 
 

@@ -39,6 +39,7 @@ ANN_APPLIED = "vigil.dev/applied"
 ANN_PAUSED = "vigil.dev/paused"
 ANN_PROMOTE = "vigil.dev/promote"  # value: the canary digest to promote now
 ANN_ABORT = "vigil.dev/abort"  # value: the canary digest to roll back
+ANN_EMERGENCY = "vigil.dev/emergency"  # value: why a version change may enter a freeze window
 ANN_REQUESTED_BY = "vigil.dev/requested-by"  # the authenticated user (checked at admission)
 ANN_APPROVAL_PREFIX = "approved.vigil.dev/"  # one key per approver; value "<user> <digest>"
 

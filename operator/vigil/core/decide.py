@@ -35,7 +35,7 @@ from vigil.api.modeldeployment import (
     RolloutPlan,
     StepStatus,
 )
-from vigil.api.names import ANN_ABORT, ANN_PAUSED, ANN_PROMOTE, ANN_REQUESTED_BY, approvers
+from vigil.api.names import ANN_ABORT, ANN_EMERGENCY, ANN_PAUSED, ANN_PROMOTE, ANN_REQUESTED_BY, approvers
 from vigil.api.policy import BaselineMode, ExpiryAction, NoDataAction, RiskPolicySpec
 from vigil.core import conditions, guards
 from vigil.core.model import (
@@ -696,7 +696,13 @@ def _step(ctx: _Ctx) -> tuple[Action, str]:
         return Action.NONE, "RolledBack"  # not retried until the spec changes again
     if wanted != (s.canary_version, s.canary_digest) or s.phase in AT_REST | {Phase.PENDING}:
         frozen = ctx.policy.frozen_at(ctx.now)
-        if frozen:
+        emergency = (ctx.obs.annotations.get(ANN_EMERGENCY) or "").strip() if ctx.policy.allow_emergency_promotion else ""
+        if frozen and emergency:
+            # admitted by the webhook only with a fresh reason in the same request (docs/admission.md)
+            ctx.evidence["emergency"] = {"reason": emergency, "window": f"{iso(frozen.start)}..{iso(frozen.end)}",
+                                         "user": ctx.obs.annotations.get(ANN_REQUESTED_BY, "unknown")}
+            ctx.event("Warning", "EmergencyChange", f"{ctx.version} starts inside a freeze window as an emergency: {emergency}")
+        elif frozen:
             return _hold(ctx, "FreezeWindow", f"{ctx.version} waits: freeze window until {iso(frozen.end)} {frozen.reason}"), "FreezeWindow"
         burning = guards.budget_problem(ctx.policy, ctx.obs.guards) if guarded.budget_of else None
         if burning:
