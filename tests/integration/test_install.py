@@ -11,7 +11,6 @@ from pathlib import Path
 
 import yaml
 from kubernetes import client as k8s
-
 from vigil.api.names import GROUP, VERSION
 from vigil.cli.main import whoami
 from vigil.dev.binaries import REPO_ROOT, ensure_built
@@ -19,7 +18,6 @@ from vigil.kube.client import Kube
 from vigil.reconciler import Reconciler
 
 from ..conftest import KubeHandle
-
 from .test_operator import VersionMetrics, judge, md_body, policy_body
 
 

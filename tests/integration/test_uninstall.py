@@ -9,7 +9,6 @@ import uuid
 from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-
 from vigil.api.names import GROUP, VERSION
 from vigil.cli.main import main as vigil
 from vigil.cli.uninstall_cmd import KOPF_FINALIZER, remove_finalizers

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from vigil.api.policy import RiskPolicySpec
 from vigil.dev.binaries import REPO_ROOT, ensure_built
 

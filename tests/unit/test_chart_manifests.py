@@ -8,7 +8,6 @@ from pathlib import Path
 from types import ModuleType
 
 import yaml
-
 from vigil.dev.binaries import REPO_ROOT
 
 INSTALL = REPO_ROOT / "manifests" / "install"

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from vigil.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +78,7 @@ def test_it_is_multi_stage_and_every_base_is_pinned_by_tag(dockerfile: list[Inst
 
 
 def test_the_runtime_python_satisfies_requires_python(dockerfile: list[Instruction]) -> None:
-    base = [i.args.split()[0] for i in _final(dockerfile) if i.keyword == "FROM"][0]
+    base = next(i.args.split()[0] for i in _final(dockerfile) if i.keyword == "FROM")
     major, minor = map(int, re.search(r":(\d+)\.(\d+)", base).groups())
     required = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     low = tuple(map(int, re.search(r">=\s*(\d+)\.(\d+)", required).groups()))

@@ -78,8 +78,8 @@ def test_demo_dev_and_test_extras_bring_the_rest(wheel_metadata: tuple[dict[str 
 
 def test_the_console_scripts_are_the_cli(wheel_metadata: tuple[dict[str | None, set[str]], str]) -> None:
     _, entry_points = wheel_metadata
-    assert re.search(r"^vigil\s*=\s*vigil\.cli\.main:main$", entry_points, re.M), entry_points
-    assert re.search(r"^kubectl-vigil\s*=\s*vigil\.cli\.main:kubectl_plugin$", entry_points, re.M), entry_points
+    assert re.search(r"^vigil\s*=\s*vigil\.cli\.main:main$", entry_points, re.MULTILINE), entry_points
+    assert re.search(r"^kubectl-vigil\s*=\s*vigil\.cli\.main:kubectl_plugin$", entry_points, re.MULTILINE), entry_points
 
 
 def _runtime_modules() -> list[Path]:

@@ -92,7 +92,8 @@ def _modeldeployments(api_client: Any, namespaces: Sequence[str]) -> Iterator[di
     from kubernetes.client import exceptions as k8s_errors
 
     res = _dynamic(api_client).resources.get(api_version=API_VERSION, kind="ModelDeployment")
-    for ns in namespaces or [None]:
+    where_all: list[str | None] = list(namespaces) or [None]  # None: every namespace
+    for ns in where_all:
         where = f"namespace {ns}" if ns else "all namespaces"
         try:
             items = res.get(namespace=ns).to_dict().get("items") or []
