@@ -168,7 +168,7 @@ def test_dashboard_and_alert_queries_return_data_from_the_real_operator(
 
     assert one(f'vigil_rollbacks_total{{namespace="{namespace}",model="fraud"}}') == 1
     assert one(f'vigil_rollouts_completed_total{{namespace="{namespace}",model="fraud",outcome="promoted"}}') == 1
-    assert one(f'vigil_modeldeployment_phase{{namespace="{namespace}",model="fraud",phase="RolledBack"}}') == 1
+    assert one(f'vigil_modeldeployment_phase{{namespace="{namespace}",model="slow",phase="Canary"}}') == 1
     assert one(f'vigil_modeldeployment_stalled{{namespace="{namespace}",model="slow",reason="BudgetExceeded"}}') == 1
     assert one(f'vigil_gate_e_value_threshold{{namespace="{namespace}",model="slow",gate="errorRate"}}') == 40
     errors = prometheus.query(f'vigil_reconcile_errors_total{sel}')
