@@ -132,6 +132,7 @@ class Informer:
         self.resource_version = ""
         self.lists = 0  # how many times it listed (1 + resyncs), for tests and the benchmark
         self.events = 0
+        self.gone = 0  # 410 Gone answers (a watch from a resourceVersion the apiserver forgot)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> Informer:
@@ -231,6 +232,7 @@ class Informer:
                 if self._stopping.is_set():
                     break
                 if err.status == 410:
+                    self.gone += 1
                     log.info("informer %s: resourceVersion %s is gone (410); listing again", self.name,
                              self.resource_version)
                     continue

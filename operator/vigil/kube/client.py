@@ -257,3 +257,43 @@ def same_decision(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def audit_record_name(md_name: str, uid: str, seq: int) -> str:
     return f"{md_name[:40]}-{uid[:8]}-{seq:06d}"
 
+
+
+class RequestLog:
+    """Every request an ApiClient sends, as (method, path, query): the benchmark's API request
+    rate and the tests' proof that a pass with the watch cache reads nothing it caches."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str]] = []
+        self._lock = __import__("threading").Lock()
+
+    def record(self, method: str, url: str) -> None:
+        path, _, query = url.partition("?")
+        path = "/" + path.split("://", 1)[-1].partition("/")[2] if "://" in path else path
+        with self._lock:
+            self.requests.append((method.upper(), path, query))
+
+    def reads_of(self, plural: str) -> list[tuple[str, str, str]]:
+        """GETs (single reads, lists and watches) of a resource by its plural name."""
+        with self._lock:
+            return [r for r in self.requests if r[0] == "GET" and f"/{plural}" in r[1]]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+
+def count_requests(api_client: k8s.ApiClient) -> RequestLog:
+    """Record every request `api_client` sends from now on (it keeps working as before)."""
+    log = RequestLog()
+    original = api_client.call_api
+
+    def call_api(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        log.record(method, url)
+        return original(method, url, *args, **kwargs)
+
+    api_client.call_api = call_api  # type: ignore[method-assign]
+    return log
