@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client as k8s
-
 from vigil.api.names import GROUP, VERSION
 from vigil.cli.main import kubectl_plugin
 from vigil.handlers.config import configure

@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client as k8s
-
 from vigil.api.names import GROUP, VERSION
 from vigil.dev.process import free_port
 from vigil.dev.prometheus import PrometheusServer
@@ -134,7 +133,7 @@ def scenario(kube: KubeHandle, namespace: str) -> Objects:
     o.create("modeldeployments", md("slow", "s1", "short"))
     o.create("modeldeployments", md("broken", "b1"))
     for name, v in (("fraud", "v1"), ("slow", "s1"), ("broken", "b1")):
-        wait_for(lambda: o.status(name).get("stableVersion") == v, what=f"{name} {v} deployed")
+        wait_for(lambda n=name, w=v: o.status(n).get("stableVersion") == w, what=f"{name} {v} deployed")
     o.set_version("fraud", "v2")
     o.set_version("slow", "s2")
     o.set_version("broken", "b9")
@@ -193,7 +192,7 @@ def test_every_metric_name_the_dashboard_and_rules_use_is_exported(telemetry_ope
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{telemetry_operator}/metrics", timeout=10).read().decode()
-    exported = set(re.findall(r"^# TYPE (\w+) (\w+)", text, re.M))
+    exported = set(re.findall(r"^# TYPE (\w+) (\w+)", text, re.MULTILINE))
     names = {n for n, _ in exported} | {f"{n}_total" for n, t in exported if t == "counter"} | \
         {f"{n}_bucket" for n, t in exported if t == "histogram"}
     used = set()

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from vigil.api.gates import MetricKind
 from vigil.audit import chain
 from vigil.cli import views

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from vigil.dev.binaries import ensure_built
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +51,7 @@ def test_alert_rules_pass_promtool() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool is not installed (Debian package prometheus)", pytrace=False)
-    done = subprocess.run([promtool, "check", "rules", str(CHART / "files" / "alerts.yaml")], capture_output=True, text=True)
+    done = subprocess.run([promtool, "check", "rules", str(CHART / "files" / "alerts.yaml")], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     names = {r["alert"] for g in yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())["groups"] for r in g["rules"]}
     assert {"VigilRolloutOverBudget", "VigilRollback", "VigilNoLeader", "VigilAuditWriteFailing"} <= names

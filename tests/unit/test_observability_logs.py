@@ -8,7 +8,6 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-
 from vigil.api.modeldeployment import ModelDeploymentStatus, Phase, StepStatus
 from vigil.core.model import Action, Decision, EventSpec
 from vigil.observability import logs

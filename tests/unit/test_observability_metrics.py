@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-
-from vigil.api.modeldeployment import Condition, ModelDeploymentStatus, Phase, RolloutPlan, StepStatus
+from vigil.api.modeldeployment import (
+    Condition,
+    ModelDeploymentStatus,
+    Phase,
+    RolloutPlan,
+    StepStatus,
+)
 from vigil.core.model import Action, Decision, EventSpec
 from vigil.observability.metrics import OperatorMetrics
 

@@ -13,12 +13,20 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
-from vigil.api.names import GROUP, LABEL_MD, LABEL_UID, PLURAL_AUDITRECORDS, PLURAL_MODELDEPLOYMENTS, VERSION
+from vigil.api.names import (
+    GROUP,
+    LABEL_MD,
+    LABEL_UID,
+    PLURAL_AUDITRECORDS,
+    PLURAL_MODELDEPLOYMENTS,
+    VERSION,
+)
 
 EXIT_ERROR, EXIT_BROKEN_CHAIN = 1, 3
 ENDS_ROLLOUT = {"rollback": "rolled_back", "promoted": "promoted", "complete": "promoted", "cancel": "cancelled"}

@@ -63,9 +63,9 @@ def _telemetry_stop(**_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
-def _forget_deleted(type: str, name: str, namespace: str, **_: Any) -> None:  # noqa: A002 - kopf's name
+def _forget_deleted(type: str, name: str, namespace: str | None, **_: Any) -> None:
     """A deleted ModelDeployment's series go away (watch event only: no finalizer is added)."""
-    if type == "DELETED":
+    if type == "DELETED" and namespace:
         metrics.METRICS.forget(namespace, name)
 
 

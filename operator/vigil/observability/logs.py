@@ -14,14 +14,15 @@ import contextlib
 import contextvars
 import logging
 import sys
-from typing import IO, Any, Iterator
+from collections.abc import Iterator
+from typing import IO, Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from vigil.core.model import Decision
 
-_CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("vigil_log_context", default={})
+_CONTEXT: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("vigil_log_context", default=None)
 FIELDS = ("modelDeployment", "namespace", "rolloutId", "canaryVersion")
 
 
@@ -30,7 +31,7 @@ def bound(namespace: str | None = None, name: str | None = None, rollout_id: str
           version: str | None = None) -> Iterator[None]:
     """Every log line written inside names this ModelDeployment (thread- and task-local)."""
     fields = {"namespace": namespace, "modelDeployment": name, "rolloutId": rollout_id, "canaryVersion": version}
-    token = _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v}})
+    token = _CONTEXT.set({**(_CONTEXT.get() or {}), **{k: v for k, v in fields.items() if v}})
     try:
         yield
     finally:
@@ -46,7 +47,7 @@ class ContextFilter(logging.Filter):
             for key, value in (("modelDeployment", ref.get("name")), ("namespace", ref.get("namespace"))):
                 if value and not hasattr(record, key):
                     setattr(record, key, value)
-        for key, value in _CONTEXT.get().items():
+        for key, value in (_CONTEXT.get() or {}).items():
             if not hasattr(record, key):
                 setattr(record, key, value)
         return True
@@ -100,7 +101,7 @@ class DecisionLog:
                 "weight": s.step.weight if s.step else None, "verdict": s.verdict, "auditSeq": s.audit_seq,
                 "passSeconds": round(seconds, 3),
             })
-        except Exception:  # noqa: BLE001 - logging must never break a pass
+        except Exception:
             self.log.exception("decision not logged")
 
     def failed(self, namespace: str, name: str, reason: str) -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -120,13 +121,13 @@ class OperatorMetrics:
     def passed(self, md: dict[str, Any], decision: Decision, seconds: float) -> None:
         try:
             self._passed(md, decision, seconds)
-        except Exception:  # noqa: BLE001 - metrics must never break a pass
+        except Exception:
             log.exception("metrics for a pass of %s not recorded", md.get("metadata", {}).get("name"))
 
     def failed(self, namespace: str, name: str, reason: str) -> None:
         try:
             self.errors.labels(namespace, name, reason).inc()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("metrics for a failed pass of %s/%s not recorded", namespace, name)
 
     # ------------------------------------------------------------ setters others call
@@ -229,7 +230,7 @@ class OperatorMetrics:
                 _remove(gauge, (ns, name, gone))
         for gate, v in gates.items():
             labels = (ns, name, gate)
-            interval = v.get("interval") if isinstance(v.get("interval"), list) else [None, None]
+            interval: list[Any] = v["interval"] if isinstance(v.get("interval"), list) else [None, None]
             _set_or_remove(self.verdict, labels, VERDICT_VALUE.get(str(v.get("outcome"))))
             _set_or_remove(self.e_fail, labels, v.get("eFail"))
             _set_or_remove(self.e_fail_threshold, labels, v.get("thresholdFail"))
@@ -251,7 +252,7 @@ def _old_status(md: Mapping[str, Any]) -> ModelDeploymentStatus:
     try:
         return ModelDeploymentStatus.model_validate(md.get("status") or {})
     except ValueError:
-        return ModelDeploymentStatus()
+        return ModelDeploymentStatus.model_validate({})
 
 
 def _elapsed(start: str | None, end: str | None) -> float | None:
