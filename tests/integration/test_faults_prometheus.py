@@ -22,6 +22,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 
 from vigil.api.names import GROUP, VERSION
+from vigil.core.decide import default_analyzer
 from vigil.handlers.config import configure
 from vigil.metrics import PrometheusConfig, PrometheusProvider
 
@@ -115,7 +116,7 @@ def test_every_prometheus_fault_holds_the_rollout_and_shows_its_reason(
     provider = PrometheusProvider(PrometheusConfig(url=faulty_prometheus, timeout_seconds=1, retries=1,
                                                    backoff_seconds=0.1, step_seconds=1, query_budget_seconds=5))
     os.environ["KUBECONFIG"] = str(kube.kubeconfig)
-    configure(api_client=kube.client_for(), metrics=provider)  # the real analysis engine
+    configure(api_client=kube.client_for(), metrics=provider, analyzer=default_analyzer)  # the real engine
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "riskpolicies",
                                            policy_body(steps=[20, 50], bakeTime="1s", analysisInterval="1s"))
     with KopfRunner(["run", "-m", "vigil.handlers.operator", "--standalone", "-n", namespace]) as runner:
@@ -135,6 +136,6 @@ def test_every_prometheus_fault_holds_the_rollout_and_shows_its_reason(
                                   timeout=120, what=f"{mode}: MetricsAvailable=False {reason}; now {metrics_condition(mode)}")
         for mode in EXPECTED:
             status = md(mode)["status"]
-            assert status["stableVersion"] == "v1", f"{mode}: promoted on a faulty Prometheus"
+            assert status["stableVersion"] == "v1", f"{mode}: promoted on a faulty Prometheus: {status.get('history')}"
             assert status["phase"] in ("Canary", "Shadow", "RollingBack", "RolledBack"), (mode, status["phase"])
     assert runner.exception is None, runner.exception
