@@ -65,8 +65,14 @@ def _survival_bounds(above: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """values[..., index] elementwise, for (..., B) values and (...) indices."""
-    return np.take_along_axis(values, np.clip(index, 0, values.shape[-1] - 1)[..., None], -1)[..., 0]
+    """values[..., index] elementwise, for (..., B) values and (...) indices (a plain gather on
+    the flattened leading axes: the same elements as take_along_axis, without its overhead)."""
+    index = np.clip(index, 0, values.shape[-1] - 1)
+    if values.ndim == 1:
+        return values[index]
+    index = np.broadcast_to(index, values.shape[:-1])
+    flat = values.reshape(-1, values.shape[-1])
+    return flat[np.arange(flat.shape[0]), index.reshape(-1)].reshape(index.shape)
 
 
 def tail_edges(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance: float, side: str = "fail"

@@ -13,6 +13,7 @@ plan costs one evidence call per gate.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -100,9 +101,16 @@ def _grid(timestamps: np.ndarray, horizon_s: float) -> tuple[float, np.ndarray] 
     if dts.size == 0 or not np.all(np.isfinite(dts)) or np.median(dts) <= 0:
         return None
     dt = float(np.median(dts))
-    steps = max(math.ceil(horizon_s / dt), 1)
+    return dt, _ends(max(math.ceil(horizon_s / dt), 1))
+
+
+@functools.lru_cache(maxsize=256)
+def _ends(steps: int) -> np.ndarray:
+    """Projected interval ends for a horizon of `steps` intervals: depends on the policy only
+    (interval and horizon), so it is computed once, not at every analysis."""
     ends = np.unique(np.round(np.geomspace(1.0, steps, PLAN_POINTS)))
-    return dt, ends
+    ends.setflags(write=False)
+    return ends
 
 
 def _first(log_e: np.ndarray, n_canary: np.ndarray, level: float, min_samples: int, at: np.ndarray) -> np.ndarray:
