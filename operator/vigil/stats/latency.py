@@ -75,8 +75,21 @@ def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return flat[np.arange(flat.shape[0]), index.reshape(-1)].reshape(index.shape)
 
 
-def tail_edges(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance: float, side: str = "fail"
-               ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+Survival = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def survival(counts: np.ndarray) -> Survival:
+    """(total, survival at every edge, its lower and upper score bounds) of bin counts (..., B):
+    what both sides of `tail_edges` read, so a caller asking for both computes it once."""
+    total = counts.sum(axis=-1)
+    above = total[..., None] - np.cumsum(counts, axis=-1)
+    surv = ratio(above, total[..., None])
+    s_lo, s_hi = _survival_bounds(above, total)
+    return total, surv, s_lo, s_hi
+
+
+def tail_edges(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance: float, side: str = "fail",
+               geometry: Survival | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The two edges that bracket the baseline's quantile, each as (index, rho0, usable).
 
     `counts` are baseline bin counts (..., B) (bin i ends at edges[i]). The first edge is
@@ -102,10 +115,7 @@ def tail_edges(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance
     Survival values enter through one-sided 84% Poisson bounds in the conservative
     direction, so sparse baseline tails widen the bound.
     """
-    total = counts.sum(axis=-1)
-    above = total[..., None] - np.cumsum(counts, axis=-1)
-    surv = ratio(above, total[..., None])
-    s_lo, s_hi = _survival_bounds(above, total)
+    total, surv, s_lo, s_hi = geometry if geometry is not None else survival(counts)
     index = np.arange(edges.size)
     finite = np.isfinite(edges)
     log_edge = np.log(np.where(finite, edges, 1.0))
@@ -160,8 +170,9 @@ def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: 
     before = np.cumsum(b, axis=-2) - b
     fails, passes = [], []
     reg = tolerance if regression is None else regression
-    slots = zip(tail_edges(edges, before, quantile, tolerance, "fail"),
-                tail_edges(edges, before, quantile, reg, "pass"))
+    geometry = survival(before)
+    slots = zip(tail_edges(edges, before, quantile, tolerance, "fail", geometry),
+                tail_edges(edges, before, quantile, reg, "pass", geometry))
     for (j, rho0, usable), (_, rho0_pass, usable_pass) in slots:
         usable = usable & usable_pass
         n_c = np.where(usable, c.sum(axis=-1), 0.0)

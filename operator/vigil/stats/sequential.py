@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
-from scipy.special import betaln, expit, gammaln, logit, xlog1py, xlogy
+from scipy.special import betaln, expit, gammaln, log_ndtr, logit, xlog1py, xlogy
 from scipy.stats import norm
 
 
@@ -378,7 +378,9 @@ def normal_log_e(excess: np.ndarray, info: np.ndarray, scale: float) -> np.ndarr
     excess, info = np.asarray(excess, dtype=float), np.asarray(info, dtype=float)
     s = excess * info
     v = 1.0 + scale**2 * info
-    return np.log(2.0) - 0.5 * np.log(v) + scale**2 * s**2 / (2 * v) + norm.logcdf(scale * s / np.sqrt(v))
+    # log_ndtr is what norm.logcdf computes (the same values, infinities and NaN included),
+    # without the distribution object's argument handling around it
+    return np.log(2.0) - 0.5 * np.log(v) + scale**2 * s**2 / (2 * v) + log_ndtr(scale * s / np.sqrt(v))
 
 
 def normal_halfwidth(info: np.ndarray, alpha: float, scale: float) -> np.ndarray:
@@ -507,11 +509,18 @@ def difference_floor_log_e(x_c: np.ndarray, n_c: np.ndarray, x_b: np.ndarray, n_
     x_c, n_c, x_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x_c, n_c, x_b, n_b)))
     m_c, m_b = bernoulli_log_marginal(x_c, n_c), bernoulli_log_marginal(x_b, n_b)
     hat_c, hat_b = ratio_or(x_c, n_c, 0.0), ratio_or(x_b, n_b, 0.0)
+    miss_c, miss_b = n_c - x_c, n_b - x_b  # bernoulli_log_e's n - x, once for the 40 bisection steps
+
+    def log_e(x: np.ndarray, miss: np.ndarray, theta: np.ndarray, marginal: np.ndarray) -> np.ndarray:
+        """bernoulli_log_e with n - x given: the same operations in the same order."""
+        theta = np.clip(theta, 0.0, 1.0)
+        return marginal - (xlogy(x, theta) + xlog1py(miss, -theta))
 
     def arms(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = t - floor
-        e_c = bernoulli_log_e(x_c, n_c, t, m_c)
-        e_b = np.where(s < 0, np.inf, bernoulli_log_e(x_b, n_b, s, m_b))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            e_c = log_e(x_c, miss_c, t, m_c)
+            e_b = np.where(s < 0, np.inf, log_e(x_b, miss_b, s, m_b))
         if below:  # canary rate shown below t, baseline rate shown above t - floor
             return np.where(t > hat_c, e_c, 0.0), np.where(s < hat_b, e_b, 0.0)
         return np.where(t < hat_c, e_c, 0.0), np.where(s > hat_b, np.where(s < 0, 0.0, e_b), 0.0)
