@@ -274,14 +274,20 @@ def rate_ratio_interval(
     events_term, m = xc * np.log(rho), xc + xb
     n_c_, n_b_ = np.asarray(n_c, dtype=float), np.asarray(n_b, dtype=float)
     served = n_b_ > 0
+    n_b_safe = np.where(served, n_b_, 1.0)
 
     def log_e(log_r: float) -> float:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a = np.where(served, np.exp(log_r) * n_c_ / np.where(served, n_b_, 1.0), np.inf)[..., None]
-        finite = np.isfinite(a)
-        a = np.where(finite, a, 0.0)
-        llr = events_term - m * (np.log1p(a * rho) - np.log1p(a))
-        return float(logsumexp(np.where(finite & (a > 0), llr, 0.0).sum(axis=-2) + log_w))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            a = np.where(served, np.exp(log_r) * n_c_ / n_b_safe, np.inf)[..., None]
+            finite = np.isfinite(a)
+            a = np.where(finite, a, 0.0)
+            llr = events_term - m * (np.log1p(a * rho) - np.log1p(a))
+            x = np.where(finite & (a > 0), llr, 0.0).sum(axis=-2) + log_w
+            if x.ndim != 1:
+                return float(logsumexp(x))
+            top = float(x.max())  # logsumexp of one vector, as `logsumexp` computes it
+            top = top if np.isfinite(top) else 0.0
+            return float(top + np.log(np.exp(x - top).sum()))
 
     center = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
     center = 1.0 if not np.isfinite(center) or center <= 0 else center
@@ -475,10 +481,15 @@ def bernoulli_log_marginal(x: np.ndarray, n: np.ndarray) -> np.ndarray:
 def bernoulli_log_e(x: np.ndarray, n: np.ndarray, theta: np.ndarray, log_marginal: np.ndarray) -> np.ndarray:
     """Log e-value against "the rate is theta": the Beta-mixture Bayes factor, a test
     martingale under theta whatever the stopping time (Robbins' method of mixtures)."""
-    theta = np.clip(theta, 0.0, 1.0)
+    theta = _unit(theta)
     with np.errstate(divide="ignore", invalid="ignore"):
         loglik = xlogy(x, theta) + xlog1py(n - x, -theta)
     return log_marginal - loglik
+
+
+def _unit(theta: np.ndarray) -> np.ndarray:
+    """theta clipped to [0, 1] (np.clip's values, NaN kept, at a fraction of its call cost)."""
+    return np.minimum(np.maximum(theta, 0.0), 1.0)
 
 
 def bisect_increasing(f: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray,
@@ -513,7 +524,7 @@ def difference_floor_log_e(x_c: np.ndarray, n_c: np.ndarray, x_b: np.ndarray, n_
 
     def log_e(x: np.ndarray, miss: np.ndarray, theta: np.ndarray, marginal: np.ndarray) -> np.ndarray:
         """bernoulli_log_e with n - x given: the same operations in the same order."""
-        theta = np.clip(theta, 0.0, 1.0)
+        theta = _unit(theta)
         return marginal - (xlogy(x, theta) + xlog1py(miss, -theta))
 
     def arms(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
