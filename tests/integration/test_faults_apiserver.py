@@ -10,10 +10,9 @@ from typing import Any
 
 import urllib3
 from kopf.testing import KopfRunner
-from kubernetes import config as k8s_config
 from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 from kubernetes.client import rest
-
 from vigil.audit import chain
 from vigil.handlers.config import configure
 from vigil.kube import resilience

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client as k8s
-
 from vigil.api.names import ANN_ABORT, ANN_REQUESTED_BY, GROUP, VERSION
 from vigil.handlers import operator as handlers
 from vigil.handlers.config import configure

@@ -13,14 +13,13 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client as k8s
-
 from vigil.api.names import GROUP, VERSION
 from vigil.core.decide import default_analyzer
 from vigil.handlers.config import configure
@@ -52,7 +51,7 @@ def _matrix(versions: list[str], start: float, end: float, step: float, value: s
 @pytest.fixture
 def faulty_prometheus() -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             params = {k: v[0] for k, v in parse_qs(url.query).items()}
             match = re.search(r'model="([a-z]+)"', params.get("query", ""))

@@ -15,13 +15,12 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-
 from vigil.audit import chain
 
 from ..conftest import KubeHandle, wait_for

@@ -8,7 +8,6 @@ import copy
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-
 from vigil.handlers.leader import LeaderElector, LeaseConfig
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-
 from vigil.kube.resilience import NotLeader, PassBackoff, RetryPolicy, build
 
 
@@ -150,15 +149,14 @@ def test_pass_backoff_grows_is_capped_and_resets() -> None:
 
 # ---------------------------------------------------------------- faults in status
 
-import datetime as dt  # noqa: E402
+import datetime as dt
 
-import requests  # noqa: E402
-from prometheus_api_client import PrometheusApiClientException  # noqa: E402
-
-from vigil.handlers.health import Heartbeat  # noqa: E402
-from vigil.kube import faults  # noqa: E402
-from vigil.kube.client import Kube  # noqa: E402
-from vigil.metrics.prometheus import classify  # noqa: E402
+import requests
+from prometheus_api_client import PrometheusApiClientException
+from vigil.handlers.health import Heartbeat
+from vigil.kube import faults
+from vigil.kube.client import Kube
+from vigil.metrics.prometheus import classify
 
 
 def test_api_faults_are_named_by_kind() -> None:
@@ -212,7 +210,7 @@ def test_fault_conditions_ride_along_status_patches_and_no_op_patches_are_skippe
 
 
 def test_an_unchanged_fault_keeps_its_transition_time() -> None:
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     first = faults.fault_conditions([], {faults.API: faults.Fault(faults.API, "ApiThrottled", "429")}, now, 1)
     later = faults.fault_conditions(first, {faults.API: faults.Fault(faults.API, "ApiUnavailable", "503")},
                                     now + dt.timedelta(minutes=5), 1)

@@ -11,8 +11,8 @@ bounded jittered retries, and writes fenced by `WIRING.leadership` (leader elect
 
 from __future__ import annotations
 
-import os
 import asyncio
+import os
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -106,7 +106,7 @@ class HealthServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        sockets = getattr(site._server, "sockets", None) or []  # noqa: SLF001 - the bound port when 0 was asked
+        sockets = getattr(site._server, "sockets", None) or []
         return sockets[0].getsockname()[1] if sockets else port
 
     async def stop(self) -> None:

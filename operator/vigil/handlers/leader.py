@@ -71,7 +71,7 @@ class LeaseConfig:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class LeaderElector:
@@ -105,7 +105,7 @@ class LeaderElector:
             if self.on_change is not None:
                 try:
                     self.on_change(leading)
-                except Exception:  # noqa: BLE001 - a listener must not break the election
+                except Exception:
                     log.exception("leader change listener failed")
 
     # ------------------------------------------------------------ one attempt

@@ -311,7 +311,7 @@ def _one_pass(rec: Reconciler, namespace: str, name: str, uid: str, lane: str = 
     except urllib3.exceptions.HTTPError as err:  # timeouts and dropped connections, after the client's retries
         log.error("reconcile of %s/%s failed: %s", namespace, name, err)
         return _failed(rec, namespace, name, type(err).__name__, err)
-    except Exception as err:  # noqa: BLE001 - the loop must survive; the next pass retries
+    except Exception as err:
         log.exception("reconcile of %s/%s failed", namespace, name)
         return _failed(rec, namespace, name, type(err).__name__, None)
     finally:

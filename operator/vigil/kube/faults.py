@@ -76,7 +76,7 @@ def api_fault(err: BaseException) -> Fault:
 
 
 def _iso(now: dt.datetime) -> str:
-    return now.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return now.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def fault_conditions(stored: list[dict[str, Any]], active: dict[str, Fault], now: dt.datetime,
@@ -127,7 +127,7 @@ class FaultAwareKube(Kube):
     def patch_status(self, md: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         meta = md["metadata"]
         status = _with_faults(md, status, self.ledger.get(meta["namespace"], meta["name"]),
-                              dt.datetime.now(dt.timezone.utc))
+                              dt.datetime.now(dt.UTC))
         if md.get("status") and merge_patch(md["status"], status) == md["status"]:
             return md  # nothing would change: no write, no watch event, no wake-up
         return super().patch_status(md, status)
@@ -138,7 +138,7 @@ class FaultAwareKube(Kube):
         apiserver is left to the next pass."""
         stored = (md.get("status") or {}).get("conditions") or []
         status = _with_faults(md, {}, self.ledger.get(md["metadata"]["namespace"], md["metadata"]["name"]),
-                              dt.datetime.now(dt.timezone.utc))
+                              dt.datetime.now(dt.UTC))
         if status["conditions"] == stored:
             return False
         try:

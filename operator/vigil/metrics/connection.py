@@ -79,6 +79,6 @@ def connect(config: PrometheusConfig) -> PrometheusConnect:
 def request(client: PrometheusConnect, method: str, path: str, **kwargs: Any) -> requests.Response:
     """A request to another endpoint of the same server (``/-/ready``, ``/-/reload``), on the
     connection's own session, headers and timeout, for what prometheus-api-client does not wrap."""
-    session: requests.Session = client._session  # noqa: SLF001 - the library exposes no accessor
+    session: requests.Session = client._session
     return session.request(method, f"{client.url}{path}", headers=client.headers,
-                           timeout=kwargs.pop("timeout", client._timeout), **kwargs)  # noqa: SLF001
+                           timeout=kwargs.pop("timeout", client._timeout), **kwargs)

@@ -22,9 +22,15 @@ import requests
 from prometheus_api_client import PrometheusApiClientException
 
 from vigil.api.gates import Gate, MetricKind
-from vigil.metrics.connection import PrometheusConfig, QueryClient, connect  # noqa: F401  (re-exported)
+from vigil.metrics.connection import PrometheusConfig, QueryClient, connect
 from vigil.metrics.promql import InvalidLabel
-from vigil.metrics.queries import CANARY_ONLY, control_query, counters_query, freshness_query, problem
+from vigil.metrics.queries import (
+    CANARY_ONLY,
+    control_query,
+    counters_query,
+    freshness_query,
+    problem,
+)
 from vigil.metrics.target import AnalysisTarget
 from vigil.stats.data import (
     CounterPanel,
