@@ -85,8 +85,10 @@ def test_namespaced_mode_gives_roles_per_namespace_and_no_cluster_write() -> Non
         assert binding["subjects"][0]["namespace"] == RELEASE_NS and binding["roleRef"]["kind"] == "Role"
     writes = [r for r in cluster_rules(docs) if set(r["verbs"]) & WRITE_VERBS]
     # the uninstall hook's ClusterRole exists only in cluster-wide mode; in namespaced mode
-    # nothing cluster-scoped may write
-    assert writes == [], writes
+    # nothing cluster-scoped may write, apart from the webhook's own configuration (its caBundle,
+    # by the operator; its deletion, by the uninstall hook), named
+    assert all(r["resources"] == ["validatingwebhookconfigurations"] and r["resourceNames"] == ["vigil-policy-rules"]
+               for r in writes), writes
     namespaces = {d["metadata"].get("namespace") for d in docs
                   if d["kind"] in {"Role", "RoleBinding"}}
     assert namespaces == {"a", "b", RELEASE_NS}
@@ -128,7 +130,7 @@ def test_probes_and_the_metrics_port() -> None:
     docs = render()
     c = container(docs)
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert ports == {"health": 8080, "metrics": 9102}
+    assert ports == {"health": 8080, "metrics": 9102, "webhook": 9443}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert env(docs)["VIGIL_HEALTH_PORT"] == "8080" and env(docs)["VIGIL_METRICS_PORT"] == "9102"

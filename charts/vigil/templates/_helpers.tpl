@@ -55,6 +55,24 @@ the Events it posts. */}}
   verbs: ["create"]
 {{- end -}}
 
+{{/* Cluster-wide reads the admission webhook needs to judge a change (the referenced
+Gateway may live in another namespace; allowedRoutes selects namespaces by label), and the one
+webhook configuration whose caBundle it publishes. Read-only apart from that object. */}}
+{{- define "vigil.webhookClusterRules" -}}
+{{- if .Values.admission.webhook.enabled }}
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get"]
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations"]
+  resourceNames: [{{ .Values.admission.webhook.configurationName | quote }}]
+  verbs: ["get", "patch"]
+{{- end }}
+{{- end -}}
+
 {{/* What `vigil uninstall` needs on the namespaces the operator watched. */}}
 {{- define "vigil.uninstallRules" -}}
 - apiGroups: ["vigil.dev"]

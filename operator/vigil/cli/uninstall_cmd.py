@@ -145,6 +145,22 @@ def _namespaced_name(value: str) -> tuple[str, str]:
     return ns, name
 
 
+def remove_webhook(api_client: Any, name: str) -> bool:
+    """Delete the operator's ValidatingWebhookConfiguration first: its failurePolicy is Fail, so
+    with the operator stopped every ModelDeployment update (removing a finalizer included) would
+    be refused. Returns False when it was already gone."""
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        k8s.AdmissionregistrationV1Api(api_client).delete_validating_webhook_configuration(name)
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        raise _explain(err, f"delete validatingwebhookconfiguration {name}") from err
+    return True
+
+
 def cmd_uninstall(args: argparse.Namespace) -> int:
     from vigil.cli.common import api_client
 
@@ -154,6 +170,9 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
             ns, name = args.stop_operator
             stop_operator(api, ns, name, timeout=args.timeout)
             print(f"deployment.apps/{name} in {ns} scaled to 0, no operator pod left")
+        if args.remove_webhook and not args.dry_run:
+            gone = remove_webhook(api, args.remove_webhook)
+            print(f"validatingwebhookconfiguration/{args.remove_webhook} {'deleted' if gone else 'was already gone'}")
         cleared = remove_finalizers(api, args.namespace or [], dry_run=args.dry_run)
     except UninstallError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -175,6 +194,8 @@ def register(sub: Any) -> None:
                    help="only ModelDeployments in this namespace (repeatable; default: all namespaces)")
     p.add_argument("--stop-operator", type=_namespaced_name, metavar="NAMESPACE/NAME",
                    help="first scale this operator Deployment to zero and wait for its pods to go")
+    p.add_argument("--remove-webhook", metavar="NAME", default=None,
+                   help="first delete this ValidatingWebhookConfiguration (the chart's: vigil-policy-rules)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the operator's pods (default 120)")
     p.add_argument("--dry-run", action="store_true", help="only list what would be changed")
     p.set_defaults(func=cmd_uninstall)

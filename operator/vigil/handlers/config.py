@@ -98,14 +98,36 @@ def _default_metrics() -> MetricsProvider | None:
     return PrometheusProvider(config)
 
 
+def audit_signer() -> Any:
+    """The Ed25519 key from $VIGIL_AUDIT_KEY_FILE (a Secret only the operator's ServiceAccount
+    reads). A broken key file stops the operator; a missing one leaves records unsigned, with a
+    warning, so an install without a key still works (docs/audit.md says how to add one)."""
+    from vigil.audit.signing import load_signer_from_env
+
+    return load_signer_from_env(missing_ok=True)
+
+
+def _guard_reader(metrics: MetricsProvider | None) -> Any:
+    """The artifact and error-budget guards read the same Prometheus as the analysis."""
+    from vigil.metrics import PrometheusProvider
+    from vigil.metrics.guards import GuardReader
+
+    if isinstance(metrics, PrometheusProvider):
+        return GuardReader(metrics.client, metrics.config.namespace_label)
+    return None
+
+
 def reconciler() -> Reconciler:
     if WIRING.reconciler is None:
         if WIRING.api_client is None:
             WIRING.api_client = _api_client()
         if WIRING.metrics is None:
             WIRING.metrics = _default_metrics()
+        if WIRING.signer is None:
+            WIRING.signer = audit_signer()
         WIRING.reconciler = Reconciler(FaultAwareKube(WIRING.api_client, WIRING.faults), metrics=WIRING.metrics,
-                                       analyzer=WIRING.analyzer, signer=WIRING.signer)
+                                       analyzer=WIRING.analyzer, signer=WIRING.signer,
+                                       guards=_guard_reader(WIRING.metrics))
     return WIRING.reconciler
 
 

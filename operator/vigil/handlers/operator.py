@@ -32,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 from vigil.api import GROUP, VERSION
 from vigil.api.names import ANN_ABORT, ANN_PAUSED, ANN_PROMOTE
 from vigil.handlers import health, leader
+from vigil.observability import logs
 from vigil.handlers.config import WIRING, forget, reconciler, wake, wake_all, waker
 from vigil.kube import faults, resilience
 from vigil.kube.client import LABEL_MD
@@ -242,7 +243,7 @@ async def _run_pass(rec: Reconciler, body: Any, namespace: str, name: str, uid: 
     urgent (an abort arrived) is taken out of the queue and run on the priority pool instead;
     one that already runs is awaited (it is bounded by the client timeouts)."""
     lane = PRIORITY if urgent(body) else ROUTINE
-    fut = lanes().pool(lane).submit(_one_pass, rec, namespace, name, uid, lane)
+    fut = _submit(lane, rec, namespace, name, uid)
     waiting = asyncio.wrap_future(fut)
     if lane == PRIORITY:
         return await waiting
@@ -256,7 +257,8 @@ async def _run_pass(rec: Reconciler, body: Any, namespace: str, name: str, uid: 
             rewake = True
             woken.clear()
             if urgent(body) and fut.cancel():  # still queued: run it ahead of the routine queue
-                fut = lanes().pool(PRIORITY).submit(_one_pass, rec, namespace, name, uid, PRIORITY)
+                QUEUE.add(-1)
+                fut = _submit(PRIORITY, rec, namespace, name, uid)
                 waiting = asyncio.wrap_future(fut)
                 break
             watcher = asyncio.ensure_future(woken.wait())
@@ -284,8 +286,39 @@ def shutdown(grace: float = 2.0) -> list[str]:
     return [t.name for t in busy if t.is_alive()]
 
 
+class _Queue:
+    """Passes submitted to a pool and not started yet: the operator's queue depth metric."""
+
+    def __init__(self) -> None:
+        self._lock, self.depth = threading.Lock(), 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.depth = max(self.depth + n, 0)
+            depth = self.depth
+        with contextlib.suppress(ImportError):
+            from vigil.observability.metrics import set_queue_depth
+
+            set_queue_depth(depth)
+
+
+QUEUE = _Queue()
+
+
+def _submit(lane: str, rec: Reconciler, namespace: str, name: str, uid: str) -> Any:
+    QUEUE.add(1)
+    return lanes().pool(lane).submit(_one_pass, rec, namespace, name, uid, lane)
+
+
 def _one_pass(rec: Reconciler, namespace: str, name: str, uid: str, lane: str = ROUTINE) -> float | None:
-    """One reconcile; returns the delay before the next one (None when this object is gone)."""
+    """One reconcile, its log lines tagged with the ModelDeployment; returns the delay before
+    the next one (None when this object is gone)."""
+    QUEUE.add(-1)
+    with logs.bound(namespace=namespace, name=name):
+        return _pass(rec, namespace, name, uid, lane)
+
+
+def _pass(rec: Reconciler, namespace: str, name: str, uid: str, lane: str) -> float | None:
     try:
         if not WIRING.leading():
             return FOLLOWER_POLL
@@ -370,3 +403,4 @@ async def _policy_changed(namespace: str, **_: Any) -> None:
 
 
 # Other modules register their handlers by being imported here (one line each, below).
+from vigil.handlers import admission, checkpoints, telemetry  # noqa: E402,F401  (registers their handlers)
