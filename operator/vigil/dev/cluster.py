@@ -111,6 +111,7 @@ class LocalCluster:
         self.supervisor: ProcessSupervisor | None = None
         self.bins: ControlPlaneBinaries | None = None
         self.info: ClusterInfo | None = None
+        self.layout: Layout | None = None
 
     # ---------------------------------------------------------------- paths
     @property
@@ -200,6 +201,7 @@ class LocalCluster:
                 wait_until(lambda: check(layout), timeout=component.ready_timeout or timeout,
                            what=what, proc=proc, interval=component.poll_seconds)
 
+        self.layout = layout
         self._apply(self.bins.crds / "gateway-api-standard.yaml")
         self._apply(self.bins.crds / "istio-crds.yaml")
         if self.install_vigil_crds and VIGIL_CRDS.is_dir() and any(VIGIL_CRDS.glob("*.yaml")):
@@ -208,6 +210,21 @@ class LocalCluster:
         wait_until(self._namespace_default_ready, timeout=60,
                    what="the default ServiceAccount (made by kube-controller-manager)", proc=apiserver)
         self._fail_if_one_died()
+
+    def restart_apiserver(self, timeout: float = 120.0) -> None:
+        """Stop kube-apiserver (SIGTERM, as an upgrade does) and start it again on the same port
+        and etcd: clients see refused connections, dropped watches and 429s while it comes back.
+        For fault tests."""
+        assert self.supervisor is not None and self.layout is not None
+        layout = self.layout
+        component = next(c for c in COMPONENTS if c.name == "kube-apiserver")
+        old = next(p for p in self.supervisor.processes if p.name == component.name)
+        self.supervisor.stop(old)
+        proc = self._start(component.name, component.argv(layout))
+        if component.ready is not None:
+            check = component.ready
+            wait_until(lambda: check(layout), timeout=component.ready_timeout or timeout,
+                       what=component.ready_what, proc=proc, interval=component.poll_seconds)
 
     def down(self) -> None:
         """Stop every process of this cluster and remove its state directory."""
