@@ -21,28 +21,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections import defaultdict
 import statistics
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kopf.testing import KopfRunner  # noqa: E402
-from kubernetes import client as k8s  # noqa: E402
-from kubernetes import config as k8s_config  # noqa: E402
+from kopf.testing import KopfRunner
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from vigil.api.names import API_VERSION, GROUP, VERSION
+from vigil.dev.cluster import LocalCluster, temporary_state_dir
+from vigil.handlers import config
+from vigil.handlers.config import configure
+from vigil.kube.cache import WatchCache
+from vigil.kube.client import count_requests
+from vigil.reconciler import Reconciler
 
-from vigil.api.names import API_VERSION, GROUP, VERSION  # noqa: E402
-from vigil.dev.cluster import LocalCluster, temporary_state_dir  # noqa: E402
-from vigil.handlers import config  # noqa: E402
-from vigil.handlers.config import configure  # noqa: E402
-from vigil.kube.cache import WatchCache  # noqa: E402
-from vigil.kube.client import count_requests  # noqa: E402
-from bench.timing import time_analyze  # noqa: E402
-from tests.doubles import passing_analyzer  # noqa: E402
-from vigil.reconciler import Reconciler  # noqa: E402
+from bench.timing import time_analyze
+from tests.doubles import passing_analyzer
 
 NS = "scale"
 
@@ -150,7 +150,7 @@ def main() -> None:
             cache.stop()
         window = sorted(sec for when, sec in TIMINGS if start <= when <= end)
         every = sorted(sec for _, sec in TIMINGS)
-        pct = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")  # noqa: E731
+        pct = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
         intervals = (end - start) / interval_s
         per_model = [len(b) / intervals for b in metrics.batches.values()] or [0.0]
     analysis_cpu = time_analyze(calls=50) * args.count  # after the cluster is down: less contention
@@ -186,12 +186,12 @@ def write_doc(args: argparse.Namespace, rows: list[tuple[str, str, str]], deploy
     path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "operator_scale.md"
     lines = [
         "# Operator scale (issue 13)", "",
-        f"`python bench/operator_scale_bench.py --count {args.count} --replicas {args.replicas} --hold {args.hold:.0f}"
-        f"{' --no-cache' if args.no_cache else ''} --write`, on the local control plane (kwok nodes), one operator "
-        "replica, the analysis a pass-everything double inside the loop; the analysis CPU is measured separately on "
-        "the real `vigil.stats.analyze` (bench/timing.py's window) and multiplied by the model count.", "",
-        f"- first deployments ready: {deploy_s:.0f} s ({deployed}/{args.count}); all canaries in progress after "
-        f"{canary_s:.0f} s more ({in_canary}/{args.count})", "",
+        (f"`python bench/operator_scale_bench.py --count {args.count} --replicas {args.replicas} --hold {args.hold:.0f}"
+         f"{' --no-cache' if args.no_cache else ''} --write`, on the local control plane (kwok nodes), one operator "
+         "replica, the analysis a pass-everything double inside the loop; the analysis CPU is measured separately on "
+         "the real `vigil.stats.analyze` (bench/timing.py's window) and multiplied by the model count."), "",
+        (f"- first deployments ready: {deploy_s:.0f} s ({deployed}/{args.count}); all canaries in progress after "
+         f"{canary_s:.0f} s more ({in_canary}/{args.count})"), "",
         "| figure | measured | target |", "|---|---|---|",
         *[f"| {n} | {v} | {t} |" for n, v, t in rows], "",
         "The machine is shared (2 cores, several other workloads), so the wall-clock figures are upper bounds.", "",

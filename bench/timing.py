@@ -14,21 +14,22 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
-import numpy as np  # noqa: E402
+import numpy as np
+from vigil.api.gates import Gate, MetricKind
+from vigil.core.model import Arm, TrafficSplit
+from vigil.metrics import AnalysisTarget
+from vigil.stats import CounterPanel, CounterSeries, ShadowComparisons, analyze
 
-from bench.rollout_sim import T0, Servers, SimulatedPrometheus, Version, spec  # noqa: E402
-from vigil.api.gates import Gate, MetricKind  # noqa: E402
-from vigil.core.model import Arm, TrafficSplit  # noqa: E402
-from vigil.metrics import AnalysisTarget  # noqa: E402
-from vigil.stats import CounterPanel, CounterSeries, ShadowComparisons, analyze  # noqa: E402
+from bench.rollout_sim import T0, Servers, SimulatedPrometheus, Version, spec
 
 GATES = [Gate(metric=k) for k in MetricKind]
 

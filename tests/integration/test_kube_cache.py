@@ -8,16 +8,17 @@ answer 410, and the informer then re-lists (seen by hand on the benchmark's clus
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-
-from tests.doubles import passing_analyzer
 from vigil.api.names import GROUP, LABEL_MD, VERSION
 from vigil.kube.cache import WatchCache
 from vigil.kube.client import Kube, count_requests
 from vigil.reconciler import Reconciler
+
+from tests.doubles import passing_analyzer
 
 from ..conftest import KubeHandle, wait_for
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-
 from vigil.kube.cache import Informer, parse_selector
 from vigil.kube.client import _narrower
 

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats import CounterPanel, LatencyHistogram, RequestCounts, analyze
 from vigil.stats.evidence import Thresholds
@@ -78,7 +77,8 @@ def test_analysis_with_a_warm_memo_equals_one_on_fresh_panels(case: tuple) -> No
             MetricKind.LATENCY_P99: latency(rng, t, share, stretch)}
     data[MetricKind.LATENCY_P50] = data[MetricKind.LATENCY_P99]  # one histogram, two gates: shared as in the provider
     gates = [Gate(metric=MetricKind.ERROR_RATE), Gate(metric=MetricKind.LATENCY_P50), Gate(metric=MetricKind.LATENCY_P99)]
-    kwargs = dict(alpha_fail=0.05, alpha_pass=0.05, min_samples=100, expected_canary_share=share)
+    kwargs: dict[str, Any] = {"alpha_fail": 0.05, "alpha_pass": 0.05, "min_samples": 100,
+                              "expected_canary_share": share}
     cold = analyze(gates, {k: fresh(v) for k, v in data.items()}, **kwargs)
     analyze(gates, data, **kwargs)
     warm = analyze(gates, data, **kwargs)

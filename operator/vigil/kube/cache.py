@@ -25,6 +25,7 @@ client reads from the API again, which is correct, only slower) and logs why.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import random
@@ -383,10 +384,8 @@ class WatchCache:
                 w.stop()
                 resp = getattr(w, "_resp", None)
                 if resp is not None:
-                    try:
+                    with contextlib.suppress(Exception):  # best effort on the way out
                         resp.shutdown()  # wakes the blocked read at once
-                    except Exception:  # noqa: BLE001 - best effort on the way out
-                        pass
 
         name = f"{kind.kind}/{namespace or '*'}"
         return Informer(name, lister, watcher, max_objects=self.max_objects,

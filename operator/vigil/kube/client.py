@@ -7,7 +7,9 @@ that was read, so a stale writer gets a conflict instead of overwriting newer me
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 from typing import Any
 
 from kubernetes import client as k8s
@@ -58,10 +60,8 @@ class _Observed:
                 result = attr(*args, **kwargs)
                 if self._kube.cache is not None and kwargs.get("name"):
                     rv = None
-                    try:
+                    with contextlib.suppress(Exception):  # a Status has no resourceVersion of the object
                         rv = int(result.to_dict()["metadata"]["resourceVersion"])
-                    except Exception:  # noqa: BLE001 - a Status has no resourceVersion of the object
-                        pass
                     self._kube.cache.forget(self._resource.group_version, self._resource.kind,
                                             kwargs.get("namespace") or "", kwargs["name"], rv)
                 return result
@@ -265,7 +265,7 @@ class RequestLog:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, str]] = []
-        self._lock = __import__("threading").Lock()
+        self._lock = threading.Lock()
 
     def record(self, method: str, url: str) -> None:
         path, _, query = url.partition("?")
