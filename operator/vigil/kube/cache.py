@@ -64,8 +64,8 @@ def rv_int(obj: Mapping[str, Any] | None) -> int | None:
     """An object's resourceVersion as an integer, None when absent or not an integer."""
     raw = ((obj or {}).get("metadata") or {}).get("resourceVersion")
     try:
-        return int(raw)
-    except (TypeError, ValueError):
+        return int(str(raw)) if raw is not None else None
+    except ValueError:
         return None
 
 
@@ -335,7 +335,8 @@ class WatchCache:
                 self.missing.append(f"{kind.kind}.{kind.api_version}")
                 log.info("watch cache: %s %s is not served by this apiserver; read directly", kind.api_version, kind.kind)
                 continue
-            for ns in self.namespaces or [None]:
+            scopes: list[str | None] = list(self.namespaces) if self.namespaces else [None]
+            for ns in scopes:
                 informer = self._informer(resource, kind, ns)
                 self.informers[(kind.api_version, kind.kind, ns)] = informer.start()
         return self
