@@ -15,6 +15,7 @@ with no drift at all), which is why a fixed "PSI > 0.1" rule rolls back healthy 
 
 from __future__ import annotations
 
+import functools
 import numpy as np
 from scipy import optimize
 
@@ -54,9 +55,11 @@ def chi_distance(C: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return info * np.sqrt(np.nan_to_num(d2)), info, dim
 
 
+@functools.lru_cache(maxsize=1024)
 def bucket_ratio(tolerance: float, buckets: int) -> float:
     """The share ratio tolerated in *every* bucket: the change that would use the whole
-    PSI-scale tolerance in a bucket of average share 1/K, where p (r - 1) ln r = tolerance."""
+    PSI-scale tolerance in a bucket of average share 1/K, where p (r - 1) ln r = tolerance.
+    It depends on the policy and the bucket count only, so each root is found once."""
     target = max(buckets, 1) * tolerance
     return float(optimize.brentq(lambda r: (r - 1.0) * np.log(r) - target, 1.0 + 1e-9, 1e6))
 

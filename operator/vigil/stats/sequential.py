@@ -79,18 +79,19 @@ def _mixture(cum_llr: np.ndarray, prior: OneSidedPrior) -> np.ndarray:
 # ----------------------------------------------------------------- rate ratios
 
 
-def rate_ratio_llr(x_c: np.ndarray, x_b: np.ndarray, a: np.ndarray, rho: np.ndarray) -> np.ndarray:
+def rate_ratio_llr(x_c: np.ndarray, x_b: np.ndarray, a: np.ndarray, rho: np.ndarray,
+                   log_rho: np.ndarray | None = None) -> np.ndarray:
     """Per-interval log likelihood ratio of "canary/baseline rate ratio is rho x the null".
 
     Given m = x_c + x_b events in an interval, the canary's share is binomial with
     theta(rho) = a rho / (a rho + 1), a = null ratio x canary exposure / baseline exposure.
     Shapes: x_c, x_b, a (..., T); rho (G,) -> (..., T, G). Intervals without exposure on
-    either side carry no information (ratio 0).
+    either side carry no information (ratio 0). `log_rho`: np.log(rho), when the caller has it.
     """
     x_c, x_b, a = (np.asarray(v, dtype=float)[..., None] for v in (x_c, x_b, a))
     finite = np.isfinite(a)
     a = np.where(finite, a, 0.0)
-    llr = x_c * np.log(rho) - (x_c + x_b) * (np.log1p(a * rho) - np.log1p(a))
+    llr = x_c * (np.log(rho) if log_rho is None else log_rho) - (x_c + x_b) * (np.log1p(a * rho) - np.log1p(a))
     return np.where(finite & (a > 0), llr, 0.0)
 
 
@@ -121,9 +122,28 @@ def rate_ratio_evidence(
     """
     a = exposure_ratio(n_c, n_b, rho0)
     a_pass = a if rho0_pass is None else exposure_ratio(n_c, n_b, rho0_pass)
-    up = np.cumsum(rate_ratio_llr(x_c, x_b, a, np.exp(prior.offsets)), axis=-2)
-    down = np.cumsum(rate_ratio_llr(x_c, x_b, a_pass, np.exp(-prior.offsets)), axis=-2)
+    rho_up, rho_down, log_up, log_down = _one_sided(prior)
+    up = np.cumsum(rate_ratio_llr(x_c, x_b, a, rho_up, log_up), axis=-2)
+    down = np.cumsum(rate_ratio_llr(x_c, x_b, a_pass, rho_down, log_down), axis=-2)
     return _mixture(up, prior), _mixture(down, prior)
+
+
+_ONE_SIDED: dict[int, tuple[OneSidedPrior, tuple[np.ndarray, ...]]] = {}
+
+
+def _one_sided(prior: OneSidedPrior) -> tuple[np.ndarray, ...]:
+    """(rho up, rho down, their logs) of a prior's alternatives: fixed by the prior, computed once
+    (kept with the prior, so its id cannot be reused)."""
+    held = _ONE_SIDED.get(id(prior))
+    if held is None or held[0] is not prior:
+        up, down = np.exp(prior.offsets), np.exp(-prior.offsets)
+        terms = (up, down, np.log(up), np.log(down))
+        for t in terms:
+            t.setflags(write=False)
+        if len(_ONE_SIDED) > 64:
+            _ONE_SIDED.clear()
+        held = _ONE_SIDED[id(prior)] = (prior, terms)
+    return held[1]
 
 
 def _pearson(n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
