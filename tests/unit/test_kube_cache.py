@@ -186,3 +186,26 @@ def test_a_list_is_served_only_when_narrower_than_what_the_informer_holds() -> N
     assert _narrower({"vigil.dev/modeldeployment": "m1"}, held)
     assert not _narrower({"app": "x"}, held)
     assert _narrower({"app": "x"}, {})
+
+
+def test_the_label_index_finds_exactly_what_a_scan_finds() -> None:
+    items = [obj(f"d{i}", i + 1, ns=f"ns{i % 2}", **{"vigil.dev/modeldeployment": f"m{i % 3}"}) for i in range(12)]
+    script = Script((items, "100"))
+    informer = Informer("t", script.lister, script.watcher, index_label="vigil.dev/modeldeployment",
+                        selector={"vigil.dev/modeldeployment": None}, on_stop=lambda: script.events.put(None)).start()
+    try:
+        assert informer.wait_synced(10)
+        informer.observe(obj("d0", 200, ns="ns0", **{"vigil.dev/modeldeployment": "m2"}))  # relabelled
+        informer.forget(("ns1", "d1"), 201)
+        informer.observe(obj("new", 202, ns="ns1", **{"vigil.dev/modeldeployment": "m0"}))
+        for ns in ("ns0", "ns1"):
+            for md in ("m0", "m1", "m2"):
+                wanted = {"vigil.dev/modeldeployment": md}
+                by_index = [o["metadata"]["name"] for o in informer.list(ns, wanted)]
+                by_scan = sorted(o["metadata"]["name"] for o in informer.list(None, wanted)
+                                 if o["metadata"]["namespace"] == ns)
+                assert by_index == by_scan, (ns, md)
+        assert [o["metadata"]["name"] for o in informer.list("ns0", {"vigil.dev/modeldeployment": "m2"})] == \
+            ["d0", "d2", "d8"]
+    finally:
+        informer.stop()

@@ -116,7 +116,7 @@ class Informer:
 
     def __init__(self, name: str, lister: Lister, watcher: Watcher, *, max_objects: int = DEFAULT_MAX_OBJECTS,
                  selector: Mapping[str, str | None] | None = None, backoff_s: tuple[float, float] = (0.5, 30.0),
-                 on_stop: Callable[[], None] | None = None) -> None:
+                 on_stop: Callable[[], None] | None = None, index_label: str | None = None) -> None:
         self.name = name
         self._lister, self._watcher = lister, watcher
         self.max_objects = max_objects
@@ -125,6 +125,10 @@ class Informer:
         self._on_stop = on_stop
         self._lock = threading.Lock()
         self._objects: dict[Key, dict[str, Any]] = {}
+        # (namespace, value of index_label) -> keys: a pass lists one ModelDeployment's Deployments
+        # without scanning every Deployment the cache holds
+        self.index_label = index_label
+        self._index: dict[tuple[str, str], set[Key]] = {}
         self._tombstones: dict[Key, int] = {}
         self._synced = threading.Event()
         self._stopping = threading.Event()
@@ -168,10 +172,17 @@ class Informer:
         return copy.deepcopy(obj) if obj is not None else None
 
     def list(self, namespace: str | None, selector: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
+        selector = selector or {}
+        indexed = selector.get(self.index_label) if self.index_label else None
         with self._lock:
-            found = [o for (ns, _), o in self._objects.items()
+            if indexed is not None and namespace is not None:
+                candidates: Iterable[tuple[Key, dict[str, Any]]] = [
+                    (k, self._objects[k]) for k in self._index.get((namespace or "", indexed), ())]
+            else:
+                candidates = self._objects.items()
+            found = [o for (ns, _), o in candidates
                      if (namespace is None or ns == (namespace or ""))
-                     and matches((o.get("metadata") or {}).get("labels") or {}, selector or {})]
+                     and matches((o.get("metadata") or {}).get("labels") or {}, selector)]
         return [copy.deepcopy(o) for o in sorted(found, key=lambda o: key_of(o))]
 
     def __len__(self) -> int:
@@ -195,7 +206,9 @@ class Informer:
             if held is None and len(self._objects) >= self.max_objects:
                 self._overflow()
                 return
-            self._objects[key] = slim(obj)
+            self._unindex(key, held)
+            self._objects[key] = slimmed = slim(obj)
+            self._reindex(key, slimmed)
             self._tombstones.pop(key, None)
 
     def forget(self, key: Key, rv: int | None = None) -> None:
@@ -205,7 +218,7 @@ class Informer:
             held_rv = rv_int(held)
             if rv is not None and held_rv is not None and held_rv > rv:
                 return  # it was re-created after that delete
-            self._objects.pop(key, None)
+            self._unindex(key, self._objects.pop(key, None))
             mark = max(v for v in (rv, held_rv, self._tombstones.get(key)) if v is not None) \
                 if any(v is not None for v in (rv, held_rv, self._tombstones.get(key))) else None
             if mark is not None:
@@ -213,6 +226,23 @@ class Informer:
             if len(self._tombstones) > self.max_objects:  # keep the newest half; old ones matter least
                 newest = sorted(self._tombstones.items(), key=lambda kv: kv[1])[len(self._tombstones) // 2:]
                 self._tombstones = dict(newest)
+
+    def _indexed(self, key: Key, obj: Mapping[str, Any] | None) -> tuple[str, str] | None:
+        value = (((obj or {}).get("metadata") or {}).get("labels") or {}).get(self.index_label) \
+            if self.index_label and obj is not None else None
+        return (key[0], str(value)) if value is not None else None
+
+    def _reindex(self, key: Key, obj: Mapping[str, Any]) -> None:
+        slot = self._indexed(key, obj)
+        if slot is not None:
+            self._index.setdefault(slot, set()).add(key)
+
+    def _unindex(self, key: Key, obj: Mapping[str, Any] | None) -> None:
+        slot = self._indexed(key, obj)
+        if slot is not None and slot in self._index:
+            self._index[slot].discard(key)
+            if not self._index[slot]:
+                del self._index[slot]
 
     def _overflow(self) -> None:
         if not self.overflowed:
@@ -268,6 +298,9 @@ class Informer:
                 elif listed is not None and dead <= listed:
                     del self._tombstones[key]
             self._objects = fresh
+            self._index = {}
+            for key, held in fresh.items():
+                self._reindex(key, held)
             self.resource_version = rv
         self._synced.set()
 
@@ -389,8 +422,10 @@ class WatchCache:
                         resp.shutdown()  # wakes the blocked read at once
 
         name = f"{kind.kind}/{namespace or '*'}"
-        return Informer(name, lister, watcher, max_objects=self.max_objects,
-                        selector=parse_selector(kind.selector), on_stop=interrupt)
+        selector = parse_selector(kind.selector)
+        index = next(iter(selector), None) if selector and len(selector) == 1 else None
+        return Informer(name, lister, watcher, max_objects=self.max_objects, selector=selector, on_stop=interrupt,
+                        index_label=index)
 
     # ------------------------------------------------------------ reads for Kube
     def informer(self, api_version: str, kind: str, namespace: str | None) -> Informer | None:
