@@ -42,7 +42,8 @@ def test_views_on_a_promoted_then_rolled_back_model(kube: KubeHandle, namespace:
     c.create("modeldeployments", md_body("v1", "istio"))
     wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
     c.set_version("v2")
-    wait_for(lambda: c.status().get("stableVersion") == "v2" and c.status()["phase"] == "Succeeded", timeout=90,
+    wait_for(lambda: c.status().get("stableVersion") == "v2" and c.status()["phase"] == "Succeeded"
+             and c.status().get("openIntent") is None, timeout=90,
              what="v2 promoted")
     BAD.add("v3")
     c.set_version("v3")

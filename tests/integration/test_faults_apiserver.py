@@ -74,7 +74,8 @@ def test_injected_429_409_and_an_outage_lose_and_duplicate_no_decision(kube: Kub
         assert c.route_weights("istio") == {"fraud-v1": 100}
         injector.outage.clear()
 
-        wait_for(lambda: c.status().get("stableVersion") == "v2" and c.status().get("phase") == "Succeeded",
+        wait_for(lambda: c.status().get("stableVersion") == "v2" and c.status().get("phase") == "Succeeded"
+                 and c.status().get("openIntent") is None,
                  timeout=150, what="v2 promoted through the faults")
         wait_for(lambda: "ApiAvailable" not in c.conditions(), timeout=30, what="the fault condition cleared")
     assert runner.exception is None, runner.exception

@@ -85,7 +85,8 @@ def test_killing_the_leader_mid_rollout_hands_over_without_a_repeated_or_skipped
     operators[leader].send_signal(signal.SIGKILL)
     operators[leader].wait(30)
 
-    wait_for(lambda: c.status().get("stableVersion") == "v2" and c.status().get("phase") == "Succeeded",
+    wait_for(lambda: c.status().get("stableVersion") == "v2" and c.status().get("phase") == "Succeeded"
+             and c.status().get("openIntent") is None,
              timeout=150, what="v2 promoted by the other replica")
     assert holder(kube, namespace) == follower
     assert c.route_weights("istio") == {"fraud-v2": 100}

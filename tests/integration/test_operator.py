@@ -101,7 +101,8 @@ class Cluster:
 
     def phase_is(self, phase: str) -> dict | None:
         s = self.status()
-        return s if s.get("phase") == phase and s.get("observedGeneration") == self.md()["metadata"]["generation"] else None
+        settled = s.get("openIntent") is None  # the last move's outcome is on the record too
+        return s if s.get("phase") == phase and settled and s.get("observedGeneration") == self.md()["metadata"]["generation"] else None
 
     def conditions(self) -> dict[str, tuple[str, str]]:
         return {c["type"]: (c["status"], c["reason"]) for c in self.status().get("conditions", [])}
@@ -245,7 +246,8 @@ def test_restart_mid_rollout_resumes_at_the_same_step(kube: KubeHandle, namespac
     assert c.route_weights("istio") == {"fraud-v1": 70, "fraud-v2": 30}  # nothing moves while it is down
     configure(api_client=kube.client_for(), metrics=VersionMetrics(), analyzer=judge)
     with KopfRunner(args) as runner:
-        wait_for(lambda: c.status().get("stableVersion") == "v2", timeout=90, what="v2 promoted after restart")
+        wait_for(lambda: c.status().get("stableVersion") == "v2" and c.status().get("openIntent") is None,
+                 timeout=90, what="v2 promoted after restart, its outcome recorded")
     assert runner.exception is None
     records = sorted(c.kube.audit_records(namespace, "fraud"), key=lambda r: r["seq"])
     assert chain.verify(records, expected_head=c.status()["auditHead"]).ok

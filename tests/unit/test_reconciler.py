@@ -408,3 +408,32 @@ def test_a_planted_intent_signed_by_another_key_stays_a_conflict(cluster) -> Non
     assert route_weights(kube) == {"fraud-v1": 100}
     status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
     assert any(c["type"] == "Stalled" and c["reason"] == "AuditConflict" for c in status["conditions"])
+
+
+def test_a_route_changed_in_a_field_other_than_the_weights_stops_the_loop(cluster) -> None:
+    """The tamper check covers every field Vigil set, not only the weights: a host or port
+    changed behind its back is a RouteConflict, and nothing is applied over it."""
+    kube, _, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    vs = kube.objects[("networking.istio.io/v1", "VirtualService", NS, "fraud")]
+    vs["spec"]["hosts"] = ["evil.example.com"]
+    writes = len(kube.writes)
+    set_version(kube, "v2", D2)
+    run(kube, rec, clock, 2)
+    assert len(kube.writes) == writes and kube.objects[("networking.istio.io/v1", "VirtualService", NS, "fraud")][
+        "spec"]["hosts"] == ["evil.example.com"]
+    status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    assert any(c["reason"] == "RouteConflict" and "outside Vigil" in c["message"] for c in status["conditions"])
+
+
+def test_fields_the_apiserver_adds_to_a_route_are_not_tampering() -> None:
+    from vigil.routing.base import owned_part
+
+    rendered = {"rules": [{"backendRefs": [{"name": "a", "port": 80, "weight": 90}]}]}
+    stored = {"rules": [{"backendRefs": [{"name": "a", "port": 80, "weight": 90, "group": "", "kind": "Service"}],
+                         "matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]}
+    assert owned_part(stored, rendered) == rendered
+    stored["rules"][0]["backendRefs"][0]["port"] = 81
+    assert owned_part(stored, rendered) != rendered
+    stored["rules"].append({"backendRefs": []})  # a rule added behind Vigil's back
+    assert owned_part(stored, rendered) != rendered

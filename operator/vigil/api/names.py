@@ -30,6 +30,7 @@ ANN_ROLE = "vigil.dev/role"
 ANN_VERSION = "vigil.dev/version"  # the exact version (the label may be truncated)
 ANN_MANIFEST_HASH = "vigil.dev/manifest-hash"
 ANN_APPLIED = "vigil.dev/applied"
+ANN_APPLIED_SPEC = "vigil.dev/applied-spec"  # the route spec Vigil rendered (JSON): a read compares every field it owns
 
 # manual controls: annotations a person sets on a ModelDeployment. The ValidatingAdmissionPolicy
 # in charts/vigil/templates/admission.yaml makes the apiserver check who sets them: requested-by

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
-from vigil.api.names import ANN_APPLIED, LABEL_MANAGED, LABEL_MD
+from vigil.api.names import ANN_APPLIED, ANN_APPLIED_SPEC, LABEL_MANAGED, LABEL_MD
 from vigil.core.model import TrafficSplit
 from vigil.kube.client import Kube, owner_reference
 from vigil.routing.parsed import RouteParseError
@@ -94,20 +94,41 @@ class RouteObjectRouter:
             return ReadResult(split, f"{self.kind} {target.route_name!r} was changed outside Vigil "
                                      f"(now {split.as_json()}, Vigil applied {applied}); Vigil will not act on it "
                                      f"until the change is reverted or the route is deleted.")
+        rendered = (meta.get("annotations") or {}).get(ANN_APPLIED_SPEC)
+        if rendered and owned_part(route.get("spec") or {}, json.loads(rendered)) != json.loads(rendered):
+            return ReadResult(split, f"{self.kind} {target.route_name!r} was changed outside Vigil (a field Vigil "
+                                     "owns, such as a match, filter, hostname or port, differs from what it applied); "
+                                     "Vigil will not act on it until the change is reverted or the route is deleted.")
         return ReadResult(split)
 
     def apply(self, target: RouteTarget, split: Split) -> None:
         md = target.md
+        spec = self.route_spec(target, split)
         self.kube.apply({
             "apiVersion": self.api_version, "kind": self.kind,
             "metadata": {
                 "name": target.route_name, "namespace": target.namespace,
                 "labels": {LABEL_MANAGED: "vigil", LABEL_MD: md["metadata"]["name"]},
-                "annotations": {ANN_APPLIED: split.as_json()},
+                "annotations": {ANN_APPLIED: split.as_json(),
+                                ANN_APPLIED_SPEC: json.dumps(spec, sort_keys=True, separators=(",", ":"))},
                 "ownerReferences": [owner_reference(dict(md))],
             },
-            "spec": self.route_spec(target, split),
+            "spec": spec,
         })
 
     def replicas(self, target: RouteTarget, split: Split) -> Mapping[str, int] | None:
         return None
+
+
+def owned_part(current: Any, rendered: Any) -> Any:
+    """`current` cut down to the fields `rendered` sets: what the apiserver added (defaults) is
+    ignored, anything Vigil set and someone changed shows as a difference."""
+    if isinstance(rendered, dict):
+        if not isinstance(current, dict):
+            return current
+        return {k: owned_part(current.get(k), v) for k, v in rendered.items()}
+    if isinstance(rendered, list):
+        if not isinstance(current, list) or len(current) != len(rendered):
+            return current
+        return [owned_part(c, r) for c, r in zip(current, rendered)]
+    return current
