@@ -1,5 +1,5 @@
 # The two commands of the README. Both install what is missing first (hack/setup.sh).
-.PHONY: setup demo test unit crds bench image manifests docs
+.PHONY: setup demo test unit crds bench image manifests docs killpoints fuzz
 
 setup:
 	bash hack/setup.sh
@@ -41,3 +41,12 @@ manifests:
 # docs/reference: generated from the pydantic models (tests check they are current)
 docs:
 	python3 -m vigil.api.docgen
+
+# Long sweeps outside the test command (CI runs a sample of the same harnesses):
+# every write of real rollouts killed before and after it (tests/killpoints.py) ...
+killpoints: setup
+	python3 -m tests.killpoints
+
+# ... and 4000 hypothesis cases per fuzz property, 12,000 in all (tests/unit/test_fuzz.py).
+fuzz: setup
+	VIGIL_FUZZ_EXAMPLES=4000 python3 -m pytest -q -p no:cacheprovider tests/unit/test_fuzz.py
