@@ -45,7 +45,7 @@ class ModelMetrics:
 
     def __init__(self, model: str, version: str, *, groups: Iterable[str] = (), namespace: str | None = None,
                  latency_buckets: Iterable[float] = LATENCY_BUCKETS,
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None, digest: str | None = None) -> None:
         for field, value in (("model", model), ("version", version)):
             if not value or not isinstance(value, str):
                 raise ValueError(f"{field}: a non-empty label value is required, got {value!r}")
@@ -77,6 +77,16 @@ class ModelMetrics:
                               "outcome")
         self.control = counter(queries.SHADOW_CONTROL_TOTAL, "Mirrored requests stable scored twice, compared with itself.",
                                "outcome")
+        if digest is not None:
+            # what this server really loaded: Vigil rolls back a canary whose digest is not the spec's
+            from prometheus_client import Gauge
+
+            from vigil.metrics.guards import MODEL_INFO
+
+            if not digest.startswith("sha256:"):
+                raise ValueError(f"digest: expected sha256:<hex> of the loaded artifact, got {digest!r}")
+            Gauge(MODEL_INFO, "The artifact this server loaded (value 1).", (*names, "digest"),
+                  registry=self.registry).labels(**self._base, digest=digest).set(1)
         self._zero()
 
     def _zero(self) -> None:

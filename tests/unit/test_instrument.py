@@ -101,3 +101,17 @@ def test_bad_input_names_the_field() -> None:
         ModelMetrics("ranker", "v2", latency_buckets=[0.1, 0.2])
     with pytest.raises(ValueError, match="version: a non-empty label value"):
         ModelMetrics("ranker", "")
+
+
+def test_the_loaded_artifact_is_reported_for_the_version_check() -> None:
+    from prometheus_client import generate_latest
+
+    from vigil.instrument import ModelMetrics
+
+    m = ModelMetrics("fraud", "v2", digest="sha256:" + "a" * 64)
+    text = generate_latest(m.registry).decode()
+    assert 'vigil_model_info{digest="sha256:' + "a" * 64 + '",model="fraud",version="v2"} 1.0' in text
+    import pytest
+
+    with pytest.raises(ValueError, match="digest"):
+        ModelMetrics("fraud", "v2", digest="latest")
