@@ -34,7 +34,11 @@ class CounterSeries:
     values: np.ndarray
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "values", np.asarray(self.values, dtype=float))
+        values = np.asarray(self.values, dtype=float)
+        # a counter is never negative or infinite: such a sample (a broken exporter, a "+Inf"
+        # scraped as a value) is read as missing, so the gap logic bridges it and it counts nothing
+        values = np.where(np.isfinite(values) & (values >= 0), values, np.nan)
+        object.__setattr__(self, "values", values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,6 +118,8 @@ def matrix_increments(values: np.ndarray) -> np.ndarray:
     """
     values = np.atleast_2d(np.asarray(values, dtype=float))
     steps = values.shape[1]
+    if steps == 0:  # an empty window: no interval, no increase
+        return np.zeros((values.shape[0], 0))
     present = ~np.isnan(values)
     seen = np.maximum.accumulate(np.where(present, np.arange(steps), -1), axis=1)
     before = np.concatenate([np.full((values.shape[0], 1), -1), seen[:, :-1]], axis=1)
