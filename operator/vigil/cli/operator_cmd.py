@@ -19,6 +19,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
         os.environ["VIGIL_LEADER_ELECTION"] = "true"
     if args.health_port is not None:
         os.environ["VIGIL_HEALTH_PORT"] = str(args.health_port)
+    if args.namespace:  # the watch cache lists only where kopf watches (a namespaced install may not list more)
+        os.environ["VIGIL_WATCH_NAMESPACES"] = ",".join(args.namespace)
     kopf.configure(verbose=args.verbose)
     try:
         kopf.run(standalone=True, clusterwide=not args.namespace, namespaces=args.namespace or [],

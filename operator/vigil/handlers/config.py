@@ -36,6 +36,7 @@ class Wiring:
     signer: Any = None  # a vigil.audit.chain.RecordSigner; None until one is configured
     leadership: Any = None  # has is_leader(); None: leader election off, this replica always acts
     faults: FaultLedger = field(default_factory=FaultLedger)
+    cache: Any = None  # vigil.kube.cache.WatchCache; None: every read goes to the API
 
     def leading(self) -> bool:
         return self.leadership is None or bool(self.leadership.is_leader())
@@ -46,6 +47,9 @@ WIRING = Wiring()
 
 def configure(**kwargs: Any) -> None:
     """Override parts of the wiring (before the operator starts)."""
+    if "api_client" in kwargs and WIRING.cache is not None:
+        WIRING.cache.stop()  # it watches through the old client
+        WIRING.cache = None
     for key, value in kwargs.items():
         setattr(WIRING, key, value)
     WIRING.reconciler = None
@@ -117,6 +121,16 @@ def _guard_reader(metrics: MetricsProvider | None) -> Any:
     return None
 
 
+def watch_cache(api_client: k8s.ApiClient) -> Any:
+    """Informer-style caches of the routes, workloads and policies a pass reads, over the
+    namespaces the operator watches ($VIGIL_WATCH_NAMESPACES, set by `vigil operator -n`): a
+    namespaced install may not list cluster-wide. Until it has listed, reads go to the API."""
+    from vigil.kube.cache import WatchCache
+
+    namespaces = [n.strip() for n in os.environ.get("VIGIL_WATCH_NAMESPACES", "").split(",") if n.strip()] or None
+    return WatchCache(api_client, namespaces=namespaces).start()
+
+
 def reconciler() -> Reconciler:
     if WIRING.reconciler is None:
         if WIRING.api_client is None:
@@ -125,9 +139,12 @@ def reconciler() -> Reconciler:
             WIRING.metrics = _default_metrics()
         if WIRING.signer is None:
             WIRING.signer = audit_signer()
-        WIRING.reconciler = Reconciler(FaultAwareKube(WIRING.api_client, WIRING.faults), metrics=WIRING.metrics,
-                                       analyzer=WIRING.analyzer, signer=WIRING.signer,
-                                       guards=_guard_reader(WIRING.metrics))
+        kube = FaultAwareKube(WIRING.api_client, WIRING.faults)
+        if WIRING.cache is None and os.environ.get("VIGIL_WATCH_CACHE", "on") != "off":
+            WIRING.cache = watch_cache(WIRING.api_client)
+        kube.attach_cache(WIRING.cache)
+        WIRING.reconciler = Reconciler(kube, metrics=WIRING.metrics, analyzer=WIRING.analyzer,
+                                       signer=WIRING.signer, guards=_guard_reader(WIRING.metrics))
     return WIRING.reconciler
 
 

@@ -190,6 +190,9 @@ async def _cleanup(**_: Any) -> None:
     if RUNTIME.elector is not None:
         elector, RUNTIME.elector = RUNTIME.elector, None
         await asyncio.get_running_loop().run_in_executor(None, elector.stop)
+    if WIRING.cache is not None:  # a stopped cache serves nothing: reads fall back to the API
+        cache, WIRING.cache = WIRING.cache, None
+        await asyncio.get_running_loop().run_in_executor(None, cache.stop)
 
 
 @kopf.on.login()
