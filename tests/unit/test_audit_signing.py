@@ -325,5 +325,5 @@ def test_the_checkpoint_interval_is_validated(monkeypatch: pytest.MonkeyPatch) -
     assert interval_seconds() == 2.5
     for bad in ("0", "-1", "soon", "nan", "inf"):
         monkeypatch.setenv(SECONDS_ENV, bad)
-        with pytest.raises(ValueError, match=f"VIGIL_AUDIT_CHECKPOINT_SECONDS={bad!r}: must be a positive number"):
+        with pytest.raises(ValueError, match=f"VIGIL_AUDIT_CHECKPOINT_SECONDS must be a number of seconds > 0, got {bad!r}"):
             interval_seconds()

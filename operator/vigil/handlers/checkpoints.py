@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import math
 import os
 from typing import Any
 
@@ -23,6 +22,7 @@ import kopf
 from vigil.api import GROUP, VERSION
 from vigil.audit.checkpoint import Checkpoint, CheckpointSink, FileSink, make_checkpoint
 from vigil.core.timefmt import iso
+from vigil.handlers import env
 from vigil.handlers.config import WIRING
 
 log = logging.getLogger("vigil.checkpoints")
@@ -32,16 +32,7 @@ DEFAULT_SECONDS = 300.0
 
 def interval_seconds() -> float:
     """`$VIGIL_AUDIT_CHECKPOINT_SECONDS`, a positive number of seconds (default 300)."""
-    raw = os.environ.get(SECONDS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{SECONDS_ENV}={raw!r}: must be a positive number of seconds")
-    return value
+    return env.seconds(SECONDS_ENV, DEFAULT_SECONDS)
 
 
 def sink() -> CheckpointSink | None:

@@ -20,6 +20,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from vigil.core.decide import Analyzer, default_analyzer
+from vigil.handlers import env
 from vigil.kube import resilience
 from vigil.kube.faults import FaultAwareKube, FaultLedger
 from vigil.metrics import MetricsProvider
@@ -66,17 +67,7 @@ def kube_configuration() -> k8s.Configuration:
     return cfg
 
 
-def _seconds(var: str, default: float) -> float:
-    raw = os.environ.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ValueError(f"{var} must be a number of seconds > 0, got {raw!r}")
-    return value
+_seconds = env.seconds
 
 
 def _api_client() -> k8s.ApiClient:

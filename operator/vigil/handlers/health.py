@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,28 +20,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from vigil.handlers import env
+
 log = logging.getLogger("vigil.health")
 
 
 def health_port() -> int | None:
     """The port from $VIGIL_HEALTH_PORT (None when unset); a clear error when it is not a port."""
-    raw = os.environ.get("VIGIL_HEALTH_PORT", "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise ValueError(f"VIGIL_HEALTH_PORT must be a port number 1-65535, got {raw!r}")
-    return int(raw)
+    return env.port("VIGIL_HEALTH_PORT")
 
 
 def stale_after() -> float:
-    raw = os.environ.get("VIGIL_LIVENESS_STALE_SECONDS", "180").strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ValueError(f"VIGIL_LIVENESS_STALE_SECONDS must be a number of seconds > 0, got {raw!r}")
-    return value
+    return env.seconds("VIGIL_LIVENESS_STALE_SECONDS", 180.0)
 
 
 class Heartbeat:

@@ -32,10 +32,10 @@ from kubernetes.client.exceptions import ApiException
 from vigil.api import GROUP, VERSION
 from vigil.api.names import ANN_ABORT, ANN_PAUSED, ANN_PROMOTE
 from vigil.handlers import health, leader
-from vigil.observability import logs
 from vigil.handlers.config import WIRING, forget, reconciler, wake, wake_all, waker
 from vigil.kube import faults, resilience
 from vigil.kube.client import LABEL_MD
+from vigil.observability import logs
 from vigil.reconciler import Reconciler
 
 log = logging.getLogger("vigil.operator")

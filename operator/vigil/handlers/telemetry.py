@@ -17,6 +17,7 @@ from typing import Any
 import kopf
 
 from vigil.api import GROUP, VERSION
+from vigil.handlers import env
 from vigil.handlers.config import reconciler
 from vigil.observability import logs, metrics
 
@@ -25,12 +26,10 @@ log = logging.getLogger("vigil.telemetry")
 
 def metrics_port() -> int | None:
     """The port from $VIGIL_METRICS_PORT; a clear error when it is not a port number."""
-    raw = os.environ.get("VIGIL_METRICS_PORT", "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise kopf.PermanentError(f"VIGIL_METRICS_PORT must be a port number 1-65535, got {raw!r}")
-    return int(raw)
+    try:
+        return env.port("VIGIL_METRICS_PORT")
+    except ValueError as err:
+        raise kopf.PermanentError(str(err)) from err
 
 
 def log_format() -> str:
