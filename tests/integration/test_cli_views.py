@@ -4,7 +4,6 @@ including the errors a user meets (unknown name, no permission)."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -13,20 +12,16 @@ from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 from vigil.api.names import GROUP, VERSION
 from vigil.cli.main import kubectl_plugin
-from vigil.handlers.config import configure
 
 from ..conftest import KubeHandle, wait_for
-from .test_operator import Cluster, md_body, policy_body
+from .test_operator import Cluster, md_body, policy_body, running_operator
 from .test_telemetry import BAD, VersionMetrics, judge
 
 
 @pytest.fixture
 def operator(kube: KubeHandle) -> Iterator[KopfRunner]:
-    os.environ["KUBECONFIG"] = str(kube.kubeconfig)
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analyzer=judge)
-    with KopfRunner(["run", "-m", "vigil.handlers.operator", "--standalone", "--all-namespaces"]) as runner:
+    with running_operator(kube, analyzer=judge, metrics=VersionMetrics()) as runner:
         yield runner
-    assert runner.exception is None, runner.exception
 
 
 def run(kube: KubeHandle, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

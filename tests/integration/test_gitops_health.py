@@ -29,13 +29,12 @@ from vigil.api.names import (
     approval_key,
     approval_value,
 )
-from vigil.handlers.config import configure
-from vigil.metrics import AnalysisTarget
 from vigil.stats.result import Outcome
 
 from ..conftest import KubeHandle, wait_for
 from ..doubles import AnalysisDouble
 from ..unit.test_argocd_health import argocd_health
+from .test_operator import running_operator
 
 ROOT = Path(__file__).resolve().parents[2]
 KSTATUS_SRC = ROOT / "hack" / "kstatus"
@@ -74,22 +73,14 @@ def kstatus(objects: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [tuple(line.split("\t", 1)) for line in out.splitlines()]  # type: ignore[misc]
 
 
-class VersionMetrics:
-    def collect(self, target: AnalysisTarget, gates: Any, start: Any, end: Any) -> dict:
-        return {"canary": target.canary_version}
+@pytest.fixture
+def operator(kube: KubeHandle) -> Iterator[KopfRunner]:
+    with running_operator(kube, analyzer=judge) as runner:
+        yield runner
 
 
 def judge(gates: Any, metrics: dict, **_: Any) -> AnalysisDouble:
     return AnalysisDouble(Outcome.FAIL if metrics.get("canary") in BAD else Outcome.PASS)
-
-
-@pytest.fixture
-def operator(kube: KubeHandle) -> Iterator[KopfRunner]:
-    os.environ["KUBECONFIG"] = str(kube.kubeconfig)
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analyzer=judge)
-    with KopfRunner(["run", "-m", "vigil.handlers.operator", "--standalone", "--all-namespaces"]) as runner:
-        yield runner
-    assert runner.exception is None, runner.exception
 
 
 def digest(version: str) -> str:

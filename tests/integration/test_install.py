@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 from vigil.api.names import GROUP, VERSION
 from vigil.cli.main import whoami
 from vigil.dev.binaries import REPO_ROOT, ensure_built

@@ -6,6 +6,7 @@ statistics on real Prometheus data are exercised by the demo and the metrics tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any, Iterator
@@ -14,7 +15,6 @@ import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-
 from vigil.api.names import GROUP, VERSION
 from vigil.audit import chain
 from vigil.handlers.config import configure
@@ -39,13 +39,22 @@ def judge(gates: Any, metrics: dict, **_: Any) -> AnalysisDouble:
     return AnalysisDouble(Outcome.FAIL if metrics.get("canary") in BAD else Outcome.PASS)
 
 
-@pytest.fixture
-def operator(kube: KubeHandle) -> Iterator[KopfRunner]:
+@contextlib.contextmanager
+def running_operator(kube: KubeHandle, analyzer: Any = judge, metrics: Any = None,
+                     modules: tuple[str, ...] = ()) -> Iterator[KopfRunner]:
+    """The real operator (kopf, all namespaces) in this process, on the test's doubles."""
     os.environ["KUBECONFIG"] = str(kube.kubeconfig)
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analyzer=judge)
-    with KopfRunner(["run", "-m", "vigil.handlers.operator", "--standalone", "--all-namespaces"]) as runner:
+    configure(api_client=kube.client_for(), metrics=metrics or VersionMetrics(), analyzer=analyzer)
+    extra = [arg for module in modules for arg in ("-m", module)]
+    with KopfRunner(["run", "-m", "vigil.handlers.operator", *extra, "--standalone", "--all-namespaces"]) as runner:
         yield runner
     assert runner.exception is None, runner.exception
+
+
+@pytest.fixture
+def operator(kube: KubeHandle) -> Iterator[KopfRunner]:
+    with running_operator(kube) as runner:
+        yield runner
 
 
 
