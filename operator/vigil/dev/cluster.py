@@ -214,7 +214,8 @@ class LocalCluster:
     def restart_apiserver(self, timeout: float = 120.0) -> None:
         """Stop kube-apiserver (SIGTERM, as an upgrade does) and start it again on the same port
         and etcd: clients see refused connections, dropped watches and 429s while it comes back.
-        For fault tests."""
+        For fault tests. Call it from a thread that outlives the cluster: the control plane's
+        processes die with the thread that started them (pdeathsig is per thread on Linux)."""
         assert self.supervisor is not None and self.layout is not None
         layout = self.layout
         component = next(c for c in COMPONENTS if c.name == "kube-apiserver")
