@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from vigil.files import write_private
 
 VALIDITY = dt.timedelta(days=365)
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -37,14 +38,6 @@ class WebhookCerts:
 
 def _paths(directory: Path) -> WebhookCerts:
     return WebhookCerts(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Create `path` mode 0600 (never readable by others, even briefly) and write `data`."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
 
 
 def _san(host: str) -> x509.GeneralName:

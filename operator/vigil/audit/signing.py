@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from vigil.files import write_private
+
 log = logging.getLogger("vigil.audit")
 KEY_FILE_ENV = "VIGIL_AUDIT_KEY_FILE"
 PRIVATE_FILE, PUBLIC_FILE = "private.pem", "public.pem"
@@ -131,11 +133,8 @@ def generate(out_dir: str | Path) -> KeyFiles:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    fd = os.open(private, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_private(private, pem, replace=False)
     pub = key.public_key()
-    fd = os.open(public, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    write_private(public, pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+                  replace=False, mode=0o644)
     return KeyFiles(private, public, key_id(pub))

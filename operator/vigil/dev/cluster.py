@@ -42,6 +42,7 @@ from vigil.dev.process import (
     stop_records,
     wait_until,
 )
+from vigil.files import write_private
 
 STATE_ROOT = Path(os.environ.get("VIGIL_STATE_DIR", Path.home() / ".local" / "state" / "vigil"))
 VIGIL_CRDS = REPO_ROOT / "crds"
@@ -315,7 +316,7 @@ class LocalCluster:
                 "client-key-data": b64(certs.admin_key)}}],
             "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": "admin"}}],
         }
-        pki_mod.write_private(self.kubeconfig, yaml.safe_dump(config).encode())
+        write_private(self.kubeconfig, yaml.safe_dump(config).encode())
 
 
 def reap_stale(root: Path = STATE_ROOT) -> list[str]:

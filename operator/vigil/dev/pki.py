@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from vigil.files import write_private
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,6 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) 
         serialization.NoEncryption(),
     )
     write_private(path, data)
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a secret (a key, a kubeconfig with a client key) to a file created mode 0600."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
