@@ -237,27 +237,26 @@ def test_missing_policy_stalls_with_no_traffic_change(kube: KubeHandle, namespac
     wait_for(lambda: c.phase_is("Succeeded"), what="recovered after the policy appeared")
 
 
+def reach_step_one(c: Cluster) -> None:
+    """v1 deployed, then v2 rolling out at its second step (the moment the fault tests strike)."""
+    c.create("modeldeployments", md_body("v1", "istio"))
+    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    c.set_version("v2")
+    wait_for(lambda: (c.status().get("step") or {}).get("index") == 1, timeout=60, what="step 1")
+
+
 def test_restart_mid_rollout_resumes_at_the_same_step(kube: KubeHandle, namespace: str) -> None:
     c = Cluster(kube, namespace)
-    os.environ["KUBECONFIG"] = str(kube.kubeconfig)
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analyzer=judge)
     c.create("riskpolicies", policy_body(steps=[10, 30, 50], bakeTime="4s"))
-    args = ["run", "-m", "vigil.handlers.operator", "--standalone", "--all-namespaces"]
-    with KopfRunner(args) as runner:
-        c.create("modeldeployments", md_body("v1", "istio"))
-        wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
-        c.set_version("v2")
-        wait_for(lambda: (c.status().get("step") or {}).get("index") == 1, timeout=60, what="step 1")
-    assert runner.exception is None
+    with running_operator(kube):
+        reach_step_one(c)
     stopped_at = c.status()
     assert stopped_at["step"]["index"] == 1 and stopped_at["phase"] == "Canary"
     time.sleep(1)
     assert c.route_weights("istio") == {"fraud-v1": 70, "fraud-v2": 30}  # nothing moves while it is down
-    configure(api_client=kube.client_for(), metrics=VersionMetrics(), analyzer=judge)
-    with KopfRunner(args) as runner:
+    with running_operator(kube):
         wait_for(lambda: c.status().get("stableVersion") == "v2" and c.status().get("openIntent") is None,
                  timeout=90, what="v2 promoted after restart, its outcome recorded")
-    assert runner.exception is None
     records = sorted(c.kube.audit_records(namespace, "fraud"), key=lambda r: r["seq"])
     assert chain.verify(records, expected_head=c.status()["auditHead"]).ok
     step_weights = [r["weight"] for r in records if r["action"] in ("start", "step") and r.get("stage") != "outcome"]
