@@ -246,7 +246,8 @@ class AuditConflict(RuntimeError):
                          "Vigil will not adopt it: check who wrote it (`vigil audit verify`)")
 
 
-DECISION_FIELDS = ("seq", "prevHash", "uid", "modelDeployment", "action", "phase", "version", "digest", "weight", "reason")
+DECISION_FIELDS = ("seq", "prevHash", "uid", "modelDeployment", "stage", "of", "result", "action", "phase", "version",
+                   "digest", "weight", "reason")
 """What makes two records the same decision (the time and the figures may differ between passes)."""
 
 
