@@ -18,9 +18,11 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
+from vigil.api.names import ANN_ABORT, ANN_PROMOTE
 from vigil.api.policy import RiskPolicySpec
 from vigil.audit import chain
 from vigil.core.decide import Analyzer, blocked, decide, default_analyzer, desired_world
+from vigil.core.guards import plan_guards
 from vigil.core.model import (
     Action,
     Arm,
@@ -33,7 +35,6 @@ from vigil.core.model import (
     TrafficSplit,
     WorkloadState,
 )
-from vigil.core.guards import plan_guards
 from vigil.core.plan import AnalysisPlan, plan_analysis
 from vigil.core.policy_check import resolve_policy, validation_message
 from vigil.core.timefmt import iso
@@ -166,6 +167,8 @@ class Reconciler:
         if status.open_intent is not None:  # an action was recorded but never confirmed: finish it first
             return self._complete_open_intent(md, spec, policy, status, now)
         plan = plan_analysis(status, policy, now) if isinstance(policy, RiskPolicySpec) else None
+        if _manual_control_pending(meta.get("annotations") or {}, status):
+            plan = None  # an abort or promote of this canary is decided without waiting for Prometheus
         world = self._observe(md, spec)
         obs = replace(self._observation(md, world, measure(self.metrics, ns, spec, plan, now)),
                       guards=self._read_guards(ns, spec, policy, status))
@@ -452,6 +455,13 @@ class Reconciler:
         if self._record(md, status, decision, now)[0] is decision:
             self._emit_events(md, decision, now)
         return decision
+
+
+def _manual_control_pending(annotations: Mapping[str, str], status: ModelDeploymentStatus) -> bool:
+    """An abort or promote naming the canary now rolling out: the core acts on it before any
+    analysis, so this pass need not wait for a (possibly slow) Prometheus."""
+    digest = status.canary_digest
+    return bool(digest) and digest in (annotations.get(ANN_ABORT), annotations.get(ANN_PROMOTE))
 
 
 def _restore(decision: Decision, moves: Moves) -> Decision:

@@ -437,3 +437,17 @@ def test_fields_the_apiserver_adds_to_a_route_are_not_tampering() -> None:
     assert owned_part(stored, rendered) != rendered
     stored["rules"].append({"backendRefs": []})  # a rule added behind Vigil's back
     assert owned_part(stored, rendered) != rendered
+
+
+def test_an_abort_is_decided_without_asking_prometheus(cluster) -> None:
+    """A slow or hung Prometheus must not delay an abort: the pass that acts on it measures nothing."""
+    kube, metrics, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    set_version(kube, "v2", D2)
+    run(kube, rec, clock, 3)
+    asked = len(metrics.asked)
+    md = kube.objects[(API_VERSION, "ModelDeployment", NS, "fraud")]
+    md["metadata"]["annotations"] = {"vigil.dev/abort": D2, "vigil.dev/requested-by": "alice"}
+    run(kube, rec, clock, 1)
+    assert len(metrics.asked) == asked
+    assert kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]["phase"] in ("RollingBack", "RolledBack")

@@ -99,12 +99,13 @@ RUNTIME = _Runtime()
 
 def urgent(body: Any) -> bool:
     """Does this ModelDeployment need a pass ahead of routine analyses: a manual control not yet
-    acted on, or a rollback in progress."""
+    acted on, a rollback in progress, or an intent on the record whose action is unconfirmed."""
     meta = body.get("metadata") or {}
     annotations = meta.get("annotations") or {}
-    phase = (body.get("status") or {}).get("phase")
-    if phase == "RollingBack":
-        return True
+    status = body.get("status") or {}
+    phase = status.get("phase")
+    if phase == "RollingBack" or status.get("openIntent") is not None:
+        return True  # a rollback, or a recorded action not yet confirmed, goes first
     if phase not in ACTIVE_PHASES:
         return False
     if annotations.get(ANN_ABORT) or annotations.get(ANN_PROMOTE):
