@@ -170,6 +170,30 @@ class Harness:
         self.custom = k8s.CustomObjectsApi(self.admin)
         self.core = k8s.CoreV1Api(self.admin)
         self.key = Ed25519PrivateKey.generate()
+        self._wait_until_audit_records_are_writable()
+
+    def _wait_until_audit_records_are_writable(self, timeout: float = 60.0) -> None:
+        """Runs compare with an uninterrupted run, so the cluster must be the same for all of
+        them: an admission policy on AuditRecords left by an earlier install (being deleted)
+        would refuse the first records of one run and not of the next."""
+        namespace = f"kp-probe-{uuid.uuid4().hex[:6]}"
+        self.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+        probe = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AuditRecord", "metadata": {"name": "probe"},
+                 "spec": {"modelDeployment": "probe", "seq": 1, "time": "2026-12-01T00:00:00Z", "action": "probe",
+                          "phase": "Pending", "prevHash": "genesis", "hash": "sha256:" + "0" * 64}}
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "auditrecords", probe,
+                                                                dry_run="All")
+                    return
+                except ApiException as err:
+                    if err.status != 403 or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        finally:
+            self.core.delete_namespace(namespace)
 
     # ------------------------------------------------------------ objects
     def _setup(self, namespace: str) -> None:

@@ -233,7 +233,9 @@ def test_plain_manifests_apply_with_kubectl_kustomize(kube: KubeHandle) -> None:
         assert not can_i(kube, sa, "update", "deployments.apps", "default")
     finally:
         # the CRDs stay (deleting them would delete every Vigil object in the cluster)
-        kube.kubectl("delete", "--wait=false", "-f", str(install / "vigil.yaml"), "-f", str(install / "namespace.yaml"))
+        # the admission policies go synchronously: a later test must not meet them still in force
+        kube.kubectl("delete", "--wait=true", "-f", str(install / "vigil.yaml"))
+        kube.kubectl("delete", "--wait=false", "-f", str(install / "namespace.yaml"))
 
 
 def test_the_gateway_api_and_istio_examples_apply(kube: KubeHandle, namespace: str) -> None:
