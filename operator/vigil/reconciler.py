@@ -193,9 +193,7 @@ class Reconciler:
         due = plan_guards(spec, policy, status)
         if not due:
             return None
-        target = AnalysisTarget(namespace=namespace, model=spec.model, baseline_version=status.stable_version or "",
-                                canary_version=due.artifact_of or spec.version,
-                                extra_matchers=dict(spec.analysis.selector))
+        target = analysis_target(namespace, spec, status.stable_version or "", due.artifact_of or spec.version)
         return self.guards.read(target, due)
 
     def _observation(self, md: dict[str, Any], world: World, metrics: Mapping[Any, Any] | None) -> Observation:
@@ -481,12 +479,20 @@ def measure(metrics: MetricsProvider | None, namespace: str, spec: ModelDeployme
         return None
     if metrics is None:
         return {}
-    target = AnalysisTarget(
-        namespace=namespace, model=spec.model, baseline_version=plan.baseline.version,
-        canary_version=plan.canary.version, extra_matchers=dict(spec.analysis.selector),
-        baseline_matchers=arm_matchers(plan.baseline),
-    )
+    target = analysis_target(namespace, spec, plan.baseline.version, plan.canary.version,
+                             baseline_matchers=arm_matchers(plan.baseline))
     return metrics.collect(target, plan.gates, plan.start, now)
+
+
+def analysis_target(namespace: str, spec: ModelDeploymentSpec, baseline_version: str, canary_version: str,
+                    baseline_matchers: Mapping[str, str] | None = None) -> AnalysisTarget:
+    """The series of one ModelDeployment's two arms, as its spec names them (model, extra
+    selector, and whose metric names: `spec.analysis.metricsPreset`)."""
+    return AnalysisTarget(
+        namespace=namespace, model=spec.model, baseline_version=baseline_version, canary_version=canary_version,
+        extra_matchers=dict(spec.analysis.selector), baseline_matchers=dict(baseline_matchers or {}),
+        preset=spec.analysis.metrics_preset.value,
+    )
 
 
 def arm_matchers(arm: Arm) -> dict[str, str]:

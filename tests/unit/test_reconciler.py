@@ -110,9 +110,11 @@ class Counters:
 
     def __init__(self) -> None:
         self.asked: list[tuple[Any, dict[str, str], dt.datetime, dt.datetime]] = []
+        self.presets: list[str] = []
 
     def collect(self, target: Any, gates: Any, start: dt.datetime, end: dt.datetime) -> dict:
         self.asked.append((target.canary_version, dict(target.baseline_matchers), start, end))
+        self.presets.append(target.preset)
         return {"errorRate": object()}
 
 
@@ -451,3 +453,12 @@ def test_an_abort_is_decided_without_asking_prometheus(cluster) -> None:
     run(kube, rec, clock, 1)
     assert len(metrics.asked) == asked
     assert kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]["phase"] in ("RollingBack", "RolledBack")
+
+
+def test_the_specs_metrics_preset_reaches_the_provider(cluster) -> None:
+    kube, metrics, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    set_version(kube, "v2", D2)
+    kube.objects[(API_VERSION, "ModelDeployment", NS, "fraud")]["spec"]["analysis"] = {"metricsPreset": "vllm"}
+    run(kube, rec, clock, 3)
+    assert metrics.presets and set(metrics.presets) == {"vllm"}
