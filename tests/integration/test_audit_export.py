@@ -23,7 +23,7 @@ from vigil.handlers.checkpoints import DIR_ENV, SECONDS_ENV
 from vigil.handlers.config import configure
 
 from ..conftest import KubeHandle, wait_for
-from .test_operator import Cluster, VersionMetrics, judge, md_body, policy_body
+from .test_operator import Cluster, VersionMetrics, judge, policy_body
 
 
 @pytest.fixture
@@ -94,8 +94,7 @@ def test_a_real_chain_exports_verifies_offline_and_each_tampering_is_named(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     c = Cluster(kube, namespace)
     c.create("riskpolicies", policy_body())
-    c.create("modeldeployments", md_body("v1", "istio"))
-    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    c.deploy_v1()
     c.set_version("v2")
     wait_for(lambda: c.status().get("stableVersion") == "v2" and c.phase_is("Succeeded"), timeout=90,
              what="v2 promoted")

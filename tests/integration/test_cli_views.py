@@ -14,7 +14,7 @@ from vigil.api.names import GROUP, VERSION
 from vigil.cli.main import kubectl_plugin
 
 from ..conftest import KubeHandle, wait_for
-from .test_operator import Cluster, md_body, policy_body, running_operator
+from .test_operator import Cluster, policy_body, running_operator
 from .test_telemetry import BAD, VersionMetrics, judge
 
 
@@ -34,8 +34,7 @@ def test_views_on_a_promoted_then_rolled_back_model(kube: KubeHandle, namespace:
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     c = Cluster(kube, namespace)
     c.create("riskpolicies", policy_body())
-    c.create("modeldeployments", md_body("v1", "istio"))
-    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    c.deploy_v1()
     c.set_version("v2")
     wait_for(lambda: c.status().get("stableVersion") == "v2" and c.status()["phase"] == "Succeeded"
              and c.status().get("openIntent") is None, timeout=90,

@@ -108,6 +108,11 @@ class Cluster:
         deps = self.apps.list_namespaced_deployment(self.ns).items
         return {d.metadata.name: d.spec.replicas for d in deps if d.spec.replicas}
 
+    def deploy_v1(self, router: str = "istio") -> None:
+        """v1 of the model created and served (its first deployment finished, on the record)."""
+        self.create("modeldeployments", md_body("v1", router))
+        wait_for(lambda: self.phase_is("Succeeded"), what="v1 deployed")
+
     def phase_is(self, phase: str) -> dict | None:
         s = self.status()
         settled = s.get("openIntent") is None  # the last move's outcome is on the record too
@@ -126,8 +131,7 @@ def test_good_version_promoted_bad_version_rolled_back(kube: KubeHandle, namespa
     c = Cluster(kube, namespace)
     BAD.add("v3")
     c.create("riskpolicies", policy_body())
-    c.create("modeldeployments", md_body("v1", router))
-    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    c.deploy_v1(router)
     assert c.conditions()["Ready"][0] == "True"
     if router != "replicas":
         assert c.route_weights(router) == {"fraud-v1": 100}
@@ -184,8 +188,7 @@ def test_audit_records_are_immutable_and_tampering_is_detected(kube: KubeHandle,
                                                                 operator: KopfRunner) -> None:
     c = Cluster(kube, namespace)
     c.create("riskpolicies", policy_body())
-    c.create("modeldeployments", md_body("v1", "istio"))
-    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    c.deploy_v1()
     c.set_version("v2")
     wait_for(lambda: c.status().get("stableVersion") == "v2", timeout=60, what="v2 promoted")
     uid = c.md()["metadata"]["uid"]
@@ -239,8 +242,7 @@ def test_missing_policy_stalls_with_no_traffic_change(kube: KubeHandle, namespac
 
 def reach_step_one(c: Cluster) -> None:
     """v1 deployed, then v2 rolling out at its second step (the moment the fault tests strike)."""
-    c.create("modeldeployments", md_body("v1", "istio"))
-    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    c.deploy_v1()
     c.set_version("v2")
     wait_for(lambda: (c.status().get("step") or {}).get("index") == 1, timeout=60, what="step 1")
 
@@ -267,8 +269,7 @@ def test_route_changed_behind_vigils_back_stops_the_loop(kube: KubeHandle, names
                                                         operator: KopfRunner) -> None:
     c = Cluster(kube, namespace)
     c.create("riskpolicies", policy_body())
-    c.create("modeldeployments", md_body("v1", "gatewayapi"))
-    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    c.deploy_v1("gatewayapi")
     # another controller (or a person) edits the route Vigil owns
     c.custom.patch_namespaced_custom_object(
         "gateway.networking.k8s.io", "v1", namespace, "httproutes", "fraud",
@@ -285,8 +286,7 @@ def test_route_changed_behind_vigils_back_stops_the_loop(kube: KubeHandle, names
 def test_a_recreated_modeldeployment_starts_a_new_chain(kube: KubeHandle, namespace: str, operator: KopfRunner) -> None:
     c = Cluster(kube, namespace)
     c.create("riskpolicies", policy_body())
-    c.create("modeldeployments", md_body("v1", "istio"))
-    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    c.deploy_v1()
     first = c.md()["metadata"]["uid"]
     c.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", "fraud")
     wait_for(lambda: not c.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments")["items"],
@@ -305,8 +305,7 @@ def test_a_quota_that_blocks_audit_records_moves_no_traffic(kube: KubeHandle, na
     """The record is written before traffic moves: when the apiserver refuses it, nothing moves."""
     c = Cluster(kube, namespace)
     c.create("riskpolicies", policy_body())
-    c.create("modeldeployments", md_body("v1", "istio"))
-    wait_for(lambda: c.phase_is("Succeeded"), what="v1 deployed")
+    c.deploy_v1()
     records = len(c.kube.audit_records(namespace, "fraud"))
     k8s.CoreV1Api(kube.api_client).create_namespaced_resource_quota(namespace, k8s.V1ResourceQuota(
         metadata=k8s.V1ObjectMeta(name="no-audit"),
