@@ -92,9 +92,12 @@ class CounterPanel:
             return {}
         inc = matrix_increments(np.stack([self.series[i].values for i in kept]))
         names = list(dict.fromkeys(keys[i] for i in kept))
-        slot = np.array([names.index(keys[i]) for i in kept])
-        total = np.zeros((len(names), self.intervals))
-        np.add.at(total, slot, inc)
+        if len(names) == len(kept):  # one series per key (one pod): the sum over series is the series
+            total = inc + 0.0  # what adding it to zeros gives (-0.0 becomes 0.0), in a fresh array
+        else:
+            slot = np.array([names.index(keys[i]) for i in kept])
+            total = np.zeros((len(names), self.intervals))
+            np.add.at(total, slot, inc)
         total.setflags(write=False)  # shared by every reader of the memo
         return dict(zip(names, total))
 
@@ -120,6 +123,9 @@ def matrix_increments(values: np.ndarray) -> np.ndarray:
     steps = values.shape[1]
     if steps == 0:  # an empty window: no interval, no increase
         return np.zeros((values.shape[0], 0))
+    if not np.isnan(values).any():  # every sample present (the usual scrape): each step against the last
+        current, previous = values[:, 1:], values[:, :-1]
+        return np.where(current >= previous, current - previous, current)
     present = ~np.isnan(values)
     seen = np.maximum.accumulate(np.where(present, np.arange(steps), -1), axis=1)
     before = np.concatenate([np.full((values.shape[0], 1), -1), seen[:, :-1]], axis=1)

@@ -49,7 +49,7 @@ RATIO_PASS_SHARE = 0.75
 def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray,
                         tolerance: float, regression: float | None = None,
                         tolerance_floor: float | None = None, regression_floor: float | None = None,
-                        robust: bool = True, dispersion: float | None = None) -> GateEvidence:
+                        robust: bool = True, dispersion: float | None = None, last: bool = False) -> GateEvidence:
     """Requests n and errors x per interval, shaped (..., T).
 
     Fail: the ratio e-process against 1 + tolerance and, with a tolerance floor, also the
@@ -61,7 +61,9 @@ def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: 
     robust (default): the self-normalised ratio test, valid when errors come in bursts
     (`sequential.robust_rate_ratio_evidence`); robust=False: the exact Poisson likelihood-
     ratio mixture, kept to measure what robustness costs. `dispersion`: for projections on
-    expected counts (see the robust test).
+    expected counts (see the robust test). `last`: only the evidence at the end of the window,
+    shaped (..., 1), which is all a verdict reads (the floors are tests on the totals, so the
+    earlier prefixes need not be searched).
     """
     reg = tolerance if regression is None else regression
     if robust:
@@ -69,14 +71,21 @@ def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: 
                                                   dispersion=dispersion)
     else:
         fail, passed = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 + tolerance, rho0_pass=1.0 + reg)
+    if last:
+        fail, passed = fail[..., -1:], passed[..., -1:]
     if tolerance_floor is not None or regression_floor is not None:
         cx_c, cn_c, cx_b, cn_b = (cumulative(a) for a in (x_c, n_c, x_b, n_b))
+        if last:
+            cx_c, cn_c, cx_b, cn_b = (a[..., -1:] for a in (cx_c, cn_c, cx_b, cn_b))
         if tolerance_floor is not None:
             fail = np.minimum(fail, difference_floor_log_e(cx_c, cn_c, cx_b, cn_b, tolerance_floor, below=False))
         if regression_floor is not None:
             floor = difference_floor_log_e(cx_c, cn_c, cx_b, cn_b, regression_floor, below=True)
             passed = np.maximum(passed + np.log(RATIO_PASS_SHARE), floor + np.log(1 - RATIO_PASS_SHARE))
-    return GateEvidence(fail, passed, cumulative(n_c), cumulative(n_b))
+    n_c, n_b = cumulative(n_c), cumulative(n_b)
+    if last:
+        n_c, n_b = n_c[..., -1:], n_b[..., -1:]
+    return GateEvidence(fail, passed, n_c, n_b)
 
 
 def error_change_log_e(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray, tolerance: float
@@ -112,16 +121,16 @@ def change_level(timestamps: np.ndarray, th: Thresholds) -> float | None:
 
 
 def gate_error_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray, gate: Gate,
-                        dispersion: float | None = None) -> GateEvidence:
+                        dispersion: float | None = None, last: bool = False) -> GateEvidence:
     """`error_rate_evidence` with the gate's margins and floors."""
     return error_rate_evidence(n_c, x_c, n_b, x_b, gate.tolerance, gate.regression,
-                               gate.tolerance_floor, gate.regression_floor, dispersion=dispersion)
+                               gate.tolerance_floor, gate.regression_floor, dispersion=dispersion, last=last)
 
 
 def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds) -> Verdict:
     n_b, x_b = data.outcomes(data.baseline)
     n_c, x_c = data.outcomes(data.canary)
-    ev = gate_error_evidence(n_c, x_c, n_b, x_b, gate)
+    ev = gate_error_evidence(n_c, x_c, n_b, x_b, gate, last=True)
     rate_b, rate_c = float(ratio(x_b.sum(), n_b.sum())), float(ratio(x_c.sum(), n_c.sum()))
     rr = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
     lo, hi = rate_ratio_interval(x_c, x_b, n_c, n_b, th.alpha_fail)

@@ -23,6 +23,7 @@ Three families:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +31,9 @@ import numpy as np
 from scipy import optimize
 from scipy.special import betaln, expit, gammaln, log_ndtr, logit, xlog1py, xlogy
 from scipy.stats import norm
+
+from vigil.stats import scalar
+from vigil.stats.roots import NotExact, brent_steps, lockstep
 
 
 @dataclass(frozen=True)
@@ -283,10 +287,11 @@ def mantel_haenszel_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b
 
 def rate_ratio_interval(
     x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray, alpha: float,
-    prior: OneSidedPrior = RATE_PRIOR,
+    prior: OneSidedPrior = RATE_PRIOR, lockstep: bool = True,
 ) -> tuple[float, float]:
     """Confidence-sequence interval for the rate ratio (canary/baseline) over one window:
-    the ratios r that a two-sided mixture test at level alpha has not rejected."""
+    the ratios r that a two-sided mixture test at level alpha has not rejected.
+    `lockstep=False`: the reference search, one scalar call of the test per step."""
     rho, log_w = _two_sided(prior)
     # what does not depend on the ratio tried is computed once for the root finder's ~30 calls
     # (the same operations, in the same order, as rate_ratio_llr)
@@ -309,9 +314,23 @@ def rate_ratio_interval(
             top = top if np.isfinite(top) else 0.0
             return float(top + np.log(np.exp(x - top).sum()))
 
+    def log_e_many(log_r: np.ndarray) -> list[float]:
+        """log_e at several ratios in one pass: each row is what log_e computes for its ratio
+        (elementwise operations, the same reductions per row)."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            a = np.where(served, np.exp(log_r)[:, None] * n_c_ / n_b_safe, np.inf)[..., None]
+            finite = np.isfinite(a)
+            a = np.where(finite, a, 0.0)
+            llr = events_term - m * (np.log1p(a * rho) - np.log1p(a))
+            x = np.where(finite & (a > 0), llr, 0.0).sum(axis=-2) + log_w
+            tops = x.max(axis=-1)
+            logs = np.log(np.exp(x - np.where(np.isfinite(tops), tops, 0.0)[:, None]).sum(axis=-1))
+        return [float((float(t) if math.isfinite(t) else 0.0) + v) for t, v in zip(tops, logs)]
+
     center = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
     center = 1.0 if not np.isfinite(center) or center <= 0 else center
-    lo, hi = confidence_bounds(log_e, np.log(center), np.log(1e-3), np.log(1e3), np.log(1 / alpha))
+    many = log_e_many if lockstep and events_term.ndim == 2 else None
+    lo, hi = confidence_bounds(log_e, np.log(center), np.log(1e-3), np.log(1e3), np.log(1 / alpha), many)
     return float(np.exp(lo)), float(np.exp(hi))
 
 
@@ -334,14 +353,24 @@ def _two_sided(prior: OneSidedPrior) -> tuple[np.ndarray, np.ndarray]:
 
 
 def confidence_bounds(log_e: Callable[[float], float], center: float, lowest: float, highest: float,
-                      level: float) -> tuple[float, float]:
+                      level: float, log_e_many: Callable[[np.ndarray], list[float]] | None = None
+                      ) -> tuple[float, float]:
     """Where a test family's log e-value crosses `level` left and right of `center`.
 
     The e-value of "the parameter is v" grows as v moves away from the data, so the set
     it has not rejected is an interval around the estimate; its ends are found by root
     finding. Returns the search limits where no crossing exists, and (nan, nan) when
     even the estimate is rejected.
+
+    `log_e_many` (log_e at several points at once, the same values): both ends are searched
+    side by side (`roots.lockstep`), the same root as scipy's brentq finds for each; any
+    search that leaves the path the port reproduces is redone by scipy.
     """
+    if log_e_many is not None:
+        try:
+            return _bounds_lockstep(log_e_many, center, lowest, highest, level)
+        except NotExact:
+            pass
     if log_e(center) >= level:
         return float("nan"), float("nan")
     ends = []
@@ -352,6 +381,29 @@ def confidence_bounds(log_e: Callable[[float], float], center: float, lowest: fl
             ends.append(optimize.brentq(lambda v: log_e(v) - level, center, limit, xtol=1e-3) if limit > center
                         else optimize.brentq(lambda v: log_e(v) - level, limit, center, xtol=1e-3))
     return ends[0], ends[1]
+
+
+def _bounds_lockstep(log_e_many: Callable[[np.ndarray], list[float]], center: float, lowest: float,
+                     highest: float, level: float) -> tuple[float, float]:
+    """`confidence_bounds` with both brentq searches run side by side (see there)."""
+    center, lowest, highest = float(center), float(lowest), float(highest)
+    first = dict(zip((center, lowest, highest), log_e_many(np.array([center, lowest, highest]))))
+    if math.isnan(first[center]) or first[center] >= level:
+        if math.isnan(first[center]):
+            raise NotExact
+        return float("nan"), float("nan")
+    ends: list[float | None] = []
+    searches = []
+    for limit in (lowest, highest):
+        if first[limit] < level:
+            ends.append(limit)
+        else:
+            ends.append(None)
+            searches.append(brent_steps(center, limit, 1e-3) if limit > center else brent_steps(limit, center, 1e-3))
+    roots = iter(lockstep(lambda xs: [v - level for v in log_e_many(xs)], searches,
+                          {x: v - level for x, v in first.items()}))
+    lo, hi = (e if e is not None else next(roots) for e in ends)
+    return lo, hi
 
 
 # ------------------------------------------------------ one-sample proportions
@@ -375,9 +427,10 @@ def proportion_evidence(
             _mixture(llr(expit(logit(up) - prior.offsets), up), prior))
 
 
-def proportion_interval(x: float, m: float, alpha: float, prior: OneSidedPrior = PROPORTION_PRIOR
-                        ) -> tuple[float, float]:
-    """Confidence-sequence interval for a Bernoulli rate from cumulative counts (x of m)."""
+def proportion_interval(x: float, m: float, alpha: float, prior: OneSidedPrior = PROPORTION_PRIOR,
+                        lockstep: bool = True) -> tuple[float, float]:
+    """Confidence-sequence interval for a Bernoulli rate from cumulative counts (x of m).
+    `lockstep=False`: the reference search, one scalar call of the test per step."""
     u = np.concatenate([prior.offsets, -prior.offsets])
     log_w = np.concatenate([prior.log_weights, prior.log_weights]) - np.log(2.0)
 
@@ -385,8 +438,14 @@ def proportion_interval(x: float, m: float, alpha: float, prior: OneSidedPrior =
         theta0, theta = expit(z), expit(z + u)
         return float(logsumexp(x * np.log(theta / theta0) + (m - x) * np.log((1 - theta) / (1 - theta0)) + log_w))
 
+    def log_e_many(z: np.ndarray) -> list[float]:
+        """log_e at several points, one row each (the same elementwise operations and reductions)."""
+        theta0, theta = expit(z)[:, None], expit(z[:, None] + u)
+        rows = logsumexp(x * np.log(theta / theta0) + (m - x) * np.log((1 - theta) / (1 - theta0)) + log_w)
+        return [float(v) for v in rows]
+
     center = logit(np.clip((x + 0.5) / (m + 1.0), 1e-6, 1 - 1e-6))
-    lo, hi = confidence_bounds(log_e, float(center), -12.0, 12.0, np.log(1 / alpha))
+    lo, hi = confidence_bounds(log_e, float(center), -12.0, 12.0, np.log(1 / alpha), log_e_many if lockstep else None)
     return float(expit(lo)), float(expit(hi))
 
 
@@ -512,6 +571,9 @@ def _unit(theta: np.ndarray) -> np.ndarray:
     return np.minimum(np.maximum(theta, 0.0), 1.0)
 
 
+_LOG2 = float(np.log(2.0))
+
+
 def bisect_increasing(f: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray,
                       iterations: int = 40) -> tuple[np.ndarray, np.ndarray]:
     """Elementwise bisection for the sign change of an increasing function: (lo, hi) brackets."""
@@ -539,6 +601,10 @@ def difference_floor_log_e(x_c: np.ndarray, n_c: np.ndarray, x_b: np.ndarray, n_
     """
     x_c, n_c, x_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x_c, n_c, x_b, n_b)))
     m_c, m_b = bernoulli_log_marginal(x_c, n_c), bernoulli_log_marginal(x_b, n_b)
+    if x_c.size == 1 and np.ndim(floor) == 0:  # one pair of totals (a verdict): the same steps in plain floats
+        return np.full(x_c.shape, scalar.difference_floor_log_e(
+            float(x_c.flat[0]), float(n_c.flat[0]), float(x_b.flat[0]), float(n_b.flat[0]), float(floor), below,
+            float(m_c.flat[0]), float(m_b.flat[0]), _LOG2))
     hat_c, hat_b = ratio_or(x_c, n_c, 0.0), ratio_or(x_b, n_b, 0.0)
     miss_c, miss_b = n_c - x_c, n_b - x_b  # bernoulli_log_e's n - x, once for the 40 bisection steps
 
@@ -569,7 +635,16 @@ def difference_floor_log_e(x_c: np.ndarray, n_c: np.ndarray, x_b: np.ndarray, n_
 
 
 def bernoulli_bounds(x: float, n: float, alpha: float) -> tuple[float, float]:
-    """Confidence-sequence interval of a rate from the Beta-mixture e-values at level alpha."""
+    """Confidence-sequence interval of a rate from the Beta-mixture e-values at level alpha
+    (both ends by bisection, in plain floats: `scalar.bernoulli_bounds`)."""
+    if n <= 0:
+        return 0.0, 1.0
+    m = bernoulli_log_marginal(np.array(float(x)), np.array(float(n)))
+    return scalar.bernoulli_bounds(float(x), float(n), float(m), float(np.log(1 / alpha)))
+
+
+def bernoulli_bounds_reference(x: float, n: float, alpha: float) -> tuple[float, float]:
+    """`bernoulli_bounds` by numpy's bisection (the reference the tests compare it with)."""
     if n <= 0:
         return 0.0, 1.0
     x_, n_ = np.array(float(x)), np.array(float(n))

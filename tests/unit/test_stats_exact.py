@@ -1,0 +1,127 @@
+"""The cheap searches give exactly the numbers of the reference searches they replace.
+
+* `roots.brent_steps` is scipy's brentq step by step, and `lockstep` runs several at once;
+* `scalar` does the Bernoulli-mixture bisections in plain floats (verdicts) and must agree
+  bit for bit with the numpy versions (plans, the benchmark);
+* the interval searches of `sequential` with and without lockstep agree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import optimize, special
+from vigil.stats import scalar
+from vigil.stats.roots import brent_steps, lockstep
+from vigil.stats.sequential import (
+    bernoulli_bounds,
+    bernoulli_bounds_reference,
+    difference_floor_log_e,
+    proportion_interval,
+    rate_ratio_interval,
+)
+
+SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def same(a: float, b: float) -> bool:
+    return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (math.isnan(a) and math.isnan(b))
+
+
+def test_scalar_logs_are_scipys() -> None:
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(0, 1e5, 20000), [0.0, 0.0, 5.0, 5.0, 0.0]])
+    y = np.concatenate([10 ** rng.uniform(-14, 0, 10000), rng.uniform(-0.6, 0.6, 10000), [0.0, 1.0, 1.0, 0.0, np.nan]])
+    for xi, yi in zip(x, y):
+        assert same(scalar.xlogy(float(xi), float(yi)), float(special.xlogy(xi, yi)))
+        assert same(scalar.xlog1py(float(xi), float(-yi)), float(special.xlog1py(xi, -yi)))
+
+
+def test_a_log1p_that_is_not_cephes_would_be_caught() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.uniform(-0.25, 0.25, 2000)
+    assert any(math.log1p(v) != float(special.xlog1py(1.0, v)) for v in y)  # the port is needed at all
+    assert all(scalar.log1p(v) == float(special.xlog1py(1.0, v)) for v in y)
+
+
+totals = st.tuples(st.integers(0, 3000), st.integers(0, 200_000), st.integers(0, 3000), st.integers(0, 2_000_000),
+                   st.sampled_from([0.0005, 0.001, 0.002, 0.01, 0.05]), st.booleans())
+
+
+@SLOW
+@given(totals)
+def test_the_scalar_floor_search_is_the_numpy_one(case: tuple) -> None:
+    x_c, n_c, x_b, n_b, floor, below = case
+    x_c, x_b = min(x_c, n_c), min(x_b, n_b)
+    one = difference_floor_log_e(np.array([x_c]), np.array([n_c]), np.array([x_b]), np.array([n_b]), floor, below)
+    # two copies take the numpy path; the first element is what the scalar path must give
+    two = difference_floor_log_e(np.array([x_c, x_c]), np.array([n_c, n_c]), np.array([x_b, x_b]),
+                                 np.array([n_b, n_b]), floor, below)
+    assert one.shape == (1,)
+    assert same(float(one[0]), float(two[0]))
+
+
+@SLOW
+@given(st.integers(0, 5000), st.integers(1, 500_000), st.sampled_from([0.001, 0.0036, 0.025, 0.3]))
+def test_the_scalar_rate_bounds_are_the_numpy_ones(x: int, n: int, alpha: float) -> None:
+    x = min(x, n)
+    assert bernoulli_bounds(x, n, alpha) == bernoulli_bounds_reference(x, n, alpha)
+
+
+def _cubic(a: float, b: float) -> callable:
+    return lambda v: (v - a) ** 3 + b * (v - a)
+
+
+@SLOW
+@given(st.floats(-5, 5), st.floats(0.001, 3), st.floats(-9, -5.5), st.floats(5.5, 9),
+       st.sampled_from([1e-3, 1e-6, 2e-12]))
+def test_brent_steps_is_scipys_brentq(root: float, slope: float, lo: float, hi: float, xtol: float) -> None:
+    f = _cubic(root, slope)
+    many = lambda xs: [f(float(v)) for v in xs]  # noqa: E731
+    got = lockstep(many, [brent_steps(lo, hi, xtol), brent_steps(hi, lo, xtol), brent_steps(lo, root + 1.0, xtol)])
+    want = [optimize.brentq(f, lo, hi, xtol=xtol), optimize.brentq(f, hi, lo, xtol=xtol),
+            optimize.brentq(f, lo, root + 1.0, xtol=xtol)]
+    assert got == want
+
+
+def _window(rng: np.random.Generator, t: int, share: float, p_b: float, ratio: float, gaps: bool
+            ) -> tuple[np.ndarray, ...]:
+    n_c, n_b = rng.poisson(1000 * share, t).astype(float), rng.poisson(1000 * (1 - share), t).astype(float)
+    if gaps:
+        n_c[rng.random(t) < 0.2] = 0.0
+        n_b[rng.random(t) < 0.1] = 0.0
+    return rng.binomial(n_c.astype(int), min(p_b * ratio, 1.0)).astype(float), rng.binomial(
+        n_b.astype(int), p_b).astype(float), n_c, n_b
+
+
+@SLOW
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.floats(0.01, 0.6), st.floats(0.0, 0.2),
+       st.floats(0.2, 8.0), st.booleans(), st.sampled_from([0.001, 0.007, 0.05, 0.3]))
+def test_interval_searches_in_lockstep_are_the_reference(seed: int, t: int, share: float, p_b: float, ratio: float,
+                                                         gaps: bool, alpha: float) -> None:
+    x_c, x_b, n_c, n_b = _window(np.random.default_rng(seed), t, share, p_b, ratio, gaps)
+    fast = rate_ratio_interval(x_c, x_b, n_c, n_b, alpha)
+    reference = rate_ratio_interval(x_c, x_b, n_c, n_b, alpha, lockstep=False)
+    assert all(same(a, b) for a, b in zip(fast, reference))
+
+
+@SLOW
+@given(st.integers(0, 100_000), st.integers(0, 100_000), st.sampled_from([0.001, 0.007, 0.05, 0.3]))
+def test_proportion_interval_in_lockstep_is_the_reference(x: int, m: int, alpha: float) -> None:
+    x = min(x, m)
+    fast = proportion_interval(float(x), float(m), alpha)
+    reference = proportion_interval(float(x), float(m), alpha, lockstep=False)
+    assert all(same(a, b) for a, b in zip(fast, reference))
+
+
+def test_a_search_that_meets_nan_falls_back_to_scipy() -> None:
+    x_c, x_b = np.array([5.0, np.nan]), np.array([50.0, 40.0])
+    n_c, n_b = np.array([100.0, 100.0]), np.array([1000.0, 1000.0])
+    with pytest.raises(ValueError):
+        rate_ratio_interval(x_c, x_b, n_c, n_b, 0.05, lockstep=False)
+    with pytest.raises(ValueError):
+        rate_ratio_interval(x_c, x_b, n_c, n_b, 0.05)
