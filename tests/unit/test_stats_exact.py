@@ -18,6 +18,7 @@ from scipy import optimize, special
 from vigil.stats import scalar
 from vigil.stats.roots import brent_steps, lockstep
 from vigil.stats.sequential import (
+    SCALAR_FLOORS,
     bernoulli_bounds,
     bernoulli_bounds_reference,
     difference_floor_log_e,
@@ -58,11 +59,11 @@ def test_the_scalar_floor_search_is_the_numpy_one(case: tuple) -> None:
     x_c, n_c, x_b, n_b, floor, below = case
     x_c, x_b = min(x_c, n_c), min(x_b, n_b)
     one = difference_floor_log_e(np.array([x_c]), np.array([n_c]), np.array([x_b]), np.array([n_b]), floor, below)
-    # two copies take the numpy path; the first element is what the scalar path must give
-    two = difference_floor_log_e(np.array([x_c, x_c]), np.array([n_c, n_c]), np.array([x_b, x_b]),
-                                 np.array([n_b, n_b]), floor, below)
+    # more copies than SCALAR_FLOORS take the numpy path; each element is what the scalar path must give
+    k = SCALAR_FLOORS + 1
+    many = difference_floor_log_e(np.full(k, x_c), np.full(k, n_c), np.full(k, x_b), np.full(k, n_b), floor, below)
     assert one.shape == (1,)
-    assert same(float(one[0]), float(two[0]))
+    assert all(same(float(one[0]), float(v)) for v in many)
 
 
 @SLOW
@@ -125,3 +126,77 @@ def test_a_search_that_meets_nan_falls_back_to_scipy() -> None:
         rate_ratio_interval(x_c, x_b, n_c, n_b, 0.05, lockstep=False)
     with pytest.raises(ValueError):
         rate_ratio_interval(x_c, x_b, n_c, n_b, 0.05)
+
+
+# ----------------------------------------------------- what a verdict or a plan reads
+
+
+def _counts(rng: np.random.Generator, t: int, share: float, p_b: float, ratio: float) -> tuple[np.ndarray, ...]:
+    n_c, n_b = rng.poisson(1000 * share, t).astype(float), rng.poisson(1000 * (1 - share), t).astype(float)
+    return n_c, rng.binomial(n_c.astype(int), min(p_b * ratio, 1.0)).astype(float), n_b, rng.binomial(
+        n_b.astype(int), p_b).astype(float)
+
+
+def _same_arrays(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+@SLOW
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.floats(0.02, 0.5), st.floats(0.0, 0.05), st.floats(0.0, 4.0),
+       st.sampled_from([None, 0.0005, 0.004]), st.sampled_from([None, 0.002]))
+def test_the_last_entry_alone_is_the_last_entry_of_the_whole_window(seed: int, t: int, share: float, p_b: float,
+                                                                    ratio: float, reg_floor, tol_floor) -> None:
+    from vigil.stats.rates import error_rate_evidence
+
+    n_c, x_c, n_b, x_b = _counts(np.random.default_rng(seed), t, share, p_b, ratio)
+    whole = error_rate_evidence(n_c, x_c, n_b, x_b, 0.1, 0.5, tol_floor, reg_floor)
+    last = error_rate_evidence(n_c, x_c, n_b, x_b, 0.1, 0.5, tol_floor, reg_floor, last=True)
+    for a, b in zip(vars(whole).values(), vars(last).values()):
+        assert _same_arrays(a[..., -1:], b)
+
+
+@SLOW
+@given(st.integers(0, 2**32 - 1), st.integers(2, 30), st.floats(0.02, 0.5), st.floats(0.7, 2.0), st.booleans())
+def test_latency_evidence_shortcuts_are_the_reference(seed: int, t: int, share: float, stretch: float, p99: bool
+                                                      ) -> None:
+    from vigil.stats.latency import latency_evidence
+
+    rng = np.random.default_rng(seed)
+    edges = np.array([0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, np.inf])
+    cdf = lambda s: np.append(special.ndtr((np.log(edges[:-1]) - np.log(0.15 * s)) / 0.6), 1.0)  # noqa: E731
+    probs_b, probs_c = np.diff(cdf(1.0), prepend=0.0), np.diff(cdf(stretch), prepend=0.0)
+    b = rng.multinomial(rng.poisson(400 * (1 - share)), probs_b, size=t).astype(float)
+    c = rng.multinomial(rng.poisson(400 * share), probs_c, size=(3, t)).astype(float)  # three canaries, one baseline
+    q = 0.99 if p99 else 0.5
+    reference = latency_evidence(edges, c, np.broadcast_to(b, c.shape), q, 0.1, 0.3)
+    last = latency_evidence(edges, c, b, q, 0.1, 0.3, last=True)
+    rows = latency_evidence(edges, c, b, q, 0.1, 0.3, pass_rows=1)
+    assert _same_arrays(reference.log_e_fail[..., -1:], last.log_e_fail)
+    assert _same_arrays(reference.log_e_pass[..., -1:], last.log_e_pass)
+    assert _same_arrays(reference.log_e_fail, rows.log_e_fail)
+    assert _same_arrays(reference.log_e_pass[:1], rows.log_e_pass)
+
+
+@SLOW
+@given(st.integers(0, 2**32 - 1), st.floats(20, 5000), st.floats(0.02, 0.5), st.floats(0.0, 0.03),
+       st.sampled_from([0.0005, 0.001, 0.003]), st.sampled_from([0.002, 0.05, 0.3]), st.sampled_from([0, 100, 5000]))
+def test_the_plan_skips_only_floor_searches_that_cannot_reach_the_level(seed: int, rpm: float, share: float, p_b: float,
+                                                                        floor: float, alpha: float, min_samples: int
+                                                                        ) -> None:
+    """Expected paths as the plan builds them, with and without the skip: the same first crossing."""
+    from vigil.stats.rates import error_rate_evidence
+
+    rng = np.random.default_rng(seed)
+    widths = np.diff(np.unique(np.round(np.geomspace(1.0, 240, 64))), prepend=0.0)
+    effects = np.array([0.0, 0.1, 0.5, 2.0])
+    N_c, N_b = rpm * share, rpm * (1 - share)
+    p_b = p_b * rng.uniform(0.5, 1.5)
+    n_c = np.broadcast_to(N_c * widths, (4, widths.size))
+    x_c = (N_c * np.minimum(p_b * (1 + effects), 1.0))[:, None] * widths
+    n_b, x_b = np.broadcast_to(N_b * widths, n_c.shape), np.broadcast_to(N_b * p_b * widths, n_c.shape)
+    level = math.log(1 / alpha)
+    full = error_rate_evidence(n_c, x_c, n_b, x_b, 0.1, 0.5, None, floor, dispersion=1.0)
+    skip = error_rate_evidence(n_c, x_c, n_b, x_b, 0.1, 0.5, None, floor, dispersion=1.0, reach=(level, min_samples))
+    reads = lambda ev: (ev.log_e_pass >= level) & (ev.n_canary >= min_samples)  # noqa: E731  what `plan._first` reads
+    assert np.array_equal(reads(full), reads(skip))
+    assert _same_arrays(full.log_e_fail, skip.log_e_fail)

@@ -153,18 +153,26 @@ def tail_edges(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance
 
 
 def exceeding(counts: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Counts above edge j (bins after j), for (..., B) counts and (...) indices."""
+    """Counts above edge j (bins after j), for (..., B) counts and indices broadcastable to (...)."""
+    j = np.broadcast_to(j, counts.shape[:-1])
     return counts.sum(axis=-1) - np.take_along_axis(np.cumsum(counts, axis=-1), j[..., None], -1)[..., 0]
 
 
 def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: float, tolerance: float,
-                     regression: float | None = None) -> GateEvidence:
+                     regression: float | None = None, last: bool = False, pass_rows: int | None = None
+                     ) -> GateEvidence:
     """Bin counts per interval c (canary), b (baseline) shaped (..., T, B).
 
     One e-process per bracketing edge, each choosing its edge before the interval from
     the baseline's history (predictable, so each stays a test martingale); Fail averages
     the two (weights fixed in advance) against a (1 + tolerance) stretch, Pass needs both
     against a (1 + regression) stretch.
+
+    `b` may have fewer leading axes than `c` (one baseline for a batch of canaries, as in the
+    plan): what depends on the baseline alone, the edges and their bounds, is computed once.
+    `last`: only the evidence at the end of the window, shaped (..., 1) (all a verdict reads).
+    `pass_rows`: the Pass evidence only for the first rows of the leading axis (the plan
+    reads the first row's).
     """
     c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
     before = np.cumsum(b, axis=-2) - b
@@ -173,15 +181,23 @@ def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: 
     geometry = survival(before)
     slots = zip(tail_edges(edges, before, quantile, tolerance, "fail", geometry),
                 tail_edges(edges, before, quantile, reg, "pass", geometry))
+    n_c_all, n_b_all = c.sum(axis=-1), b.sum(axis=-1)
     for (j, rho0, usable), (_, rho0_pass, usable_pass) in slots:
         usable = usable & usable_pass
-        n_c = np.where(usable, c.sum(axis=-1), 0.0)
-        n_b = np.where(usable, b.sum(axis=-1), 0.0)
-        fail, passed = rate_ratio_evidence(exceeding(c, j), exceeding(b, j), n_c, n_b, rho0, TAIL_PRIOR,
-                                           rho0_pass=rho0_pass)
+        n_c = np.where(usable, n_c_all, 0.0)
+        n_b = np.where(usable, n_b_all, 0.0)
+        x_c, x_b = exceeding(c, j), exceeding(b, j)
+        fail, _ = rate_ratio_evidence(x_c, x_b, n_c, n_b, rho0, TAIL_PRIOR, last=last, want="fail")
+        if pass_rows is not None:
+            x_c, n_c = x_c[:pass_rows], n_c[:pass_rows]
+        _, passed = rate_ratio_evidence(x_c, x_b, n_c, n_b, rho0, TAIL_PRIOR, rho0_pass=rho0_pass, last=last,
+                                        want="pass")
         fails.append(fail)
         passes.append(passed)
-    return GateEvidence(any_of(fails, SLOT_WEIGHTS), all_of(passes), cumulative(c.sum(axis=-1)), cumulative(b.sum(axis=-1)))
+    n_c_cum, n_b_cum = cumulative(n_c_all), cumulative(n_b_all)
+    if last:
+        n_c_cum, n_b_cum = n_c_cum[..., -1:], n_b_cum[..., -1:]
+    return GateEvidence(any_of(fails, SLOT_WEIGHTS), all_of(passes), n_c_cum, n_b_cum)
 
 
 def latency_change_log_e(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: float, tolerance: float
@@ -219,7 +235,7 @@ def latency_verdict(data: LatencyHistogram, gate: Gate, th: Thresholds) -> Verdi
     q = QUANTILE[gate.metric]
     edges, b = data.buckets(data.baseline)
     _, c = data.buckets(data.canary)
-    ev = latency_evidence(edges, c, b, q, gate.tolerance, gate.regression)
+    ev = latency_evidence(edges, c, b, q, gate.tolerance, gate.regression, last=True)
     q_c, q_b = histogram_quantile(edges, c.sum(axis=0), q), histogram_quantile(edges, b.sum(axis=0), q)
     name = f"p{round(q * 100)}"
     figures: dict[str, float | None] = {

@@ -70,7 +70,7 @@ def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float, ch
         return Plan(horizon_s, note="fewer than two samples")
     dt, ends = grid
     widths = np.diff(ends, prepend=0.0)
-    made = _BUILDERS[gate.metric](data, gate, widths)
+    made = _BUILDERS[gate.metric](data, gate, widths, th)
     if isinstance(made, str):
         return Plan(horizon_s, note=made)
     path, effects, rate, subject = made
@@ -150,10 +150,10 @@ def _over(per_interval: np.ndarray | float, widths: np.ndarray, rows: int, batch
 
 Built = tuple[Path, np.ndarray, float, str] | str
 """(path over effects, effects tried, canary traffic per observed interval, what the effect is on)
-or the reason there is no projection."""
+or the reason there is no projection. Builders take (data, gate, widths, thresholds)."""
 
 
-def _error_rate(data: RequestCounts, gate: Gate, widths: np.ndarray) -> Built:
+def _error_rate(data: RequestCounts, gate: Gate, widths: np.ndarray, th: Thresholds) -> Built:
     n_b, x_b = data.outcomes(data.baseline)
     n_c, _ = data.outcomes(data.canary)
     N_c, N_b = float(_mean(n_c)), float(_mean(n_b))
@@ -166,8 +166,10 @@ def _error_rate(data: RequestCounts, gate: Gate, widths: np.ndarray) -> Built:
     def path(effects: np.ndarray) -> GateEvidence:
         rows = effects.size
         p_c = np.minimum(p_b * (1 + effects), 1.0)
+        # the Pass evidence is only read against its level: floors that cannot reach it are not searched
         return gate_error_evidence(_over(N_c, widths, rows), _over(N_c * p_c, widths, rows, batched=True),
-                                   _over(N_b, widths, rows), _over(N_b * p_b, widths, rows), gate, dispersion=phi)
+                                   _over(N_b, widths, rows), _over(N_b * p_b, widths, rows), gate, dispersion=phi,
+                                   reach=(math.log(1 / th.alpha_pass), th.min_samples))
 
     return path, _relative_effects(gate.tolerance), N_c, ""
 
@@ -203,7 +205,7 @@ def stretched(edges: np.ndarray, probs: np.ndarray, stretch: np.ndarray) -> np.n
     return np.clip(out, 0.0, None)
 
 
-def _latency(data: LatencyHistogram, gate: Gate, widths: np.ndarray) -> Built:
+def _latency(data: LatencyHistogram, gate: Gate, widths: np.ndarray, th: Thresholds) -> Built:
     edges, b = data.buckets(data.baseline)
     _, c = data.buckets(data.canary)
     N_c, N_b = float(_mean(c.sum(axis=-1))), float(_mean(b.sum(axis=-1)))
@@ -214,13 +216,15 @@ def _latency(data: LatencyHistogram, gate: Gate, widths: np.ndarray) -> Built:
 
     def path(effects: np.ndarray) -> GateEvidence:
         rows = effects.size
+        # one baseline for every row (what depends on it alone is computed once); Pass is read
+        # on the first row only (no effect), so only that row's is computed
         return latency_evidence(edges, _over(N_c * stretched(edges, probs, 1.0 + effects), widths, rows, batched=True),
-                                _over(N_b * probs, widths, rows), q, gate.tolerance, gate.regression)
+                                _over(N_b * probs, widths, 1)[0], q, gate.tolerance, gate.regression, pass_rows=1)
 
     return path, _relative_effects(gate.tolerance), N_c, ""
 
 
-def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray) -> Built:
+def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray, th: Thresholds) -> Built:
     _, b = data.buckets(data.baseline)
     _, c = data.buckets(data.canary)
     N_c, N_b = float(_mean(c.sum(axis=-1))), float(_mean(b.sum(axis=-1)))
@@ -250,7 +254,7 @@ def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray) -> Built:
     return path, _absolute_effects(gate.tolerance, 2.0), N_c, ""
 
 
-def _calibration(data: LabelFeedback, gate: Gate, widths: np.ndarray) -> Built:
+def _calibration(data: LabelFeedback, gate: Gate, widths: np.ndarray, th: Thresholds) -> Built:
     buckets = data.buckets()
     if not buckets:
         return "no labels yet"
@@ -272,7 +276,7 @@ def _calibration(data: LabelFeedback, gate: Gate, widths: np.ndarray) -> Built:
     return path, _absolute_effects(gate.tolerance, 0.6), float(L_c.sum()), ""
 
 
-def _fairness(data: GroupPredictions, gate: Gate, widths: np.ndarray) -> Built:
+def _fairness(data: GroupPredictions, gate: Gate, widths: np.ndarray, th: Thresholds) -> Built:
     groups = data.groups()
     if not groups:
         return "no groups reported"
@@ -298,7 +302,7 @@ def _fairness(data: GroupPredictions, gate: Gate, widths: np.ndarray) -> Built:
     return path, _absolute_effects(gate.tolerance, 0.6), float(N_c.sum()), f"group {groups[smallest]!r} ({100 * share:.0f}% of traffic)"
 
 
-def _shadow(data: ShadowComparisons, gate: Gate, widths: np.ndarray) -> Built:
+def _shadow(data: ShadowComparisons, gate: Gate, widths: np.ndarray, th: Thresholds) -> Built:
     m, x = data.comparisons()
     M = float(_mean(m))
     if M <= 0:

@@ -23,6 +23,8 @@ from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Outcome, Verdict
 from vigil.stats.sequential import (
     baseline_dispersion,
+    bernoulli_log_e,
+    bernoulli_log_marginal,
     normal_halfwidth,
     normal_log_e,
     smoothed_variance,
@@ -33,6 +35,7 @@ from vigil.stats.sequential import (
     proportion_evidence,
     proportion_interval,
     rate_ratio_evidence,
+    ratio_or,
     rate_ratio_interval,
     rate_ratio_llr,
     robust_rate_ratio_evidence,
@@ -49,7 +52,8 @@ RATIO_PASS_SHARE = 0.75
 def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray,
                         tolerance: float, regression: float | None = None,
                         tolerance_floor: float | None = None, regression_floor: float | None = None,
-                        robust: bool = True, dispersion: float | None = None, last: bool = False) -> GateEvidence:
+                        robust: bool = True, dispersion: float | None = None, last: bool = False,
+                        reach: tuple[float, int] | None = None) -> GateEvidence:
     """Requests n and errors x per interval, shaped (..., T).
 
     Fail: the ratio e-process against 1 + tolerance and, with a tolerance floor, also the
@@ -63,7 +67,10 @@ def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: 
     ratio mixture, kept to measure what robustness costs. `dispersion`: for projections on
     expected counts (see the robust test). `last`: only the evidence at the end of the window,
     shaped (..., 1), which is all a verdict reads (the floors are tests on the totals, so the
-    earlier prefixes need not be searched).
+    earlier prefixes need not be searched). `reach` = (level, min_samples): the caller reads the
+    Pass evidence only as "has it reached `level` with `min_samples` canary requests" (the
+    plan), so the regression floor is searched only where it could make that true
+    (`floor_where_it_could_reach`); elsewhere the Pass evidence is the ratio route's alone.
     """
     reg = tolerance if regression is None else regression
     if robust:
@@ -80,12 +87,46 @@ def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: 
         if tolerance_floor is not None:
             fail = np.minimum(fail, difference_floor_log_e(cx_c, cn_c, cx_b, cn_b, tolerance_floor, below=False))
         if regression_floor is not None:
-            floor = difference_floor_log_e(cx_c, cn_c, cx_b, cn_b, regression_floor, below=True)
+            if reach is None:
+                floor = difference_floor_log_e(cx_c, cn_c, cx_b, cn_b, regression_floor, below=True)
+            else:
+                floor = floor_where_it_could_reach(cx_c, cn_c, cx_b, cn_b, regression_floor,
+                                                   passed + np.log(RATIO_PASS_SHARE), *reach)
             passed = np.maximum(passed + np.log(RATIO_PASS_SHARE), floor + np.log(1 - RATIO_PASS_SHARE))
     n_c, n_b = cumulative(n_c), cumulative(n_b)
     if last:
         n_c, n_b = n_c[..., -1:], n_b[..., -1:]
     return GateEvidence(fail, passed, n_c, n_b)
+
+
+REACH_MARGIN = 1e-6
+"""How far below the level a floor's upper bound must stay to skip its search (far beyond the
+bound's rounding, about 1e-12)."""
+
+
+def floor_where_it_could_reach(x_c: np.ndarray, n_c: np.ndarray, x_b: np.ndarray, n_b: np.ndarray, floor: float,
+                               ratio_route: np.ndarray, level: float, min_samples: int) -> np.ndarray:
+    """The regression floor's evidence (`difference_floor_log_e`, below=True, from cumulative
+    counts) where it could lift the Pass evidence to `level`; -inf where it cannot.
+
+    It cannot where the canary has fewer than `min_samples` requests, where the ratio route
+    (already weighted) reaches the level on its own, and where an upper bound on it stays below:
+    the search's value is at most max(0, e_c(hat_b + floor)) - log 2, e_c the canary's evidence
+    of a rate below t, which grows with t above hat_c, while the baseline's evidence is 0 from
+    t = hat_b + floor on. Only the remaining points are searched; in the usual plan none are.
+    """
+    x_c, n_c, x_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x_c, n_c, x_b, n_b)))
+    share = np.log(1 - RATIO_PASS_SHARE)
+    hat_c, hat_b = ratio_or(x_c, n_c, 0.0), ratio_or(x_b, n_b, 0.0)
+    t = hat_b + floor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        top = np.where(t > hat_c, bernoulli_log_e(x_c, n_c, t, bernoulli_log_marginal(x_c, n_c)), 0.0)
+    bound = np.maximum(top, 0.0) - np.log(2.0) + share
+    need = (n_c >= min_samples) & ~(ratio_route >= level) & ~(bound < level - REACH_MARGIN)
+    out = np.full(x_c.shape, -np.inf)
+    if need.any():
+        out[need] = difference_floor_log_e(x_c[need], n_c[need], x_b[need], n_b[need], floor, below=True)
+    return out
 
 
 def error_change_log_e(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray, tolerance: float
@@ -121,10 +162,12 @@ def change_level(timestamps: np.ndarray, th: Thresholds) -> float | None:
 
 
 def gate_error_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray, gate: Gate,
-                        dispersion: float | None = None, last: bool = False) -> GateEvidence:
+                        dispersion: float | None = None, last: bool = False,
+                        reach: tuple[float, int] | None = None) -> GateEvidence:
     """`error_rate_evidence` with the gate's margins and floors."""
     return error_rate_evidence(n_c, x_c, n_b, x_b, gate.tolerance, gate.regression,
-                               gate.tolerance_floor, gate.regression_floor, dispersion=dispersion, last=last)
+                               gate.tolerance_floor, gate.regression_floor, dispersion=dispersion, last=last,
+                               reach=reach)
 
 
 def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds) -> Verdict:

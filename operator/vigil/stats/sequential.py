@@ -114,7 +114,9 @@ def rate_ratio_evidence(
     rho0: np.ndarray | float,
     prior: OneSidedPrior = RATE_PRIOR,
     rho0_pass: np.ndarray | float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    last: bool = False,
+    want: str = "both",
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Log e-processes at every prefix of the window, shaped like the inputs (..., T).
 
     * fail: against "canary rate <= rho0 x baseline rate" (evidence of a regression beyond
@@ -123,13 +125,19 @@ def rate_ratio_evidence(
       regression margin; rho0_pass defaults to rho0, a test without indifference zone).
 
     x = events and n = exposure (requests) per interval; rho0 may vary per interval.
+    `last`: only the value at the end of the window, shaped (..., 1) (the sum over intervals
+    is the last entry of their cumulative sum: the same additions in the same order).
+    `want` ("fail" or "pass"): only that one (None in the other's place).
     """
-    a = exposure_ratio(n_c, n_b, rho0)
-    a_pass = a if rho0_pass is None else exposure_ratio(n_c, n_b, rho0_pass)
     rho_up, rho_down, log_up, log_down = _one_sided(prior)
-    up = np.cumsum(rate_ratio_llr(x_c, x_b, a, rho_up, log_up), axis=-2)
-    down = np.cumsum(rate_ratio_llr(x_c, x_b, a_pass, rho_down, log_down), axis=-2)
-    return _mixture(up, prior), _mixture(down, prior)
+
+    def side(rho0_: np.ndarray | float, rho: np.ndarray, log_rho: np.ndarray) -> np.ndarray:
+        llr = rate_ratio_llr(x_c, x_b, exposure_ratio(n_c, n_b, rho0_), rho, log_rho)
+        return _mixture(llr.sum(axis=-2, keepdims=True) if last else np.cumsum(llr, axis=-2), prior)
+
+    fail = side(rho0, rho_up, log_up) if want != "pass" else None
+    passed = side(rho0 if rho0_pass is None else rho0_pass, rho_down, log_down) if want != "fail" else None
+    return fail, passed
 
 
 _ONE_SIDED: dict[int, tuple[OneSidedPrior, tuple[np.ndarray, ...]]] = {}
@@ -572,6 +580,9 @@ def _unit(theta: np.ndarray) -> np.ndarray:
 
 
 _LOG2 = float(np.log(2.0))
+SCALAR_FLOORS = 4
+"""Up to this many floor searches run one by one in plain floats (`scalar`): a numpy bisection
+costs about as much for one element as for a hundred."""
 
 
 def bisect_increasing(f: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray,
@@ -601,10 +612,11 @@ def difference_floor_log_e(x_c: np.ndarray, n_c: np.ndarray, x_b: np.ndarray, n_
     """
     x_c, n_c, x_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x_c, n_c, x_b, n_b)))
     m_c, m_b = bernoulli_log_marginal(x_c, n_c), bernoulli_log_marginal(x_b, n_b)
-    if x_c.size == 1 and np.ndim(floor) == 0:  # one pair of totals (a verdict): the same steps in plain floats
-        return np.full(x_c.shape, scalar.difference_floor_log_e(
-            float(x_c.flat[0]), float(n_c.flat[0]), float(x_b.flat[0]), float(n_b.flat[0]), float(floor), below,
-            float(m_c.flat[0]), float(m_b.flat[0]), _LOG2))
+    if x_c.size <= SCALAR_FLOORS and np.ndim(floor) == 0:  # a verdict's totals: the same steps in plain floats
+        return np.array([scalar.difference_floor_log_e(*(float(v) for v in args[:4]), float(floor), below,
+                                                       float(args[4]), float(args[5]), _LOG2)
+                         for args in zip(x_c.flat, n_c.flat, x_b.flat, n_b.flat, m_c.flat, m_b.flat)]
+                        ).reshape(x_c.shape)
     hat_c, hat_b = ratio_or(x_c, n_c, 0.0), ratio_or(x_b, n_b, 0.0)
     miss_c, miss_b = n_c - x_c, n_b - x_b  # bernoulli_log_e's n - x, once for the 40 bisection steps
 
