@@ -200,3 +200,19 @@ def test_the_plan_skips_only_floor_searches_that_cannot_reach_the_level(seed: in
     reads = lambda ev: (ev.log_e_pass >= level) & (ev.n_canary >= min_samples)  # noqa: E731  what `plan._first` reads
     assert np.array_equal(reads(full), reads(skip))
     assert _same_arrays(full.log_e_fail, skip.log_e_fail)
+
+
+@SLOW
+@given(st.integers(0, 2**32 - 1), st.integers(1, 30), st.floats(0.02, 0.5), st.floats(0.0, 0.8))
+def test_drift_evidence_at_the_end_alone_is_the_reference(seed: int, t: int, share: float, tilt: float) -> None:
+    from vigil.stats.drift import drift_evidence
+
+    rng = np.random.default_rng(seed)
+    p = np.diff(special.betainc(2.0, 2.5, np.linspace(0, 1, 11)))
+    q = p * (1 + tilt * np.linspace(-1, 1, 10))
+    b = rng.multinomial(rng.poisson(1000 * (1 - share)), p, size=t).astype(float)
+    c = rng.multinomial(rng.poisson(1000 * share), q / q.sum(), size=t).astype(float)
+    whole = drift_evidence(c, b, 0.02, regression=0.1)
+    last = drift_evidence(c, b, 0.02, regression=0.1, last=True)
+    for a, e in zip(vars(whole).values(), vars(last).values()):
+        assert _same_arrays(a[..., -1:], e)

@@ -64,23 +64,24 @@ def bucket_ratio(tolerance: float, buckets: int) -> float:
     return float(optimize.brentq(lambda r: (r - 1.0) * np.log(r) - target, 1.0 + 1e-9, 1e6))
 
 
-def bucket_log_e(c: np.ndarray, b: np.ndarray, margin: float, inner: bool = False
+def bucket_log_e(c: np.ndarray, b: np.ndarray, margin: float, inner: bool = False, last: bool = False
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Per-bucket e-processes (..., K, T), r = `bucket_ratio`(margin, K), each bucket's
     counts as events and all requests as exposure (the rate-ratio test of `sequential`).
 
     inner=False (Fail): against "share ratio canary/baseline <= r" and against ">= 1/r": a
     large relative change in one rare bucket, which the global distance dilutes, shows here.
-    inner=True (Pass): against ">= r" and against "<= 1/r" (the bucket shown unchanged)."""
+    inner=True (Pass): against ">= r" and against "<= 1/r" (the bucket shown unchanged).
+    `last`: only the end of the window, (..., K, 1)."""
     c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
     r = bucket_ratio(margin, c.shape[-1])
     n_c, n_b = c.sum(axis=-1)[..., None, :], b.sum(axis=-1)[..., None, :]
     x_c, x_b = np.moveaxis(c, -1, -2), np.moveaxis(b, -1, -2)
     n_c, n_b = np.broadcast_to(n_c, x_c.shape), np.broadcast_to(n_b, x_b.shape)
     if inner:
-        above, below = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 / r, TAIL_PRIOR, rho0_pass=r)
-        return below, above
-    return rate_ratio_evidence(x_c, x_b, n_c, n_b, r, TAIL_PRIOR, rho0_pass=1.0 / r)
+        above, below = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 / r, TAIL_PRIOR, rho0_pass=r, last=last)
+        return below, above  # type: ignore[return-value]
+    return rate_ratio_evidence(x_c, x_b, n_c, n_b, r, TAIL_PRIOR, rho0_pass=1.0 / r, last=last)  # type: ignore[return-value]
 
 
 RARE_SHARE = 0.005
@@ -88,20 +89,22 @@ RARE_SHARE = 0.005
 once the baseline has shown it that rare (20 scores in 20 / RARE_SHARE), it does not block Pass."""
 
 
-def buckets_shown(c: np.ndarray, b: np.ndarray, regression: float) -> np.ndarray:
+def buckets_shown(c: np.ndarray, b: np.ndarray, regression: float, last: bool = False) -> np.ndarray:
     """Log evidence (..., T) that no bucket's share ratio is beyond the regression's bucket
     ratio: the weakest bucket's, over the buckets that are not shown rare. Whether a bucket
     counts is decided from the baseline *before* each interval, so the rule is predictable;
-    at the start every bucket counts."""
-    below, above = bucket_log_e(c, b, regression, inner=True)
+    at the start every bucket counts. `last`: only the end of the window, (..., 1)."""
+    below, above = bucket_log_e(c, b, regression, inner=True, last=last)
     before = np.moveaxis(np.cumsum(b, axis=-2) - b, -1, -2)  # (..., K, T)
+    if last:
+        before = before[..., -1:]
     total = before.sum(axis=-2, keepdims=True)
     rare = (total >= 20 / RARE_SHARE) & (before < 20)
     return np.min(np.where(rare, np.inf, np.minimum(below, above)), axis=-2)
 
 
 def drift_evidence(c: np.ndarray, b: np.ndarray, tolerance: float, scale: float = DRIFT_SCALE,
-                   regression: float | None = None, per_bucket: bool = True) -> GateEvidence:
+                   regression: float | None = None, per_bucket: bool = True, last: bool = False) -> GateEvidence:
     """Score-bin counts per interval c (canary), b (baseline) shaped (..., T, K).
 
     Fail: against "distance <= tolerance and every bucket's share ratio within
@@ -109,18 +112,22 @@ def drift_evidence(c: np.ndarray, b: np.ndarray, tolerance: float, scale: float 
     one-sided bucket tests share the other half (a mean of e-values with fixed weights is an
     e-value for the intersection, never weaker than Bonferroni). Pass: against a distance
     >= regression and against any bucket's ratio beyond the regression's bucket ratio
-    (`buckets_shown`; Pass needs all, an intersection-union: no split needed)."""
+    (`buckets_shown`; Pass needs all, an intersection-union: no split needed).
+    `last`: only the evidence at the end of the window, shaped (..., 1) (all a verdict reads)."""
     C, B = np.cumsum(c, axis=-2), np.cumsum(b, axis=-2)
+    if last:
+        C, B = C[..., -1:, :], B[..., -1:, :]
     norm_s, info, dim = chi_distance(C, B)
     reg = tolerance if regression is None else regression
     fail, _ = ball_log_e(norm_s, info, dim, np.sqrt(tolerance), scale)
     _, passed = ball_log_e(norm_s, info, dim, np.sqrt(reg), scale)
     if per_bucket and c.shape[-1] > 1:
-        up, down = bucket_log_e(c, b, tolerance)
+        up, down = bucket_log_e(c, b, tolerance, last=last)
         parts = [np.moveaxis(up, -2, 0), np.moveaxis(down, -2, 0)]
         buckets = [p[k] for p in parts for k in range(p.shape[0])]
-        fail = any_of([fail, *buckets], [float(len(buckets))] + [1.0] * len(buckets))
-        passed = np.minimum(passed, buckets_shown(c, b, reg))
+        fail = any_of([fail, *buckets], [float(len(buckets))] + [1.0] * len(buckets),
+                      in_order=last and c.shape[-2] > 1)
+        passed = np.minimum(passed, buckets_shown(c, b, reg, last=last))
     return GateEvidence(fail, passed, C.sum(axis=-1), B.sum(axis=-1))
 
 
@@ -156,7 +163,7 @@ def distance_interval(norm_s: float, info: float, dim: int, alpha: float, scale:
 def drift_verdict(data: ScoreHistogram, gate: Gate, th: Thresholds) -> Verdict:
     _, b = data.buckets(data.baseline)
     _, c = data.buckets(data.canary)
-    ev = drift_evidence(c, b, gate.tolerance, regression=gate.regression)
+    ev = drift_evidence(c, b, gate.tolerance, regression=gate.regression, last=True)
     C, B = c.sum(axis=0), b.sum(axis=0)
     norm_s, info, dim = (float(v) for v in chi_distance(C, B))
     distance = (norm_s / info) ** 2 if info > 0 else float("nan")

@@ -43,15 +43,25 @@ def classify(ev: GateEvidence, alpha_fail: float, alpha_pass: float, min_samples
     return np.where(fail, FAIL, np.where(passed, PASS, INCONCLUSIVE))
 
 
-def any_of(log_e: list[np.ndarray], weights: list[float] | None = None) -> np.ndarray:
+def any_of(log_e: list[np.ndarray], weights: list[float] | None = None, in_order: bool = False) -> np.ndarray:
     """Evidence that at least one sub-hypothesis is false: the (weighted) mean of the e-values.
 
     A mean of e-values with weights fixed in advance is an e-value under the intersection
     null, and it is never weaker than (weighted) Bonferroni.
+
+    `in_order`: add the e-values one after the other even for a single prefix. numpy adds
+    across several prefixes in order but sums one column pairwise, so a caller that computes
+    only the last prefix of a longer window asks for this to get the same last bits.
     """
     w = np.full(len(log_e), 1.0 / len(log_e)) if weights is None else np.asarray(weights) / np.sum(weights)
     stacked = np.stack(log_e)
-    return logsumexp(stacked + np.log(w).reshape((-1,) + (1,) * (stacked.ndim - 1)), axis=0)
+    x = stacked + np.log(w).reshape((-1,) + (1,) * (stacked.ndim - 1))
+    if not in_order:
+        return logsumexp(x, axis=0)
+    top = x.max(axis=0, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    with np.errstate(divide="ignore"):
+        return top[0] + np.log(np.cumsum(np.exp(x - top), axis=0)[-1])
 
 
 def all_of(log_e: list[np.ndarray]) -> np.ndarray:
