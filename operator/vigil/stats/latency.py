@@ -37,6 +37,7 @@ from vigil.stats.evidence import (
 from vigil.stats.rates import CHANGE_ALTERNATIVES, with_change
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
+from vigil.stats.tails import Survival, survival, tail_edges, tail_sides  # noqa: F401  (re-exported)
 from vigil.stats.sequential import (
     TAIL_PRIOR,
     exposure_ratio,
@@ -49,107 +50,6 @@ from vigil.stats.sequential import (
 
 SLOT_WEIGHTS = [1.0, 3.0]  # the edge just above the quantile carries most of a slower tail's signal
 QUANTILE = {MetricKind.LATENCY_P50: 0.5, MetricKind.LATENCY_P99: 0.99}
-
-
-Z_BOUND = 1.0
-"""One-sided 84% Poisson score bounds on the baseline counts behind rho0, so that a small,
-noisy baseline tail widens the bound instead of tightening it."""
-
-
-def _survival_bounds(above: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) bounds on S at every edge from the counts above it (score bounds)."""
-    half, root = Z_BOUND**2 / 2, Z_BOUND * np.sqrt(above + Z_BOUND**2 / 4)
-    lo = ratio(np.maximum(above + half - root, 0.0), total[..., None])
-    hi = ratio(np.minimum(above + half + root, total[..., None]), total[..., None])
-    return lo, hi
-
-
-def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """values[..., index] elementwise, for (..., B) values and (...) indices (a plain gather on
-    the flattened leading axes: the same elements as take_along_axis, without its overhead)."""
-    index = np.clip(index, 0, values.shape[-1] - 1)
-    if values.ndim == 1:
-        return values[index]
-    index = np.broadcast_to(index, values.shape[:-1])
-    flat = values.reshape(-1, values.shape[-1])
-    return flat[np.arange(flat.shape[0]), index.reshape(-1)].reshape(index.shape)
-
-
-Survival = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-def survival(counts: np.ndarray) -> Survival:
-    """(total, survival at every edge, its lower and upper score bounds) of bin counts (..., B):
-    what both sides of `tail_edges` read, so a caller asking for both computes it once."""
-    total = counts.sum(axis=-1)
-    above = total[..., None] - np.cumsum(counts, axis=-1)
-    surv = ratio(above, total[..., None])
-    s_lo, s_hi = _survival_bounds(above, total)
-    return total, surv, s_lo, s_hi
-
-
-def tail_edges(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance: float, side: str = "fail",
-               geometry: Survival | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The two edges that bracket the baseline's quantile, each as (index, rho0, usable).
-
-    `counts` are baseline bin counts (..., B) (bin i ends at edges[i]). The first edge is
-    the highest one the baseline still exceeds with probability >= 1 - q, the second the
-    lowest one it exceeds less often: a slower tail shows at one or both. An edge is usable
-    once the baseline has 5 / (1 - q) requests and exceeds it at all.
-
-    rho0 bounds the exceedance ratio S_b(u/s) / S_b(u) that a stretch s = 1 + tolerance of
-    the baseline would produce at edge u, from the bucket geometry rather than a plug-in:
-
-    * side="fail" (null: no slower than s): an *upper* bound. Monotonicity alone gives
-      S_b(e_k) / S_b(u) with e_k the largest edge <= u/s (valid always, but wide); if the
-      tail's log-survival is concave in log latency (lognormal, Weibull and normal tails;
-      power laws exactly at the limit), its local slope at u is at most the secant over the
-      bucket *above* u, which gives (S(u) / S(u_next)) ** (log s / log(u_next / u)). The
-      smaller of the two is used. (The former plug-in, the secant of the bucket below u,
-      is biased low for such tails and failed canaries at exactly the tolerance.)
-    * side="pass" (null: at least as slow as s = 1 + regression): a *lower* bound, the
-      larger of 1, S_b(e_m) / S_b(u) (e_m the smallest edge >= u/s) and the secant over the
-      last whole bucket below u/s, which under the same concavity is no steeper than the
-      slope between u/s and u.
-
-    Survival values enter through one-sided 84% Poisson bounds in the conservative
-    direction, so sparse baseline tails widen the bound.
-    """
-    total, surv, s_lo, s_hi = geometry if geometry is not None else survival(counts)
-    index = np.arange(edges.size)
-    finite = np.isfinite(edges)
-    log_edge = np.log(np.where(finite, edges, 1.0))
-    eligible = finite & (index >= 1) & (surv > 0)
-    enough = total >= 5 / (1 - quantile)
-    below_ok = eligible & (surv >= 1 - quantile)
-    above_ok = eligible & (surv < 1 - quantile)
-    j_below = np.where(below_ok, index, -1).max(axis=-1)
-    j_above = np.where(above_ok, index, edges.size).min(axis=-1)
-    stretch = np.log1p(tolerance)
-    result = []
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for j, ok in ((j_below, below_ok.any(axis=-1)), (j_above, above_ok.any(axis=-1))):
-            j = np.clip(j, 1, edges.size - 1)
-            target = log_edge[j] - stretch  # log(u / s)
-            if side == "fail":
-                nxt = np.minimum(j + 1, edges.size - 1)
-                has_next = (j + 1 < edges.size) & finite[nxt]
-                slope = np.log(_at(s_hi, j) / _at(s_lo, nxt)) / (log_edge[nxt] - log_edge[j])
-                concave = np.where(has_next & (_at(s_lo, nxt) > 0), np.exp(stretch * slope), np.inf)
-                k = np.searchsorted(log_edge[finite], target, side="right") - 1  # largest edge <= u/s
-                geometric = np.where(k >= 0, _at(s_hi, k), 1.0) / _at(s_lo, j)
-                rho0 = np.minimum(concave, geometric)
-            else:
-                k = np.searchsorted(log_edge[finite], target, side="right") - 1
-                span = log_edge[np.clip(k, 0, None)] - log_edge[np.clip(k - 1, 0, None)]
-                slope = np.log(_at(s_lo, k - 1) / _at(s_hi, k)) / np.where(span > 0, span, 1.0)
-                concave = np.where((k >= 1) & (span > 0), np.exp(stretch * np.clip(np.nan_to_num(slope), 0, None)), 1.0)
-                m = np.searchsorted(log_edge[finite], target, side="left")  # smallest edge >= u/s
-                geometric = np.where(m < j, _at(s_lo, m) / _at(s_hi, j), 1.0)
-                rho0 = np.maximum(np.maximum(concave, np.nan_to_num(geometric, nan=1.0)), 1.0)
-            usable = ok & enough & np.isfinite(rho0) & (rho0 > 0)
-            result.append((j, np.where(usable, rho0, 1.0), usable))
-    return result
 
 
 def exceeding(counts: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -178,9 +78,7 @@ def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: 
     before = np.cumsum(b, axis=-2) - b
     fails, passes = [], []
     reg = tolerance if regression is None else regression
-    geometry = survival(before)
-    slots = zip(tail_edges(edges, before, quantile, tolerance, "fail", geometry),
-                tail_edges(edges, before, quantile, reg, "pass", geometry))
+    slots = zip(*tail_sides(edges, before, quantile, tolerance, reg))
     n_c_all, n_b_all = c.sum(axis=-1), b.sum(axis=-1)
     for (j, rho0, usable), (_, rho0_pass, usable_pass) in slots:
         usable = usable & usable_pass
