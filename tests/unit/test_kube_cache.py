@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import urllib3
 from kubernetes.client.exceptions import ApiException
 from vigil.kube.cache import Informer, parse_selector
 from vigil.kube.client import _narrower
@@ -116,6 +117,22 @@ def test_410_gone_lists_again_and_watches_from_the_new_list(running: tuple[Scrip
     assert script.watched_from == ["10", "21"]
     assert informer.get("ns", "a")["spec"]["replicas"] == 20
     assert informer.get("ns", "b") is None  # gone from the new list
+
+
+def test_a_dropped_connection_resumes_the_watch_without_listing_again(running: tuple[Script, Informer]) -> None:
+    """A restarting apiserver drops every watch: resuming from the last resourceVersion costs
+    nothing, a fresh list of every kind would cost the apiserver a full read per informer."""
+    script, informer = running
+    script.events.put({"type": "MODIFIED", "object": obj("a", 15)})
+    script.events.put(urllib3.exceptions.ProtocolError("Response ended prematurely"))
+    for _ in range(500):
+        if len(script.watched_from) == 2:
+            break
+        threading.Event().wait(0.01)
+    assert script.watched_from == ["10", "15"]
+    assert informer.lists == 1
+    settle(script, informer)
+    assert informer.get("ns", "a")["spec"]["replicas"] == 15
 
 
 def test_an_error_event_in_the_stream_also_relists(running: tuple[Script, Informer]) -> None:

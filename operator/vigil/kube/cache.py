@@ -1,9 +1,10 @@
 """Watch caches: what a reconcile pass reads, kept current by list+watch instead of read per pass.
 
 One `Informer` per resource kind (and watched namespace) runs in its own thread: it lists,
-then watches from the list's resourceVersion; a watch that ends is resumed from the last
-resourceVersion seen, a 410 Gone (the apiserver no longer has that history) or any other
-error is answered by a fresh list (with a bounded, jittered backoff), never by giving up.
+then watches from the list's resourceVersion; a watch that ends or whose connection drops is
+resumed from the last resourceVersion seen, a 410 Gone (the apiserver no longer has that
+history) or any other error is answered by a fresh list (with a bounded, jittered backoff),
+never by giving up.
 Objects are kept as plain dicts keyed by (namespace, name), without `managedFields`.
 
 `WatchCache` holds the informers for the kinds a pass reads (Vigil's Deployments, RiskPolicies,
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
@@ -53,6 +55,9 @@ Lister = Callable[[], tuple[list[dict[str, Any]], str]]
 Watcher = Callable[[str], Iterable[dict[str, Any]]]
 """Watches from a resourceVersion: events {"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": dict}.
 Ends when the server closes the watch; raises ApiException(410) when the version is gone."""
+
+CONNECTION_ERRORS = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+"""A watch that failed on the wire, not in the apiserver: resumed, not re-listed."""
 
 DEFAULT_MAX_OBJECTS = 50_000
 WATCH_TIMEOUT_S = 60
@@ -252,16 +257,23 @@ class Informer:
 
     # ------------------------------------------------------------ the loop
     def _run(self) -> None:
-        failures = 0
+        """List, then watch for as long as the history holds. A dropped or refused connection
+        resumes the watch from the last resourceVersion seen (as client-go's reflector does: a
+        restarting apiserver must not make every informer list everything again); a 410 Gone,
+        an ERROR event or anything else lists afresh."""
+        failures, listed = 0, False
         while not self._stopping.is_set():
             try:
-                self._relist()
-                failures = 0
+                if not listed:
+                    self._relist()
+                    listed = True
                 while not self._stopping.is_set():
                     self._watch_once()
+                    failures = 0
             except ApiException as err:
                 if self._stopping.is_set():
                     break
+                listed = False
                 if err.status == 410:
                     self.gone += 1
                     log.info("informer %s: resourceVersion %s is gone (410); listing again", self.name,
@@ -269,10 +281,15 @@ class Informer:
                     continue
                 failures += 1
                 log.warning("informer %s: %s %s; listing again", self.name, err.status, err.reason)
-            except Exception as err:  # noqa: BLE001 - a dropped connection must not end the informer
+            except CONNECTION_ERRORS as err:
                 if self._stopping.is_set():
                     break
                 failures += 1
+                log.info("informer %s: %s; watching again from %s", self.name, err, self.resource_version)
+            except Exception as err:  # noqa: BLE001 - a malformed answer must not end the informer
+                if self._stopping.is_set():
+                    break
+                listed, failures = False, failures + 1
                 log.warning("informer %s: %s; listing again", self.name, err)
             if failures:
                 low, high = self._backoff
