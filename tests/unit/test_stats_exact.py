@@ -216,3 +216,26 @@ def test_drift_evidence_at_the_end_alone_is_the_reference(seed: int, t: int, sha
     last = drift_evidence(c, b, 0.02, regression=0.1, last=True)
     for a, e in zip(vars(whole).values(), vars(last).values()):
         assert _same_arrays(a[..., -1:], e)
+
+
+@SLOW
+@given(st.integers(0, 2**32 - 1), st.integers(1, 30), st.integers(1, 7), st.floats(0.0, 0.15))
+def test_band_evidence_shortcuts_are_the_reference(seed: int, t: int, groups: int, shift: float) -> None:
+    """Fairness and calibration at the end of the window alone, and Pass for the first row alone."""
+    from vigil.stats.calibration import calibration_evidence
+    from vigil.stats.fairness import fairness_evidence
+
+    rng = np.random.default_rng(seed)
+    rates = rng.uniform(0.2, 0.8, groups)
+    tot = rng.poisson(rng.uniform(5, 200, groups), size=(3, t, groups)).astype(float)
+    pos = rng.binomial(tot.astype(int), np.clip(rates - shift * np.arange(3)[:, None, None], 0, 1)).astype(float)
+    for evidence in (fairness_evidence, calibration_evidence):
+        whole = evidence(tot[1:], pos[1:], tot[0], pos[0], 0.03, regression=0.1)
+        rows = evidence(tot[1:], pos[1:], tot[0], pos[0], 0.03, regression=0.1, pass_rows=1)
+        for k in (1, 2):  # one canary at a time, as a verdict has it (no leading axis)
+            one = evidence(tot[k], pos[k], tot[0], pos[0], 0.03, regression=0.1)
+            last = evidence(tot[k], pos[k], tot[0], pos[0], 0.03, regression=0.1, last=True)
+            for a, b in zip(vars(one).values(), vars(last).values()):
+                assert _same_arrays(a[..., -1:], b)
+        assert _same_arrays(whole.log_e_fail, rows.log_e_fail)
+        assert _same_arrays(whole.log_e_pass[:1], rows.log_e_pass)

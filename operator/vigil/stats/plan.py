@@ -55,6 +55,9 @@ CHUNKED = frozenset({MetricKind.ERROR_RATE, MetricKind.LATENCY_P50, MetricKind.L
 and a second batch would cost more than the rows it saves)."""
 
 Path = Callable[[np.ndarray], GateEvidence]
+"""Evidence along the expected path for a batch of effects (rows). Only the first row's Pass
+evidence and the other rows' Fail evidence are read, so a path may leave out the rest (its
+log_e_pass may have just the first row)."""
 
 
 def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float, chunked: bool = True) -> Plan:
@@ -271,7 +274,7 @@ def _calibration(data: LabelFeedback, gate: Gate, widths: np.ndarray, th: Thresh
         acc_c = np.clip(acc[None, :] - effects[:, None], 0.0, 1.0)
         return calibration_evidence(_over(L_c, widths, rows), _over(L_c * acc_c, widths, rows, batched=True),
                                     _over(L_b, widths, rows), _over(L_b * acc, widths, rows),
-                                    gate.tolerance, regression=gate.regression)
+                                    gate.tolerance, regression=gate.regression, pass_rows=1)
 
     return path, _absolute_effects(gate.tolerance, 0.6), float(L_c.sum()), ""
 
@@ -296,7 +299,7 @@ def _fairness(data: GroupPredictions, gate: Gate, widths: np.ndarray, th: Thresh
         moved[:, smallest] = np.clip(rate[smallest] + sign * effects, 0.0, 1.0)
         return fairness_evidence(_over(N_c, widths, rows), _over(N_c * moved, widths, rows, batched=True),
                                  _over(N_b, widths, rows), _over(N_b * rate, widths, rows),
-                                 gate.tolerance, regression=gate.regression)
+                                 gate.tolerance, regression=gate.regression, pass_rows=1)
 
     share = float(N_c[smallest] / N_c.sum())
     return path, _absolute_effects(gate.tolerance, 0.6), float(N_c.sum()), f"group {groups[smallest]!r} ({100 * share:.0f}% of traffic)"

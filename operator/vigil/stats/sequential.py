@@ -528,16 +528,19 @@ def dirichlet_multinomial_log_e(counts: np.ndarray, p0: np.ndarray, concentratio
 
 
 def tolerance_band_log_e(delta: np.ndarray, info: np.ndarray, tolerance: float, scale: float,
-                         regression: float | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                         regression: float | None = None, sides: str = "both"
+                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Normal-mixture e-processes for a difference that should stay inside [-tol, +tol] and
     must not reach +-reg (regression margin; defaults to the tolerance).
 
     Returns ([against delta >= -tol, against delta <= tol]  -> evidence of Fail,
-             [against delta >= reg,  against delta <= -reg] -> evidence of Pass).
+             [against delta >= reg,  against delta <= -reg] -> evidence of Pass);
+    `sides` "fail" or "pass": only that list (the other empty).
     """
     reg = tolerance if regression is None else regression
-    fail = [normal_log_e(-tolerance - delta, info, scale), normal_log_e(delta - tolerance, info, scale)]
-    passed = [normal_log_e(reg - delta, info, scale), normal_log_e(delta + reg, info, scale)]
+    fail = [] if sides == "pass" else [normal_log_e(-tolerance - delta, info, scale),
+                                       normal_log_e(delta - tolerance, info, scale)]
+    passed = [] if sides == "fail" else [normal_log_e(reg - delta, info, scale), normal_log_e(delta + reg, info, scale)]
     return fail, passed
 
 
