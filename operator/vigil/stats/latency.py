@@ -54,8 +54,9 @@ QUANTILE = {MetricKind.LATENCY_P50: 0.5, MetricKind.LATENCY_P99: 0.99}
 
 def exceeding(counts: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Counts above edge j (bins after j), for (..., B) counts and indices broadcastable to (...)."""
-    j = np.broadcast_to(j, counts.shape[:-1])
-    return counts.sum(axis=-1) - np.take_along_axis(np.cumsum(counts, axis=-1), j[..., None], -1)[..., 0]
+    size = counts.shape[-1]
+    base = np.arange(0, counts.size, size).reshape(counts.shape[:-1])  # a flat gather: take_along_axis's elements
+    return counts.sum(axis=-1) - np.cumsum(counts, axis=-1).reshape(-1)[base + j]
 
 
 def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: float, tolerance: float,

@@ -70,10 +70,10 @@ PROPORTION_PRIOR = OneSidedPrior.half_normal(scale=0.8)
 def logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """log(sum(exp(x))) along `axis`, stable; scipy's version costs more than the sum here."""
     x = np.asarray(x, dtype=float)
-    top = x.max(axis=axis, keepdims=True)
-    top[~np.isfinite(top)] = 0.0
+    top = np.maximum.reduce(x, axis=axis, keepdims=True)  # x.max and x.sum without their wrappers
+    top = np.where(np.isfinite(top), top, 0.0)
     with np.errstate(divide="ignore"):
-        return top.squeeze(axis=axis) + np.log(np.exp(x - top).sum(axis=axis))
+        return top.squeeze(axis=axis) + np.log(np.add.reduce(np.exp(x - top), axis=axis))
 
 
 def _mixture(cum_llr: np.ndarray, prior: OneSidedPrior) -> np.ndarray:
@@ -93,10 +93,12 @@ def rate_ratio_llr(x_c: np.ndarray, x_b: np.ndarray, a: np.ndarray, rho: np.ndar
     either side carry no information (ratio 0). `log_rho`: np.log(rho), when the caller has it.
     """
     x_c, x_b, a = (np.asarray(v, dtype=float)[..., None] for v in (x_c, x_b, a))
-    finite = np.isfinite(a)
-    a = np.where(finite, a, 0.0)
+    informative = np.isfinite(a) & (a > 0)
+    if informative.all():  # every interval informative (the usual case): no mask to apply
+        return x_c * (np.log(rho) if log_rho is None else log_rho) - (x_c + x_b) * (np.log1p(a * rho) - np.log1p(a))
+    a = np.where(np.isfinite(a), a, 0.0)
     llr = x_c * (np.log(rho) if log_rho is None else log_rho) - (x_c + x_b) * (np.log1p(a * rho) - np.log1p(a))
-    return np.where(finite & (a > 0), llr, 0.0)
+    return np.where(informative, llr, 0.0)
 
 
 def exposure_ratio(n_c: np.ndarray, n_b: np.ndarray, rho0: np.ndarray | float) -> np.ndarray:
@@ -322,17 +324,26 @@ def rate_ratio_interval(
             top = top if np.isfinite(top) else 0.0
             return float(top + np.log(np.exp(x - top).sum()))
 
+    all_served = bool(served.all())
+
     def log_e_many(log_r: np.ndarray) -> list[float]:
         """log_e at several ratios in one pass: each row is what log_e computes for its ratio
-        (elementwise operations, the same reductions per row)."""
+        (elementwise operations, the same reductions per row; masks that select everything
+        are left out)."""
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            a = np.where(served, np.exp(log_r)[:, None] * n_c_ / n_b_safe, np.inf)[..., None]
-            finite = np.isfinite(a)
-            a = np.where(finite, a, 0.0)
-            llr = events_term - m * (np.log1p(a * rho) - np.log1p(a))
-            x = np.where(finite & (a > 0), llr, 0.0).sum(axis=-2) + log_w
-            tops = x.max(axis=-1)
-            logs = np.log(np.exp(x - np.where(np.isfinite(tops), tops, 0.0)[:, None]).sum(axis=-1))
+            a = np.exp(log_r)[:, None] * n_c_ / n_b_safe
+            if not all_served:
+                a = np.where(served, a, np.inf)
+            a = a[..., None]
+            informative = np.isfinite(a) & (a > 0)
+            if informative.all():
+                llr = events_term - m * (np.log1p(a * rho) - np.log1p(a))
+            else:
+                a = np.where(np.isfinite(a), a, 0.0)
+                llr = np.where(informative, events_term - m * (np.log1p(a * rho) - np.log1p(a)), 0.0)
+            x = np.add.reduce(llr, axis=-2) + log_w
+            tops = np.maximum.reduce(x, axis=-1)
+            logs = np.log(np.add.reduce(np.exp(x - np.where(np.isfinite(tops), tops, 0.0)[:, None]), axis=-1))
         return [float((float(t) if math.isfinite(t) else 0.0) + v) for t, v in zip(tops, logs)]
 
     center = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
