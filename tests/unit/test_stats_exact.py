@@ -239,3 +239,19 @@ def test_band_evidence_shortcuts_are_the_reference(seed: int, t: int, groups: in
                 assert _same_arrays(a[..., -1:], b)
         assert _same_arrays(whole.log_e_fail, rows.log_e_fail)
         assert _same_arrays(whole.log_e_pass[:1], rows.log_e_pass)
+
+
+@SLOW
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.integers(1, 12), st.floats(0.0, 0.9))
+def test_bucket_ratios_at_once_are_the_per_bucket_ratios(seed: int, t: int, k: int, gaps: float) -> None:
+    from vigil.stats.drift import bucket_ratios
+    from vigil.stats.sequential import mantel_haenszel_ratio
+
+    rng = np.random.default_rng(seed)
+    c = rng.poisson(rng.uniform(0, 30, k), size=(t, k)).astype(float)
+    b = rng.poisson(rng.uniform(0, 300, k), size=(t, k)).astype(float)
+    c[rng.random((t, k)) < gaps] = 0.0
+    n_c, n_b = c.sum(axis=-1), b.sum(axis=-1)
+    counted = c.sum(axis=0) + b.sum(axis=0) >= 10
+    want = [mantel_haenszel_ratio(c[:, j], b[:, j], n_c, n_b) if counted[j] else np.nan for j in range(k)]
+    assert _same_arrays(bucket_ratios(c, b, n_c, n_b, counted), np.array(want))

@@ -24,7 +24,7 @@ from vigil.stats.data import ScoreHistogram
 from vigil.stats.evidence import GateEvidence, Thresholds, any_of, ratio
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
-from vigil.stats.sequential import TAIL_PRIOR, ball_log_e, mantel_haenszel_ratio, rate_ratio_evidence
+from vigil.stats.sequential import TAIL_PRIOR, ball_log_e, rate_ratio_evidence
 
 DRIFT_SCALE = 0.1  # prior sd of each standardised bin shift (PSI of a few tenths spread over bins)
 MIN_EXPECTED = 5.0
@@ -149,6 +149,17 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * kl(p) + 0.5 * kl(q)
 
 
+def bucket_ratios(c: np.ndarray, b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """`mantel_haenszel_ratio` of every bucket (counts per interval (T, K)) at once, NaN where
+    not `counted`: each bucket's terms summed as one contiguous row, as the per-bucket call sums them."""
+    n = n_c + n_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num = np.nansum(np.where(n > 0, np.ascontiguousarray(c.T) * n_b / n, 0.0), axis=-1)
+        den = np.nansum(np.where(n > 0, np.ascontiguousarray(b.T) * n_c / n, 0.0), axis=-1)
+        out = np.where(den == 0, np.where(num > 0, np.inf, np.nan), num / np.where(den == 0, 1.0, den))
+    return np.where(counted, out, np.nan)
+
+
 def distance_interval(norm_s: float, info: float, dim: int, alpha: float, scale: float = DRIFT_SCALE
                       ) -> tuple[float, float]:
     """Radii^2 (PSI scale) not rejected by either ball test at level alpha."""
@@ -175,8 +186,7 @@ def drift_verdict(data: ScoreHistogram, gate: Gate, th: Thresholds) -> Verdict:
                 f"tolerated {gate.tolerance:.3f}, regression {gate.regression:.3f})")
     edges, _ = data.buckets(data.baseline)
     n_c, n_b = c.sum(axis=-1), b.sum(axis=-1)
-    ratios = np.array([mantel_haenszel_ratio(c[:, k], b[:, k], n_c, n_b) if C[k] + B[k] >= 10 else np.nan
-                       for k in range(C.size)])
+    ratios = bucket_ratios(c, b, n_c, n_b, C + B >= 10)
     figures = {"psi": psi_value, "jensenShannon": js, "chiSquareDistance": distance}
     finite = np.isfinite(ratios) & (ratios > 0)
     if finite.any():

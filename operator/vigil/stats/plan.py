@@ -71,8 +71,7 @@ def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float, ch
     grid = _grid(data.timestamps, horizon_s)
     if grid is None:
         return Plan(horizon_s, note="fewer than two samples")
-    dt, ends = grid
-    widths = np.diff(ends, prepend=0.0)
+    dt, ends, widths = grid
     made = _BUILDERS[gate.metric](data, gate, widths, th)
     if isinstance(made, str):
         return Plan(horizon_s, note=made)
@@ -98,13 +97,25 @@ def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float, ch
     return _with_note(plan, gate, per_minute, subject)
 
 
-def _grid(timestamps: np.ndarray, horizon_s: float) -> tuple[float, np.ndarray] | None:
-    """(observed interval in seconds, ends of the projected intervals in observed intervals)."""
+def _grid(timestamps: np.ndarray, horizon_s: float) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """(observed interval in seconds, ends of the projected intervals in observed intervals,
+    their widths)."""
     dts = np.diff(np.asarray(timestamps, dtype=float))
-    if dts.size == 0 or not np.all(np.isfinite(dts)) or np.median(dts) <= 0:
+    if dts.size == 0 or not np.isfinite(dts).all():
         return None
-    dt = float(np.median(dts))
-    return dt, _ends(max(math.ceil(horizon_s / dt), 1))
+    dt = median(dts)
+    if dt <= 0:
+        return None
+    steps = max(math.ceil(horizon_s / dt), 1)
+    return dt, _ends(steps), _widths(steps)
+
+
+def median(values: np.ndarray) -> float:
+    """np.median of finite values (the middle one, or the mean of the two middle ones, as numpy
+    averages them) without its generic machinery."""
+    ordered = np.sort(values)
+    half = ordered.size // 2
+    return float(ordered[half]) if ordered.size % 2 else float((ordered[half - 1] + ordered[half]) / 2)
 
 
 @functools.lru_cache(maxsize=256)
@@ -116,18 +127,34 @@ def _ends(steps: int) -> np.ndarray:
     return ends
 
 
+@functools.lru_cache(maxsize=256)
+def _widths(steps: int) -> np.ndarray:
+    """Widths of the projected intervals of `_ends(steps)`: policy-only too, so computed once."""
+    widths = np.diff(_ends(steps), prepend=0.0)
+    widths.setflags(write=False)
+    return widths
+
+
 def _first(log_e: np.ndarray, n_canary: np.ndarray, level: float, min_samples: int, at: np.ndarray) -> np.ndarray:
     """The time in `at` when log_e first reaches `level` with `min_samples` (inf if never)."""
     ok = (log_e >= level) & (n_canary >= min_samples)
     return np.where(ok.any(axis=-1), at[np.argmax(ok, axis=-1)], np.inf)
 
 
+@functools.lru_cache(maxsize=256)
 def _relative_effects(tolerance: float) -> np.ndarray:
-    return (1.0 + tolerance) * np.geomspace(1.02, 20.0, EFFECTS) - 1.0
+    """Effects tried for a relative gate: policy-only, so computed once (read-only)."""
+    effects = (1.0 + tolerance) * np.geomspace(1.02, 20.0, EFFECTS) - 1.0
+    effects.setflags(write=False)
+    return effects
 
 
+@functools.lru_cache(maxsize=256)
 def _absolute_effects(tolerance: float, highest: float) -> np.ndarray:
-    return tolerance + np.geomspace(0.002, max(highest - tolerance, 0.003), EFFECTS)
+    """Effects tried for an absolute gate: policy-only, so computed once (read-only)."""
+    effects = tolerance + np.geomspace(0.002, max(highest - tolerance, 0.003), EFFECTS)
+    effects.setflags(write=False)
+    return effects
 
 
 def _mean(counts: np.ndarray) -> np.ndarray:
