@@ -255,3 +255,27 @@ def test_bucket_ratios_at_once_are_the_per_bucket_ratios(seed: int, t: int, k: i
     counted = c.sum(axis=0) + b.sum(axis=0) >= 10
     want = [mantel_haenszel_ratio(c[:, j], b[:, j], n_c, n_b) if counted[j] else np.nan for j in range(k)]
     assert _same_arrays(bucket_ratios(c, b, n_c, n_b, counted), np.array(want))
+
+
+@SLOW
+@given(st.integers(0, 2**32 - 1), st.floats(5, 5000), st.floats(0.02, 0.5), st.floats(0.0, 0.3),
+       st.sampled_from([0.002, 0.05, 0.3]), st.sampled_from([0, 100, 5000]), st.sampled_from([0.05, 0.1, 0.3]))
+def test_the_drift_plan_skips_only_bucket_tests_that_cannot_change_the_time_to_pass(
+        seed: int, rpm: float, share: float, tilt: float, alpha: float, min_samples: int, regression: float) -> None:
+    from vigil.stats.drift import buckets_shown
+    from vigil.stats.evidence import Thresholds
+    from vigil.stats.plan import _first, _with_buckets
+
+    rng = np.random.default_rng(seed)
+    widths = np.diff(np.unique(np.round(np.geomspace(1.0, 240, 64))), prepend=0.0)
+    p = np.diff(special.betainc(2.0, 2.5, np.linspace(0, 1, 11))) * rng.uniform(0.5, 1.5, 10)
+    p /= p.sum()
+    q = p * (1 + tilt * np.linspace(-1, 1, 10))
+    c, b = rpm * share * (q / q.sum()) * widths[:, None], rpm * (1 - share) * p * widths[:, None]
+    n_canary = np.cumsum(c.sum(axis=-1))
+    ball = np.log(rng.uniform(0.5, 200, 1)) * np.linspace(0.2, 1.5, widths.size)  # a rising Pass evidence
+    th = Thresholds(alpha_fail=0.01, alpha_pass=alpha, min_samples=min_samples)
+    level, at = math.log(1 / alpha), np.arange(widths.size, dtype=float)
+    reference = np.minimum(ball, buckets_shown(c[None], b[None], regression)[0])
+    skipped = _with_buckets(ball, n_canary, c, b, regression, th)
+    assert _first(skipped, n_canary, level, min_samples, at) == _first(reference, n_canary, level, min_samples, at)

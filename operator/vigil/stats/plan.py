@@ -56,8 +56,9 @@ and a second batch would cost more than the rows it saves)."""
 
 Path = Callable[[np.ndarray], GateEvidence]
 """Evidence along the expected path for a batch of effects (rows). Only the first row's Pass
-evidence and the other rows' Fail evidence are read, so a path may leave out the rest (its
-log_e_pass may have just the first row)."""
+evidence and the other rows' Fail evidence are read, and only through `_first` (the first
+point at the level), so a path may leave out the rest (its log_e_pass may have just the first
+row, and values that cannot change the first crossing need not be exact)."""
 
 
 def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float, chunked: bool = True) -> Plan:
@@ -277,11 +278,41 @@ def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray, th: Thresholds)
         _, passed = ball_log_e(typical, info, dim, math.sqrt(gate.regression), DRIFT_SCALE)
         # only the first row (no drift) is read for the time to Pass: the bucket tests for it alone
         passed = passed.copy()
-        passed[0] = np.minimum(passed[0], buckets_shown(_over(N_c * tilted[:1], widths, 1, batched=True),
-                                                        _over(N_b * p, widths, 1), gate.regression)[0])
+        passed[0] = _with_buckets(passed[0], C[0].sum(axis=-1), _over(N_c * tilted[:1], widths, 1, batched=True)[0],
+                                  _over(N_b * p, widths, 1)[0], gate.regression, th)
         return GateEvidence(fail, passed, C.sum(axis=-1), B.sum(axis=-1))
 
     return path, _absolute_effects(gate.tolerance, 2.0), N_c, ""
+
+
+BUCKET_PREFIX = 8
+"""Projected points past the first possible Pass whose bucket tests are computed first."""
+
+
+def _with_buckets(ball: np.ndarray, n_canary: np.ndarray, c: np.ndarray, b: np.ndarray, regression: float,
+                  th: Thresholds) -> np.ndarray:
+    """The drift plan's Pass evidence of the no-drift row: the ball test's `ball` lowered to the
+    bucket tests' (`buckets_shown`) where that can matter for the time to Pass.
+
+    The plan reads it only as "first point at the Pass level with min_samples". Where the ball
+    test is below the level (or samples are short) the bucket tests cannot change that, so they
+    are skipped; they are computed on the path up to a few points past the first point that
+    could pass (the tests at a point depend on the intervals up to it only), and on the whole
+    path only if none of those passes. Points after a Pass found early keep the ball's value:
+    they come after the first crossing.
+    """
+    level = math.log(1 / th.alpha_pass)
+    could = (ball >= level) & (n_canary >= th.min_samples)
+    if not could.any():
+        return ball
+    out = ball.copy()
+    first = int(np.argmax(could))
+    for stop in dict.fromkeys((min(first + BUCKET_PREFIX, ball.size), ball.size)):
+        shown = buckets_shown(c[None, :stop], b[None, :stop], regression)[0]
+        out[:stop] = np.minimum(ball[:stop], shown)
+        if ((out[:stop] >= level) & could[:stop]).any():
+            break
+    return out
 
 
 def _calibration(data: LabelFeedback, gate: Gate, widths: np.ndarray, th: Thresholds) -> Built:
