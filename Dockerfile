@@ -22,6 +22,7 @@ FROM python:3.11.11-slim-bookworm
 ENV PATH=/opt/vigil/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     HOME=/tmp
 COPY --from=builder /opt/vigil /opt/vigil
 USER 65532:65532

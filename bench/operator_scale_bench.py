@@ -3,7 +3,8 @@
     python bench/operator_scale_bench.py [--count 1000] [--replicas 1] [--hold 60] [--no-cache]
 
 Starts the local control plane (kwok nodes, so thousands of Pods are cheap), runs the operator
-in-process with a pass-everything analysis double (the statistics have their own benchmark in
+in its own process (bench/scale_operator.py: `vigil operator`'s kopf, pools and watch cache) with
+a pass-everything analysis double (the statistics have their own benchmark in
 bench/analysis_bench.py), creates COUNT ModelDeployments, then rolls all of them to v2 at once.
 Prints: time until all are deployed, time until all rollouts are promoted, reconcile passes and
 their latency percentiles, Pods created. It prints figures and asserts nothing about timings.
@@ -21,58 +22,55 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from vigil.api.names import API_VERSION, GROUP, VERSION
 from vigil.dev.cluster import LocalCluster, temporary_state_dir
-from vigil.handlers import config
-from vigil.handlers.config import configure
-from vigil.kube.cache import WatchCache
-from vigil.kube.client import count_requests
-from vigil.reconciler import Reconciler
 
 from bench.timing import time_analyze
-from tests.doubles import passing_analyzer
 
 NS = "scale"
+OPERATOR_ENV = {"MALLOC_ARENA_MAX": "2"}
+"""What the chart sets in the operator's container too (see charts/vigil/templates/deployment.yaml)."""
 
 
-class Metrics:
-    """Counts collects (query batches) per model: one batch per model per interval is the target."""
-
-    def __init__(self) -> None:
-        self.batches: dict[str, list[float]] = defaultdict(list)
-
-    def collect(self, target: Any, *_: Any) -> dict:
-        self.batches[target.model].append(time.monotonic())
-        return {"ok": True}
-
-
-TIMINGS: list[tuple[float, float]] = []  # (when it ended, seconds)
 TARGETS = {"p99": 1.0, "rss_mib": 300.0, "batches": 1.0, "analysis_cpu_s": 5.0}
 
 
-def cached_size(cache: WatchCache) -> tuple[int, float]:
-    """Objects the cache holds and their size as JSON (a lower bound of their memory)."""
-    objects = [o for i in cache.informers.values() for o in i.list(None)]
-    return len(objects), sum(len(json.dumps(o, default=str)) for o in objects) / 2**20
+def request_kinds(sent: list[tuple[str, str, str]]) -> list[tuple[str, int]]:
+    """The operator's requests by method and resource (the name dropped), most frequent first:
+    what a pass costs the apiserver, beyond the one total."""
+    counts: dict[str, int] = defaultdict(int)
+    for method, path, _ in sent:
+        parts = path.strip("/").split("/")
+        plural = next((p for p, nxt in zip(parts, parts[1:] + [""]) if p in PLURALS or (nxt == "" and p)), path)
+        sub = "/status" if parts[-1] == "status" else ""
+        counts[f"{method} {plural}{sub}"] += 1
+    return sorted(counts.items(), key=lambda kv: -kv[1])
 
 
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+PLURALS = {"modeldeployments", "riskpolicies", "auditrecords", "deployments", "services", "events",
+           "httproutes", "virtualservices", "leases"}
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(RSS, peak RSS) of process `pid` in MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def mark(value: float, target: float) -> str:
@@ -88,8 +86,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write the figures to docs/benchmarks/operator_scale.md")
     args = parser.parse_args()
     interval_s = 5.0
-    metrics = Metrics()
-    with LocalCluster("vigil-scale", state_dir=temporary_state_dir("vigil-scale-"), nodes=5) as cluster:
+    with LocalCluster("vigil-scale", state_dir=temporary_state_dir("vigil-scale-"), nodes=5) as cluster, \
+            tempfile.TemporaryDirectory(prefix="vigil-scale-") as tmp:
         api = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
         custom, core = k8s.CustomObjectsApi(api), k8s.CoreV1Api(api)
         core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=NS)))
@@ -97,74 +95,64 @@ def main() -> None:
             "apiVersion": API_VERSION, "kind": "RiskPolicy", "metadata": {"name": "p"},
             "spec": {"steps": [10, 50], "maxWeight": 50, "bakeTime": "1h", "analysisInterval": f"{interval_s:.0f}s",
                      "minSamples": 1}})
-        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-        operator_api = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        operator_api.configuration.connection_pool_maxsize = 32
-        requests = count_requests(operator_api)
-        configure(api_client=operator_api, metrics=metrics, analyzer=passing_analyzer)
-        cache = None
-        if not args.no_cache:
-            cache = WatchCache(operator_api, namespaces=[NS]).start()
-            cache.wait_synced(60)
-            cache_requests = count_requests(cache.api_client)
-            config.reconciler().kube.attach_cache(cache)
-        original = Reconciler.reconcile
-
-        def measured(self: Reconciler, md: dict) -> Any:
-            t = time.perf_counter()
+        stats = Path(tmp) / "stats.json"
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PYTHONPATH": os.pathsep.join(sys.path),
+               "VIGIL_WATCH_CACHE": "off" if args.no_cache else "on", **OPERATOR_ENV}
+        with open(Path(tmp) / "operator.log", "w") as log, subprocess.Popen(
+                [sys.executable, "-m", "bench.scale_operator", "--namespace", NS, "--stats", str(stats)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT) as operator:
             try:
-                return original(self, md)
+                t0 = time.monotonic()
+                for i in range(args.count):
+                    custom.create_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", {
+                        "apiVersion": API_VERSION, "kind": "ModelDeployment", "metadata": {"name": f"m{i}"},
+                        "spec": {"model": f"m{i}", "version": "v1",
+                                 "artifact": {"uri": "s3://x", "digest": "sha256:" + "1" * 64},
+                                 "server": {"image": "s:1"}, "replicas": args.replicas, "policyRef": {"name": "p"},
+                                 "traffic": {"router": "istio"}}})
+                deployed = wait_all(custom, args.count, lambda s: s.get("phase") == "Succeeded")
+                t1 = time.monotonic()
+                for i in range(args.count):
+                    custom.patch_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", f"m{i}", {
+                        "spec": {"version": "v2", "artifact": {"uri": "s3://x", "digest": "sha256:" + "2" * 64}}})
+                in_canary = wait_all(custom, args.count,
+                                     lambda s: s.get("phase") == "Canary" and (s.get("step") or {}).get("weight"))
+                t2 = time.monotonic()
+                operator.send_signal(signal.SIGUSR1)  # the measured window: every canary in progress
+                time.sleep(args.hold)
+                operator.send_signal(signal.SIGUSR2)
+                figures = wait_for_file(stats)
+                memory, peak = rss_mib(operator.pid)
+                pods = len(core.list_namespaced_pod(NS).items)
+                records = recorded_since(custom, time.time() - figures["seconds"])
             finally:
-                TIMINGS.append((time.monotonic(), time.perf_counter() - t))
-
-        Reconciler.reconcile = measured  # type: ignore[method-assign]
-        with KopfRunner(["run", "-m", "vigil.handlers.operator", "--standalone", "-n", NS]):
-            t0 = time.monotonic()
-            for i in range(args.count):
-                custom.create_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", {
-                    "apiVersion": API_VERSION, "kind": "ModelDeployment", "metadata": {"name": f"m{i}"},
-                    "spec": {"model": f"m{i}", "version": "v1",
-                             "artifact": {"uri": "s3://x", "digest": "sha256:" + "1" * 64},
-                             "server": {"image": "s:1"}, "replicas": args.replicas, "policyRef": {"name": "p"},
-                             "traffic": {"router": "istio"}}})
-            deployed = wait_all(custom, args.count, lambda s: s.get("phase") == "Succeeded")
-            t1 = time.monotonic()
-            for i in range(args.count):
-                custom.patch_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", f"m{i}", {
-                    "spec": {"version": "v2", "artifact": {"uri": "s3://x", "digest": "sha256:" + "2" * 64}}})
-            in_canary = wait_all(custom, args.count, lambda s: s.get("phase") == "Canary" and (s.get("step") or {}).get("weight"))
-            t2 = time.monotonic()
-            # the measured window: every canary in progress, analysed every interval
-            requests.clear()
-            before_cache = len(cache_requests) if cache else 0
-            for batches in metrics.batches.values():
-                batches.clear()
-            start = time.monotonic()
-            time.sleep(args.hold)
-            end = time.monotonic()
-            api_calls = len(requests) + ((len(cache_requests) - before_cache) if cache else 0)
-            memory = rss_mib()
-            pods = len(core.list_namespaced_pod(NS).items)
-        held = cached_size(cache) if cache is not None else (0, 0.0)
-        if cache is not None:
-            cache.stop()
-        window = sorted(sec for when, sec in TIMINGS if start <= when <= end)
-        every = sorted(sec for _, sec in TIMINGS)
-        pct = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
-        intervals = (end - start) / interval_s
-        per_model = [len(b) / intervals for b in metrics.batches.values()] or [0.0]
+                operator.terminate()
+                try:
+                    operator.wait(30)
+                except subprocess.TimeoutExpired:
+                    operator.kill()
+    window = sorted(figures["passes"])
+    seconds = figures["seconds"]
+    pct = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+    intervals = seconds / interval_s
+    per_model = [n / intervals for n in figures["batches"].values()] or [0.0]
+    held = figures["cache"]
+    kinds = request_kinds([tuple(r) for r in figures["requests"]])
     analysis_cpu = time_analyze(calls=50) * args.count  # after the cluster is down: less contention
     rows = [
         ("reconcile-pass p50 (canaries in progress)", f"{pct(window, 0.5) * 1000:.0f} ms", ""),
         ("reconcile-pass p99 (canaries in progress)", f"{pct(window, 0.99) * 1000:.0f} ms",
          f"< 1000 ms: {mark(pct(window, 0.99), TARGETS['p99'])}"),
-        ("passes in the window", f"{len(window)} in {end - start:.0f} s", ""),
-        ("RSS of the operator process (kopf, client, cache, bench)", f"{memory:.0f} MiB",
+        ("passes in the window", f"{len(window)} in {seconds:.0f} s", ""),
+        ("RSS of the operator process (its own process, as deployed)", f"{memory:.0f} MiB",
          f"< 300 MiB: {mark(memory, TARGETS['rss_mib'])}"),
+        ("peak RSS of the operator process (whole run)", f"{peak:.0f} MiB", ""),
         ("of which the watch cache holds (objects, JSON size)", f"{held[0]}, {held[1]:.1f} MiB", ""),
-        ("passes per model per minute (analysis due every 5 s = 12)", f"{len(window) / args.count / ((end - start) / 60):.1f}", ""),
-        ("API requests per second (passes + cache)", f"{api_calls / (end - start):.1f}", ""),
-        ("Prometheus query batches per model per interval", f"max {max(per_model):.2f}, mean {statistics.mean(per_model):.2f}",
+        ("passes per model per minute (analysis due every 5 s = 12)",
+         f"{len(window) / args.count / (seconds / 60):.1f}", ""),
+        ("API requests per second (passes + cache)", f"{len(figures['requests']) / seconds:.1f}", ""),
+        ("Prometheus query batches per model per interval",
+         f"max {max(per_model):.2f}, mean {statistics.mean(per_model):.2f}",
          f"<= 1: {mark(max(per_model), TARGETS['batches'])}"),
         ("CPU per analysis round (real analyze, bench/timing window)", f"{analysis_cpu:.1f} s",
          f"< 5 s: {mark(analysis_cpu, TARGETS['analysis_cpu_s'])}"),
@@ -173,12 +161,38 @@ def main() -> None:
           f"watch cache {'off' if args.no_cache else 'on'})")
     print(f"all first deployments ready:   {t1 - t0:7.1f} s  ({deployed}/{args.count})")
     print(f"all canaries in progress:      {t2 - t1:7.1f} s  ({in_canary}/{args.count})")
-    print(f"reconcile passes (whole run):  {len(every)}, p50/p99 {pct(every, 0.5) * 1000:.0f} / {pct(every, 0.99) * 1000:.0f} ms")
     print(f"pods in the namespace at end:  {pods}")
     for name, value, target in rows:
         print(f"{name:58s} {value:>22s}  {target}")
+    passes = max(len(window), 1)
+    print("operator API requests in the window, per pass: "
+          + ", ".join(f"{k} {n / passes:.2f}" for k, n in kinds[:8]))
+    print(f"audit records written in the window: {sum(records.values())} "
+          + ", ".join(f"{k} {n}" for k, n in sorted(records.items(), key=lambda kv: -kv[1])))
     if args.write:
         write_doc(args, rows, t1 - t0, t2 - t1, deployed, in_canary)
+
+
+def recorded_since(custom: k8s.CustomObjectsApi, since: float) -> dict[str, int]:
+    """AuditRecords written after unix time `since`, by stage and reason: a canary that only
+    waits out its bake should write none (a hold is recorded when its reason changes)."""
+    counts: dict[str, int] = defaultdict(int)
+    for record in custom.list_namespaced_custom_object(GROUP, VERSION, NS, "auditrecords")["items"]:
+        spec = record.get("spec") or {}
+        when = datetime.fromisoformat(str(spec.get("time", "1970-01-01T00:00:00+00:00")))
+        if when.timestamp() >= since:
+            counts[f"{spec.get('stage')}/{spec.get('reason')}"] += 1
+    return counts
+
+
+def wait_for_file(path: Path, timeout: float = 60.0) -> dict[str, Any]:
+    """The figures the operator writes on SIGUSR2."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the operator wrote no figures to {path}")
+        time.sleep(0.2)
+    return json.loads(path.read_text())
 
 
 def write_doc(args: argparse.Namespace, rows: list[tuple[str, str, str]], deploy_s: float, canary_s: float,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ class Wiring:
     metrics: MetricsProvider | None = None
     analyzer: Analyzer = default_analyzer
     wakers: dict[tuple[str, str, str], asyncio.Event] = field(default_factory=dict)  # (ns, name, uid); kopf's loop only
+    seen: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)  # what last woke each daemon
     reconciler: Reconciler | None = None
     signer: Any = None  # a vigil.audit.chain.RecordSigner; None until one is configured
     leadership: Any = None  # has is_leader(); None: leader election off, this replica always acts
@@ -159,6 +161,22 @@ def wake(namespace: str, name: str | None = None) -> None:
             event.set()
 
 
+def wake_on_change(body: Mapping[str, Any]) -> None:
+    """Wake a ModelDeployment's daemon when the object changed in what a pass acts on: its spec
+    (generation), annotations (controls, approvals), labels or deletion. Not when only status
+    changed: that is the operator's own write, and waking on it would follow every pass that
+    writes status with a second pass that finds nothing to do (twice the passes and reads)."""
+    meta = body.get("metadata") or {}
+    key = (meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
+    seen = (meta.get("generation"), repr(sorted((meta.get("annotations") or {}).items())),
+            repr(sorted((meta.get("labels") or {}).items())), meta.get("deletionTimestamp"))
+    if WIRING.seen.get(key) == seen:
+        return
+    WIRING.seen[key] = seen
+    wake(key[0], key[1])
+
+
 def forget(namespace: str, name: str, uid: str) -> None:
     """Drop the waker of a ModelDeployment object whose daemon ended (deleted or stopping)."""
     WIRING.wakers.pop((namespace, name, uid), None)
+    WIRING.seen.pop((namespace, name, uid), None)

@@ -32,7 +32,15 @@ from kubernetes.client.exceptions import ApiException
 from vigil.api import GROUP, VERSION
 from vigil.api.names import ANN_ABORT, ANN_PAUSED, ANN_PROMOTE
 from vigil.handlers import health, leader
-from vigil.handlers.config import WIRING, forget, reconciler, wake, wake_all, waker
+from vigil.handlers.config import (
+    WIRING,
+    forget,
+    reconciler,
+    wake,
+    wake_all,
+    wake_on_change,
+    waker,
+)
 from vigil.kube import faults, resilience
 from vigil.kube.client import LABEL_MD
 from vigil.observability import logs
@@ -392,8 +400,8 @@ def _sync_faults(rec: Reconciler, namespace: str, name: str) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
-async def _md_changed(name: str, namespace: str, **_: Any) -> None:
-    wake(namespace, name)
+async def _md_changed(body: kopf.Body, **_: Any) -> None:
+    wake_on_change(body)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_MD: kopf.PRESENT})

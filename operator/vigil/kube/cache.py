@@ -5,7 +5,8 @@ then watches from the list's resourceVersion; a watch that ends or whose connect
 resumed from the last resourceVersion seen, a 410 Gone (the apiserver no longer has that
 history) or any other error is answered by a fresh list (with a bounded, jittered backoff),
 never by giving up.
-Objects are kept as plain dicts keyed by (namespace, name), without `managedFields`.
+Objects are kept as compact JSON keyed by (namespace, name), without `managedFields`; every
+read parses a fresh copy, so no caller can change what the cache holds.
 
 `WatchCache` holds the informers for the kinds a pass reads (Vigil's Deployments, RiskPolicies,
 HTTPRoutes, VirtualServices); `Kube(api_client, cache=...)` reads from it once it is synced
@@ -27,7 +28,7 @@ client reads from the API again, which is correct, only slower) and logs why.
 from __future__ import annotations
 
 import contextlib
-import copy
+import json
 import logging
 import random
 import threading
@@ -88,6 +89,26 @@ def slim(obj: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One held object: compact JSON (a few KiB instead of the tens a parsed dict costs, and
+    parsing it back is cheaper than the deep copy a dict would need to be handed out safely),
+    with the resourceVersion and labels the staleness rule and the selectors read."""
+
+    rv: int | None
+    labels: dict[str, str]
+    data: bytes
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> Entry:
+        slimmed = slim(obj)
+        return cls(rv_int(slimmed), dict((slimmed.get("metadata") or {}).get("labels") or {}),
+                   json.dumps(slimmed, separators=(",", ":"), default=str).encode())
+
+    def load(self) -> dict[str, Any]:
+        return json.loads(self.data)
+
+
 class Overflow(RuntimeError):
     """More objects than the informer may hold."""
 
@@ -129,7 +150,7 @@ class Informer:
         self._backoff = backoff_s
         self._on_stop = on_stop
         self._lock = threading.Lock()
-        self._objects: dict[Key, dict[str, Any]] = {}
+        self._objects: dict[Key, Entry] = {}
         # (namespace, value of index_label) -> keys: a pass lists one ModelDeployment's Deployments
         # without scanning every Deployment the cache holds
         self.index_label = index_label
@@ -173,22 +194,21 @@ class Informer:
     # ------------------------------------------------------------ reads
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
-            obj = self._objects.get((namespace or "", name))
-        return copy.deepcopy(obj) if obj is not None else None
+            entry = self._objects.get((namespace or "", name))
+        return entry.load() if entry is not None else None
 
     def list(self, namespace: str | None, selector: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
         selector = selector or {}
         indexed = selector.get(self.index_label) if self.index_label else None
         with self._lock:
             if indexed is not None and namespace is not None:
-                candidates: Iterable[tuple[Key, dict[str, Any]]] = [
+                candidates: Iterable[tuple[Key, Entry]] = [
                     (k, self._objects[k]) for k in self._index.get((namespace or "", indexed), ())]
             else:
                 candidates = self._objects.items()
-            found = [o for (ns, _), o in candidates
-                     if (namespace is None or ns == (namespace or ""))
-                     and matches((o.get("metadata") or {}).get("labels") or {}, selector)]
-        return [copy.deepcopy(o) for o in sorted(found, key=lambda o: key_of(o))]
+            found = sorted((k, e) for k, e in candidates
+                           if (namespace is None or k[0] == (namespace or "")) and matches(e.labels, selector))
+        return [e.load() for _, e in found]
 
     def __len__(self) -> int:
         with self._lock:
@@ -204,7 +224,7 @@ class Informer:
         key, rv = key_of(obj), rv_int(obj)
         with self._lock:
             held = self._objects.get(key)
-            held_rv = rv_int(held)
+            held_rv = held.rv if held is not None else None
             dead = self._tombstones.get(key)
             if rv is not None and ((held_rv is not None and rv <= held_rv) or (dead is not None and rv <= dead)):
                 return
@@ -212,15 +232,15 @@ class Informer:
                 self._overflow()
                 return
             self._unindex(key, held)
-            self._objects[key] = slimmed = slim(obj)
-            self._reindex(key, slimmed)
+            self._objects[key] = entry = Entry.of(obj)
+            self._reindex(key, entry)
             self._tombstones.pop(key, None)
 
     def forget(self, key: Key, rv: int | None = None) -> None:
         """The object is gone (as of resourceVersion `rv`, when known)."""
         with self._lock:
             held = self._objects.get(key)
-            held_rv = rv_int(held)
+            held_rv = held.rv if held is not None else None
             if rv is not None and held_rv is not None and held_rv > rv:
                 return  # it was re-created after that delete
             self._unindex(key, self._objects.pop(key, None))
@@ -232,18 +252,17 @@ class Informer:
                 newest = sorted(self._tombstones.items(), key=lambda kv: kv[1])[len(self._tombstones) // 2:]
                 self._tombstones = dict(newest)
 
-    def _indexed(self, key: Key, obj: Mapping[str, Any] | None) -> tuple[str, str] | None:
-        value = (((obj or {}).get("metadata") or {}).get("labels") or {}).get(self.index_label) \
-            if self.index_label and obj is not None else None
+    def _indexed(self, key: Key, entry: Entry | None) -> tuple[str, str] | None:
+        value = entry.labels.get(self.index_label) if self.index_label and entry is not None else None
         return (key[0], str(value)) if value is not None else None
 
-    def _reindex(self, key: Key, obj: Mapping[str, Any]) -> None:
-        slot = self._indexed(key, obj)
+    def _reindex(self, key: Key, entry: Entry) -> None:
+        slot = self._indexed(key, entry)
         if slot is not None:
             self._index.setdefault(slot, set()).add(key)
 
-    def _unindex(self, key: Key, obj: Mapping[str, Any] | None) -> None:
-        slot = self._indexed(key, obj)
+    def _unindex(self, key: Key, entry: Entry | None) -> None:
+        slot = self._indexed(key, entry)
         if slot is not None and slot in self._index:
             self._index[slot].discard(key)
             if not self._index[slot]:
@@ -298,19 +317,19 @@ class Informer:
     def _relist(self) -> None:
         items, rv = self._lister()
         self.lists += 1
-        fresh = {key_of(o): slim(o) for o in items}
+        fresh = {key_of(o): Entry.of(o) for o in items}
         if len(fresh) > self.max_objects:
             self._overflow()
             raise Overflow(f"{len(fresh)} objects")
         listed = int(rv) if rv.isdigit() else None
         with self._lock:
             for key, held in self._objects.items():
-                held_rv = rv_int(held)
+                held_rv = held.rv
                 if listed is not None and held_rv is not None and held_rv > listed and (
-                        key not in fresh or (rv_int(fresh[key]) or 0) < held_rv):
+                        key not in fresh or (fresh[key].rv or 0) < held_rv):
                     fresh[key] = held  # our own write, newer than the list's snapshot
             for key, dead in list(self._tombstones.items()):
-                if key in fresh and (rv_int(fresh[key]) or 0) <= dead:
+                if key in fresh and (fresh[key].rv or 0) <= dead:
                     del fresh[key]  # deleted after the snapshot
                 elif listed is not None and dead <= listed:
                     del self._tombstones[key]

@@ -1,0 +1,118 @@
+"""The operator as bench/operator_scale_bench.py runs it: its own process, as in a cluster.
+
+    python -m bench.scale_operator --namespace NS --stats FILE
+
+Runs what `vigil operator -n NS` runs (kopf, the reconcile pools, the watch cache built by the
+operator's own wiring), with two doubles: the analysis passes everything and the metrics
+provider only counts its calls (one `collect` is one Prometheus query batch), so the figures
+are the operator's, not the statistics' (bench/timing.py measures those) or Prometheus'.
+
+The benchmark drives it with signals, so nothing of the benchmark's own lives in this process
+and its RSS is the operator's: SIGUSR1 starts a measured window (counters cleared), SIGUSR2
+writes the window's figures to FILE as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import kopf
+from vigil.handlers import config
+from vigil.handlers import operator as handlers  # registers the handlers
+from vigil.kube.client import RequestLog, count_requests
+from vigil.reconciler import Reconciler
+
+from tests.doubles import passing_analyzer
+
+
+class Counters:
+    """What the window measures: pass durations, query batches per model, API requests."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.passes: list[float] = []
+        self.batches: dict[str, int] = defaultdict(int)
+        self.started = time.monotonic()
+
+    def collect(self, target: Any, *_: Any) -> dict[str, Any]:
+        with self.lock:
+            self.batches[target.model] += 1
+        return {"ok": True}
+
+    def reset(self, logs: list[RequestLog]) -> None:
+        with self.lock:
+            self.passes.clear()
+            self.batches.clear()
+            self.started = time.monotonic()
+        for log in logs:
+            log.clear()
+
+
+def cached_objects(cache: Any) -> tuple[int, float]:
+    """Objects the watch cache holds and their size as JSON."""
+    if cache is None:
+        return 0, 0.0
+    objects = [o for i in cache.informers.values() for o in i.list(None)]
+    return len(objects), sum(len(json.dumps(o, default=str)) for o in objects) / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--stats", required=True, type=Path)
+    args = parser.parse_args()
+    os.environ["VIGIL_WATCH_NAMESPACES"] = args.namespace
+    counters = Counters()
+    config.configure(metrics=counters, analyzer=passing_analyzer)
+    rec = config.reconciler()  # builds the client and the watch cache as the operator does
+    logs = [count_requests(config.WIRING.api_client)] + ([count_requests(config.WIRING.cache.api_client)] if config.WIRING.cache else [])
+    original = Reconciler.reconcile
+
+    def timed(self: Reconciler, md: dict[str, Any]) -> Any:
+        t = time.perf_counter()
+        try:
+            return original(self, md)
+        finally:
+            with counters.lock:
+                counters.passes.append(time.perf_counter() - t)
+
+    Reconciler.reconcile = timed  # type: ignore[method-assign]
+    assert rec is config.reconciler()
+    wanted: dict[str, threading.Event] = {"reset": threading.Event(), "dump": threading.Event()}
+
+    def serve() -> None:  # signal handlers only set flags; the work happens here
+        while True:
+            if wanted["reset"].wait(0.2):
+                wanted["reset"].clear()
+                counters.reset(logs)
+            if wanted["dump"].is_set():
+                wanted["dump"].clear()
+                with counters.lock:
+                    figures = {"seconds": time.monotonic() - counters.started, "passes": list(counters.passes),
+                               "batches": dict(counters.batches),
+                               "requests": [r for log in logs for r in log.requests],
+                               "cache": cached_objects(config.WIRING.cache)}
+                tmp = args.stats.with_suffix(".tmp")
+                tmp.write_text(json.dumps(figures))
+                tmp.replace(args.stats)
+
+    threading.Thread(target=serve, name="bench-stats", daemon=True).start()
+    signal.signal(signal.SIGUSR1, lambda *_: wanted["reset"].set())
+    signal.signal(signal.SIGUSR2, lambda *_: wanted["dump"].set())
+    kopf.configure(verbose=False)
+    try:
+        kopf.run(standalone=True, clusterwide=False, namespaces=[args.namespace])
+    finally:
+        handlers.shutdown()
+
+
+if __name__ == "__main__":
+    main()
