@@ -90,7 +90,7 @@ class CounterPanel:
         kept = [i for i, k in enumerate(keys) if k is not None]
         if not kept:
             return {}
-        inc = matrix_increments(np.stack([self.series[i].values for i in kept]))
+        inc = matrix_increments(_rows([self.series[i].values for i in kept]))
         names = list(dict.fromkeys(keys[i] for i in kept))
         if len(names) == len(kept):  # one series per key (one pod): the sum over series is the series
             total = inc + 0.0  # what adding it to zeros gives (-0.0 becomes 0.0), in a fresh array
@@ -106,6 +106,20 @@ class CounterPanel:
         newest = [self.timestamps[np.flatnonzero(~np.isnan(s.values))[-1]]
                   for s in self.series if np.any(~np.isnan(s.values))]
         return float(max(newest)) if newest else None
+
+
+def _rows(arrays: list[np.ndarray]) -> np.ndarray:
+    """np.stack(arrays) of equal-length 1-D arrays without its per-array shape checks (which cost
+    more than the copy for a panel's few short series)."""
+    if not arrays:
+        raise ValueError("need at least one array to stack")
+    return np.array(arrays, dtype=float)
+
+
+def _columns(arrays: list[np.ndarray]) -> np.ndarray:
+    """np.stack(arrays, axis=-1) of equal-length 1-D arrays, in C order as np.stack returns it
+    (later sums over the last axis depend on the layout)."""
+    return np.ascontiguousarray(_rows(arrays).T)
 
 
 def matrix_increments(values: np.ndarray) -> np.ndarray:
@@ -210,7 +224,7 @@ class HistogramData(ArmData):
         edges = self.edges()
         if not edges:
             return np.array([np.inf]), np.zeros((panel.intervals, 1))
-        cumulative = np.stack([inc.get(e, np.zeros(panel.intervals)) for e in edges], axis=-1)
+        cumulative = _columns([inc.get(e, np.zeros(panel.intervals)) for e in edges])
         cumulative = np.maximum.accumulate(cumulative, axis=-1)  # cumulative over `le`
         counts = np.diff(cumulative, axis=-1, prepend=0.0)
         return np.array([parse_le(e) for e in edges]), counts
@@ -238,8 +252,8 @@ class GroupPredictions(ArmData):
         """(predictions, positive predictions) per interval and group, shaped (intervals, groups)."""
         inc = panel.increments(_labels("group", "predicted_class"))
         zero = np.zeros(panel.intervals)
-        total = np.stack([sum((v for (g, _), v in inc.items() if g == grp), zero) for grp in groups], -1)
-        positive = np.stack([inc.get((grp, self.positive_class), zero) for grp in groups], -1)
+        total = _columns([sum((v for (g, _), v in inc.items() if g == grp), zero) for grp in groups])
+        positive = _columns([inc.get((grp, self.positive_class), zero) for grp in groups])
         return total.reshape(panel.intervals, len(groups)), positive.reshape(panel.intervals, len(groups))
 
     def groups(self) -> list[str]:
@@ -257,8 +271,8 @@ class LabelFeedback(ArmData):
         correct = [inc.get((b, "true"), zero) for b in buckets]
         wrong = [inc.get((b, "false"), zero) for b in buckets]
         shape = (panel.intervals, len(buckets))
-        labelled = np.stack([c + w for c, w in zip(correct, wrong)], -1).reshape(shape)
-        return labelled, np.stack(correct, -1).reshape(shape)
+        labelled = _columns([c + w for c, w in zip(correct, wrong)]).reshape(shape)
+        return labelled, _columns(correct).reshape(shape)
 
     def buckets(self) -> list[str]:
         names = {s.labels["confidence_bucket"] for p in self.arms() for s in p.series

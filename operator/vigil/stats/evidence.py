@@ -54,7 +54,7 @@ def any_of(log_e: list[np.ndarray], weights: list[float] | None = None, in_order
     only the last prefix of a longer window asks for this to get the same last bits.
     """
     w = np.full(len(log_e), 1.0 / len(log_e)) if weights is None else np.asarray(weights) / np.sum(weights)
-    stacked = np.stack(log_e)
+    stacked = np.array(log_e)  # np.stack of same-shaped arrays, without its shape checks
     x = stacked + np.log(w).reshape((-1,) + (1,) * (stacked.ndim - 1))
     if not in_order:
         return logsumexp(x, axis=0)
@@ -66,7 +66,7 @@ def any_of(log_e: list[np.ndarray], weights: list[float] | None = None, in_order
 
 def all_of(log_e: list[np.ndarray]) -> np.ndarray:
     """Evidence that every sub-hypothesis holds (intersection-union): the weakest one."""
-    return np.min(np.stack(log_e), axis=0)
+    return np.minimum.reduce(np.array(log_e), axis=0)
 
 
 def cumulative(x: np.ndarray, axis: int = -1) -> np.ndarray:
