@@ -82,7 +82,7 @@ def _cubic(a: float, b: float) -> callable:
        st.sampled_from([1e-3, 1e-6, 2e-12]))
 def test_brent_steps_is_scipys_brentq(root: float, slope: float, lo: float, hi: float, xtol: float) -> None:
     f = _cubic(root, slope)
-    many = lambda xs: [f(float(v)) for v in xs]  # noqa: E731
+    many = lambda xs: [f(float(v)) for v in xs]
     got = lockstep(many, [brent_steps(lo, hi, xtol), brent_steps(hi, lo, xtol), brent_steps(lo, root + 1.0, xtol)])
     want = [optimize.brentq(f, lo, hi, xtol=xtol), optimize.brentq(f, hi, lo, xtol=xtol),
             optimize.brentq(f, lo, root + 1.0, xtol=xtol)]
@@ -163,7 +163,7 @@ def test_latency_evidence_shortcuts_are_the_reference(seed: int, t: int, share: 
 
     rng = np.random.default_rng(seed)
     edges = np.array([0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, np.inf])
-    cdf = lambda s: np.append(special.ndtr((np.log(edges[:-1]) - np.log(0.15 * s)) / 0.6), 1.0)  # noqa: E731
+    cdf = lambda s: np.append(special.ndtr((np.log(edges[:-1]) - np.log(0.15 * s)) / 0.6), 1.0)
     probs_b, probs_c = np.diff(cdf(1.0), prepend=0.0), np.diff(cdf(stretch), prepend=0.0)
     b = rng.multinomial(rng.poisson(400 * (1 - share)), probs_b, size=t).astype(float)
     c = rng.multinomial(rng.poisson(400 * share), probs_c, size=(3, t)).astype(float)  # three canaries, one baseline
@@ -197,7 +197,7 @@ def test_the_plan_skips_only_floor_searches_that_cannot_reach_the_level(seed: in
     level = math.log(1 / alpha)
     full = error_rate_evidence(n_c, x_c, n_b, x_b, 0.1, 0.5, None, floor, dispersion=1.0)
     skip = error_rate_evidence(n_c, x_c, n_b, x_b, 0.1, 0.5, None, floor, dispersion=1.0, reach=(level, min_samples))
-    reads = lambda ev: (ev.log_e_pass >= level) & (ev.n_canary >= min_samples)  # noqa: E731  what `plan._first` reads
+    reads = lambda ev: (ev.log_e_pass >= level) & (ev.n_canary >= min_samples)  # what `plan._first` reads
     assert np.array_equal(reads(full), reads(skip))
     assert _same_arrays(full.log_e_fail, skip.log_e_fail)
 

@@ -16,6 +16,7 @@ with no drift at all), which is why a fixed "PSI > 0.1" rule rolls back healthy 
 from __future__ import annotations
 
 import functools
+
 import numpy as np
 from scipy import optimize
 
@@ -80,8 +81,8 @@ def bucket_log_e(c: np.ndarray, b: np.ndarray, margin: float, inner: bool = Fals
     n_c, n_b = np.broadcast_to(n_c, x_c.shape), np.broadcast_to(n_b, x_b.shape)
     if inner:
         above, below = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 / r, TAIL_PRIOR, rho0_pass=r, last=last)
-        return below, above  # type: ignore[return-value]
-    return rate_ratio_evidence(x_c, x_b, n_c, n_b, r, TAIL_PRIOR, rho0_pass=1.0 / r, last=last)  # type: ignore[return-value]
+        return below, above
+    return rate_ratio_evidence(x_c, x_b, n_c, n_b, r, TAIL_PRIOR, rho0_pass=1.0 / r, last=last)
 
 
 RARE_SHARE = 0.005

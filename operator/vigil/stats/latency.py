@@ -37,16 +37,16 @@ from vigil.stats.evidence import (
 from vigil.stats.rates import CHANGE_ALTERNATIVES, with_change
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
-from vigil.stats.tails import Survival, survival, tail_edges, tail_sides  # noqa: F401  (re-exported)
 from vigil.stats.sequential import (
     TAIL_PRIOR,
     exposure_ratio,
     mantel_haenszel_ratio,
-    rate_ratio_evidence,
     rate_ratio_interval,
     rate_ratio_llr,
+    rate_ratio_side,
     shiryaev_roberts_log_e,
 )
+from vigil.stats.tails import Survival, survival, tail_edges, tail_sides  # noqa: F401  (re-exported)
 
 SLOT_WEIGHTS = [1.0, 3.0]  # the edge just above the quantile carries most of a slower tail's signal
 QUANTILE = {MetricKind.LATENCY_P50: 0.5, MetricKind.LATENCY_P99: 0.99}
@@ -86,13 +86,10 @@ def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: 
         n_c = np.where(usable, n_c_all, 0.0)
         n_b = np.where(usable, n_b_all, 0.0)
         x_c, x_b = exceeding(c, j), exceeding(b, j)
-        fail, _ = rate_ratio_evidence(x_c, x_b, n_c, n_b, rho0, TAIL_PRIOR, last=last, want="fail")
+        fails.append(rate_ratio_side(x_c, x_b, n_c, n_b, rho0, TAIL_PRIOR, True, last))
         if pass_rows is not None:
             x_c, n_c = x_c[:pass_rows], n_c[:pass_rows]
-        _, passed = rate_ratio_evidence(x_c, x_b, n_c, n_b, rho0, TAIL_PRIOR, rho0_pass=rho0_pass, last=last,
-                                        want="pass")
-        fails.append(fail)
-        passes.append(passed)
+        passes.append(rate_ratio_side(x_c, x_b, n_c, n_b, rho0_pass, TAIL_PRIOR, False, last))
     n_c_cum, n_b_cum = cumulative(n_c_all), cumulative(n_b_all)
     if last:
         n_c_cum, n_b_cum = n_c_cum[..., -1:], n_b_cum[..., -1:]

@@ -23,23 +23,23 @@ from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Outcome, Verdict
 from vigil.stats.sequential import (
     baseline_dispersion,
+    bernoulli_bounds,
     bernoulli_log_e,
     bernoulli_log_marginal,
-    normal_halfwidth,
-    normal_log_e,
-    smoothed_variance,
-    bernoulli_bounds,
     difference_floor_log_e,
     exposure_ratio,
     mantel_haenszel_ratio,
+    normal_halfwidth,
+    normal_log_e,
     proportion_evidence,
     proportion_interval,
     rate_ratio_evidence,
-    ratio_or,
     rate_ratio_interval,
     rate_ratio_llr,
+    ratio_or,
     robust_rate_ratio_evidence,
     shiryaev_roberts_log_e,
+    smoothed_variance,
 )
 
 CHANGE_ALTERNATIVES = np.array([1.5, 2.0, 3.0])

@@ -13,7 +13,7 @@ function call per round. The function values are the same numbers the scalar cal
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def brent_steps(xa: float, xb: float, xtol: float, rtol: float = BRENT_RTOL, max
     raise NotExact
 
 
-def lockstep(f: Callable[[np.ndarray], np.ndarray], searches: Sequence[Search],
+def lockstep(f: Callable[[np.ndarray], Iterable[float]], searches: Sequence[Search],
              known: dict[float, float] | None = None) -> list[float]:
     """Run the searches side by side: one call of the vectorised `f` per round answers every
     search's next question (values in `known` are not asked again). Raises NotExact when a

@@ -49,33 +49,33 @@ def log1p(x: float) -> float:
 
 def xlogy(x: float, y: float) -> float:
     """scipy.special.xlogy: x log y, 0 where x is 0 (y not NaN)."""
-    return 0.0 if x == 0 and y == y else x * log(y)
+    return 0.0 if x == 0 and not math.isnan(y) else x * log(y)
 
 
 def xlog1py(x: float, y: float) -> float:
     """scipy.special.xlog1py: x log1p(y), 0 where x is 0 (y not NaN)."""
-    return 0.0 if x == 0 and y == y else x * log1p(y)
+    return 0.0 if x == 0 and not math.isnan(y) else x * log1p(y)
 
 
 def unit(theta: float) -> float:
     """`sequential._unit`: clipped to [0, 1], NaN kept (np.maximum/np.minimum semantics)."""
-    if theta != theta:
+    if math.isnan(theta):
         return theta
-    return 1.0 if theta > 1.0 else (0.0 if theta < 0.0 else theta)
+    return 1.0 if theta > 1.0 else max(theta, 0.0)
 
 
 def fmin(a: float, b: float) -> float:
     """np.minimum of two floats (NaN wins)."""
-    if a != a or b != b:
+    if math.isnan(a) or math.isnan(b):
         return NAN
-    return b if b < a else a
+    return min(a, b)
 
 
 def fmax(a: float, b: float) -> float:
     """np.maximum of two floats (NaN wins)."""
-    if a != a or b != b:
+    if math.isnan(a) or math.isnan(b):
         return NAN
-    return b if b > a else a
+    return max(a, b)
 
 
 def bisect_increasing(f: Callable[[float], float], lo: float, hi: float, iterations: int = 40

@@ -117,8 +117,7 @@ def rate_ratio_evidence(
     prior: OneSidedPrior = RATE_PRIOR,
     rho0_pass: np.ndarray | float | None = None,
     last: bool = False,
-    want: str = "both",
-) -> tuple[np.ndarray | None, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Log e-processes at every prefix of the window, shaped like the inputs (..., T).
 
     * fail: against "canary rate <= rho0 x baseline rate" (evidence of a regression beyond
@@ -127,19 +126,22 @@ def rate_ratio_evidence(
       regression margin; rho0_pass defaults to rho0, a test without indifference zone).
 
     x = events and n = exposure (requests) per interval; rho0 may vary per interval.
-    `last`: only the value at the end of the window, shaped (..., 1) (the sum over intervals
-    is the last entry of their cumulative sum: the same additions in the same order).
-    `want` ("fail" or "pass"): only that one (None in the other's place).
+    `last`: only the value at the end of the window, shaped (..., 1) (`rate_ratio_side`).
     """
+    return (rate_ratio_side(x_c, x_b, n_c, n_b, rho0, prior, True, last),
+            rate_ratio_side(x_c, x_b, n_c, n_b, rho0 if rho0_pass is None else rho0_pass, prior, False, last))
+
+
+def rate_ratio_side(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray, rho0: np.ndarray | float,
+                    prior: OneSidedPrior, fail: bool, last: bool = False) -> np.ndarray:
+    """One side of `rate_ratio_evidence`: fail (against "ratio <= rho0") or pass (against
+    "ratio >= rho0"), for callers that need one side on more rows than the other.
+    `last`: only the end of the window, (..., 1); the sum over intervals is the last entry of
+    their cumulative sum (the same additions in the same order)."""
     rho_up, rho_down, log_up, log_down = _one_sided(prior)
-
-    def side(rho0_: np.ndarray | float, rho: np.ndarray, log_rho: np.ndarray) -> np.ndarray:
-        llr = rate_ratio_llr(x_c, x_b, exposure_ratio(n_c, n_b, rho0_), rho, log_rho)
-        return _mixture(llr.sum(axis=-2, keepdims=True) if last else np.cumsum(llr, axis=-2), prior)
-
-    fail = side(rho0, rho_up, log_up) if want != "pass" else None
-    passed = side(rho0 if rho0_pass is None else rho0_pass, rho_down, log_down) if want != "fail" else None
-    return fail, passed
+    rho, log_rho = (rho_up, log_up) if fail else (rho_down, log_down)
+    llr = rate_ratio_llr(x_c, x_b, exposure_ratio(n_c, n_b, rho0), rho, log_rho)
+    return _mixture(llr.sum(axis=-2, keepdims=True) if last else np.cumsum(llr, axis=-2), prior)
 
 
 _ONE_SIDED: dict[int, tuple[OneSidedPrior, tuple[np.ndarray, ...]]] = {}
@@ -627,9 +629,9 @@ def difference_floor_log_e(x_c: np.ndarray, n_c: np.ndarray, x_b: np.ndarray, n_
     x_c, n_c, x_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x_c, n_c, x_b, n_b)))
     m_c, m_b = bernoulli_log_marginal(x_c, n_c), bernoulli_log_marginal(x_b, n_b)
     if x_c.size <= SCALAR_FLOORS and np.ndim(floor) == 0:  # a verdict's totals: the same steps in plain floats
-        return np.array([scalar.difference_floor_log_e(*(float(v) for v in args[:4]), float(floor), below,
-                                                       float(args[4]), float(args[5]), _LOG2)
-                         for args in zip(x_c.flat, n_c.flat, x_b.flat, n_b.flat, m_c.flat, m_b.flat)]
+        return np.array([scalar.difference_floor_log_e(float(xc), float(nc), float(xb), float(nb), float(floor), below,
+                                                       float(mc), float(mb), _LOG2)
+                         for xc, nc, xb, nb, mc, mb in zip(x_c.flat, n_c.flat, x_b.flat, n_b.flat, m_c.flat, m_b.flat)]
                         ).reshape(x_c.shape)
     hat_c, hat_b = ratio_or(x_c, n_c, 0.0), ratio_or(x_b, n_b, 0.0)
     miss_c, miss_b = n_c - x_c, n_b - x_b  # bernoulli_log_e's n - x, once for the 40 bisection steps
