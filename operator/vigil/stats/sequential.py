@@ -327,6 +327,9 @@ def rate_ratio_interval(
             return float(top + np.log(np.exp(x - top).sum()))
 
     all_served = bool(served.all())
+    # exposures within 1e-30..1e30 on both arms: at any ratio within e^+-300 every interval's a is
+    # finite and positive, so no mask is needed (checked once, not at every step)
+    regular = all_served and bool(((n_c_ > 1e-30) & (n_c_ < 1e30) & (n_b_ > 1e-30) & (n_b_ < 1e30)).all())
 
     def log_e_many(log_r: np.ndarray) -> list[float]:
         """log_e at several ratios in one pass: each row is what log_e computes for its ratio
@@ -337,8 +340,11 @@ def rate_ratio_interval(
             if not all_served:
                 a = np.where(served, a, np.inf)
             a = a[..., None]
-            informative = np.isfinite(a) & (a > 0)
-            if informative.all():
+            if regular and all(abs(v) < 300 for v in log_r.tolist()):
+                informative = None
+            else:
+                informative = np.isfinite(a) & (a > 0)
+            if informative is None or informative.all():
                 llr = events_term - m * (np.log1p(a * rho) - np.log1p(a))
             else:
                 a = np.where(np.isfinite(a), a, 0.0)
