@@ -279,3 +279,49 @@ def test_the_drift_plan_skips_only_bucket_tests_that_cannot_change_the_time_to_p
     reference = np.minimum(ball, buckets_shown(c[None], b[None], regression)[0])
     skipped = _with_buckets(ball, n_canary, c, b, regression, th)
     assert _first(skipped, n_canary, level, min_samples, at) == _first(reference, n_canary, level, min_samples, at)
+
+
+def _reference_shiryaev_roberts(llr: np.ndarray) -> np.ndarray:
+    """The detector as first written: the mean over alternatives at every step of the recursion."""
+    from vigil.stats.sequential import logsumexp
+
+    log_r = np.full(llr.shape[:-2] + (llr.shape[-1],), -np.inf)
+    out = np.empty(llr.shape[:-1])
+    for t in range(llr.shape[-2]):
+        log_r = np.logaddexp(0.0, log_r) + llr[..., t, :]
+        out[..., t] = logsumexp(log_r, axis=-1) - np.log(llr.shape[-1])
+    return out
+
+
+@SLOW
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.integers(1, 4), st.integers(0, 3), st.floats(0.01, 30.0))
+def test_the_change_detector_is_the_reference(seed: int, t: int, alternatives: int, batch: int, spread: float) -> None:
+    from vigil.stats.sequential import shiryaev_roberts_log_e
+
+    rng = np.random.default_rng(seed)
+    llr = rng.normal(-0.2, spread, size=(batch,) * (batch > 0) + (t, alternatives))
+    llr[rng.random(llr.shape) < 0.05] = -np.inf
+    assert _same_arrays(shiryaev_roberts_log_e(llr), _reference_shiryaev_roberts(llr))
+
+
+@SLOW
+@given(st.integers(0, 2**32 - 1), st.integers(2, 40), st.floats(0.02, 0.5), st.floats(0.7, 2.5), st.booleans())
+def test_the_latency_change_detector_runs_both_edges_as_the_reference(seed: int, t: int, share: float, stretch: float,
+                                                                      p99: bool) -> None:
+    from vigil.stats.evidence import any_of
+    from vigil.stats.latency import SLOT_WEIGHTS, exceeding, latency_change_log_e
+    from vigil.stats.sequential import exposure_ratio, rate_ratio_llr
+    from vigil.stats.tails import tail_edges
+
+    rng = np.random.default_rng(seed)
+    edges = np.array([0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, np.inf])
+    cdf = lambda s: np.append(special.ndtr((np.log(edges[:-1]) - np.log(0.15 * s)) / 0.6), 1.0)
+    b = rng.multinomial(rng.poisson(400 * (1 - share)), np.diff(cdf(1.0), prepend=0.0), size=t).astype(float)
+    c = rng.multinomial(rng.poisson(400 * share), np.diff(cdf(stretch), prepend=0.0), size=t).astype(float)
+    q = 0.99 if p99 else 0.5
+    slots = []
+    for j, rho0, usable in tail_edges(edges, np.cumsum(b, axis=0) - b, q, 0.1, "fail"):
+        a = exposure_ratio(np.where(usable, c.sum(axis=-1), 0.0), np.where(usable, b.sum(axis=-1), 0.0), rho0)
+        slots.append(_reference_shiryaev_roberts(rate_ratio_llr(exceeding(c, j), exceeding(b, j), a,
+                                                                np.array([1.5, 2.0, 3.0]))))
+    assert _same_arrays(latency_change_log_e(edges, c, b, q, 0.1), any_of(slots, SLOT_WEIGHTS))

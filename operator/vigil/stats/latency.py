@@ -105,11 +105,12 @@ def latency_change_log_e(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quanti
     averaged with SLOT_WEIGHTS (a mean of e-detectors is one)."""
     c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
     before = np.cumsum(b, axis=-2) - b
-    slots = []
+    llrs = []
     for j, rho0, usable in tail_edges(edges, before, quantile, tolerance, "fail"):
         a = exposure_ratio(np.where(usable, c.sum(axis=-1), 0.0), np.where(usable, b.sum(axis=-1), 0.0), rho0)
-        slots.append(shiryaev_roberts_log_e(rate_ratio_llr(exceeding(c, j), exceeding(b, j), a, CHANGE_ALTERNATIVES)))
-    return any_of(slots, SLOT_WEIGHTS)
+        llrs.append(rate_ratio_llr(exceeding(c, j), exceeding(b, j), a, CHANGE_ALTERNATIVES))
+    both = shiryaev_roberts_log_e(np.stack(llrs, axis=-3))  # both edges' detectors in one recursion
+    return any_of([both[..., 0, :], both[..., 1, :]], SLOT_WEIGHTS)
 
 
 def histogram_quantile(edges: np.ndarray, counts: np.ndarray, quantile: float) -> float:

@@ -279,11 +279,11 @@ def shiryaev_roberts_log_e(llr: np.ndarray) -> np.ndarray:
     Rinaldo, "E-detectors", 2023): with no change, R_t - t is a supermartingale, so R reaches
     A within T intervals with probability at most T / A."""
     log_r = np.full(llr.shape[:-2] + (llr.shape[-1],), -np.inf)
-    out = np.empty(llr.shape[:-1])
-    for t in range(llr.shape[-2]):
+    path = np.empty(llr.shape)
+    for t in range(llr.shape[-2]):  # the recursion itself; the mean over alternatives once, after it
         log_r = np.logaddexp(0.0, log_r) + llr[..., t, :]
-        out[..., t] = logsumexp(log_r, axis=-1) - np.log(llr.shape[-1])
-    return out
+        path[..., t, :] = log_r
+    return logsumexp(path, axis=-1) - np.log(llr.shape[-1])
 
 
 def mantel_haenszel_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray) -> float:
