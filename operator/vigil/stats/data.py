@@ -226,12 +226,18 @@ class HistogramData(ArmData):
             return np.array([np.inf]), np.zeros((panel.intervals, 1))
         cumulative = _columns([inc.get(e, np.zeros(panel.intervals)) for e in edges])
         cumulative = np.maximum.accumulate(cumulative, axis=-1)  # cumulative over `le`
-        counts = np.diff(cumulative, axis=-1, prepend=0.0)
+        counts = np.empty_like(cumulative)  # np.diff(cumulative, axis=-1, prepend=0.0), without its concatenation
+        counts[:, 0] = cumulative[:, 0] - 0.0
+        np.subtract(cumulative[:, 1:], cumulative[:, :-1], out=counts[:, 1:])
         return np.array([parse_le(e) for e in edges]), counts
 
     def edges(self) -> list[str]:
-        seen = {s.labels["le"] for p in self.arms() for s in p.series if "le" in s.labels}
-        return sorted(seen, key=parse_le)
+        """The `le` labels of both arms, in order (found once: both arms' buckets ask for them)."""
+        memo = self.__dict__.get("_memo_edges")
+        if memo is None:
+            seen = {s.labels["le"] for p in self.arms() for s in p.series if "le" in s.labels}
+            memo = self.__dict__["_memo_edges"] = sorted(seen, key=parse_le)
+        return list(memo)
 
 
 class LatencyHistogram(HistogramData):
