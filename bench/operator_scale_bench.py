@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=60.0, help="seconds to measure with every canary in progress")
     parser.add_argument("--no-cache", action="store_true", help="read from the API on every pass (for comparison)")
     parser.add_argument("--write", action="store_true", help="write the figures to docs/benchmarks/operator_scale.md")
+    parser.add_argument("--operator-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the operator process (e.g. an allocator setting)")
     args = parser.parse_args()
     interval_s = 5.0
     with LocalCluster("vigil-scale", state_dir=temporary_state_dir("vigil-scale-"), nodes=5) as cluster, \
@@ -97,7 +99,8 @@ def main() -> None:
                      "minSamples": 1}})
         stats = Path(tmp) / "stats.json"
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PYTHONPATH": os.pathsep.join(sys.path),
-               "VIGIL_WATCH_CACHE": "off" if args.no_cache else "on", **OPERATOR_ENV}
+               "VIGIL_WATCH_CACHE": "off" if args.no_cache else "on", **OPERATOR_ENV,
+               **dict(kv.split("=", 1) for kv in args.operator_env)}
         with open(Path(tmp) / "operator.log", "w") as log, subprocess.Popen(
                 [sys.executable, "-m", "bench.scale_operator", "--namespace", NS, "--stats", str(stats)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT) as operator:
@@ -169,6 +172,8 @@ def main() -> None:
           + ", ".join(f"{k} {n / passes:.2f}" for k, n in kinds[:8]))
     print(f"audit records written in the window: {sum(records.values())} "
           + ", ".join(f"{k} {n}" for k, n in sorted(records.items(), key=lambda kv: -kv[1])))
+    for site, mib in figures.get("allocations") or []:
+        print(f"  {mib:7.1f} MiB  {site}")
     if args.write:
         write_doc(args, rows, t1 - t0, t2 - t1, deployed, in_canary)
 

@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 import time
+import tracemalloc
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -64,11 +65,26 @@ def cached_objects(cache: Any) -> tuple[int, float]:
     return len(objects), sum(len(json.dumps(o, default=str)) for o in objects) / 2**20
 
 
+def allocations(top: int = 25) -> list[tuple[str, float]]:
+    """The largest live Python allocations (MiB), each charged to the innermost frame outside the
+    standard library: with VIGIL_BENCH_TRACEMALLOC=1, for finding where the RSS goes."""
+    if not tracemalloc.is_tracing():
+        return []
+    by_site: dict[str, int] = defaultdict(int)
+    for stat in tracemalloc.take_snapshot().statistics("traceback"):
+        frames = [f"{f.filename}:{f.lineno}" for f in stat.traceback]
+        owner = next((f for f in reversed(frames) if "/python3.11/" not in f or "site-packages" in f), frames[-1])
+        by_site[owner] += stat.size
+    return [(site, size / 2**20) for site, size in sorted(by_site.items(), key=lambda kv: -kv[1])[:top]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--stats", required=True, type=Path)
     args = parser.parse_args()
+    if os.environ.get("VIGIL_BENCH_TRACEMALLOC"):
+        tracemalloc.start(12)
     os.environ["VIGIL_WATCH_NAMESPACES"] = args.namespace
     counters = Counters()
     config.configure(metrics=counters, analyzer=passing_analyzer)
@@ -99,7 +115,7 @@ def main() -> None:
                     figures = {"seconds": time.monotonic() - counters.started, "passes": list(counters.passes),
                                "batches": dict(counters.batches),
                                "requests": [r for log in logs for r in log.requests],
-                               "cache": cached_objects(config.WIRING.cache)}
+                               "cache": cached_objects(config.WIRING.cache), "allocations": allocations()}
                 tmp = args.stats.with_suffix(".tmp")
                 tmp.write_text(json.dumps(figures))
                 tmp.replace(args.stats)
