@@ -18,13 +18,13 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import optimize
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import ScoreHistogram
 from vigil.stats.evidence import GateEvidence, Thresholds, any_of, ratio
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
+from vigil.stats.roots import brentq
 from vigil.stats.sequential import TAIL_PRIOR, ball_log_e, rate_ratio_evidence
 
 DRIFT_SCALE = 0.1  # prior sd of each standardised bin shift (PSI of a few tenths spread over bins)
@@ -62,7 +62,7 @@ def bucket_ratio(tolerance: float, buckets: int) -> float:
     PSI-scale tolerance in a bucket of average share 1/K, where p (r - 1) ln r = tolerance.
     It depends on the policy and the bucket count only, so each root is found once."""
     target = max(buckets, 1) * tolerance
-    return float(optimize.brentq(lambda r: (r - 1.0) * np.log(r) - target, 1.0 + 1e-9, 1e6))
+    return brentq(lambda r: float((r - 1.0) * np.log(r) - target), 1.0 + 1e-9, 1e6)
 
 
 def bucket_log_e(c: np.ndarray, b: np.ndarray, margin: float, inner: bool = False, last: bool = False

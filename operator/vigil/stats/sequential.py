@@ -28,12 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 from scipy.special import betaln, expit, gammaln, log_ndtr, logit, xlog1py, xlogy
-from scipy.stats import norm
 
 from vigil.stats import scalar
-from vigil.stats.roots import NotExact, brent_steps, lockstep
+from vigil.stats.roots import NotExact, brent_steps, brentq, lockstep
 
 
 @dataclass(frozen=True)
@@ -53,8 +51,14 @@ class OneSidedPrior:
     def half_normal(cls, scale: float, points: int = 40, smallest: float = 0.005) -> OneSidedPrior:
         u = np.geomspace(smallest, 5.0 * scale, points)
         cells = np.concatenate([[0.0], (u[1:] + u[:-1]) / 2, [u[-1] + (u[-1] - u[-2]) / 2]])
-        w = norm.pdf(u / scale) * np.diff(cells)
+        w = _normal_pdf(u / scale) * np.diff(cells)
         return cls(u, np.log(w / w.sum()))
+
+
+def _normal_pdf(x: np.ndarray) -> np.ndarray:
+    """The standard normal density as scipy.stats.norm.pdf computes it (the same expression),
+    without importing scipy.stats for one prior's weights."""
+    return np.exp(-x**2 / 2.0) / np.sqrt(2 * np.pi)
 
 
 RATE_PRIOR = OneSidedPrior.half_normal(scale=0.6)
@@ -405,8 +409,8 @@ def confidence_bounds(log_e: Callable[[float], float], center: float, lowest: fl
         if log_e(limit) < level:
             ends.append(limit)
         else:
-            ends.append(optimize.brentq(lambda v: log_e(v) - level, center, limit, xtol=1e-3) if limit > center
-                        else optimize.brentq(lambda v: log_e(v) - level, limit, center, xtol=1e-3))
+            ends.append(brentq(lambda v: log_e(v) - level, center, limit, xtol=1e-3) if limit > center
+                        else brentq(lambda v: log_e(v) - level, limit, center, xtol=1e-3))
     return ends[0], ends[1]
 
 
