@@ -44,7 +44,8 @@ from vigil.dev.cluster import LocalCluster, temporary_state_dir
 from bench.timing import time_analyze
 
 NS = "scale"
-OPERATOR_ENV = {"MALLOC_ARENA_MAX": "2"}
+OPERATOR_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_MMAP_THRESHOLD_": "65536",
+                "PYTHONMALLOC": "malloc"}
 """What the chart sets in the operator's container too (see charts/vigil/templates/deployment.yaml)."""
 
 
