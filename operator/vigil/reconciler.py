@@ -435,7 +435,7 @@ class Reconciler:
         refusal = blocked(old, int(md["metadata"].get("generation", 1)), reason, message, now)
         if refusal.status != old:
             self.kube.patch_status(md, refusal.status.model_dump(mode="json", by_alias=True))
-        return refusal
+        return replace(refusal, requeue_after=REFUSED_RETRY_S)
 
     def _emit_events(self, md: dict[str, Any], decision: Decision, now: dt.datetime) -> None:
         """Events are for people watching; the AuditRecord is the record, so a refused Event
@@ -501,6 +501,12 @@ def arm_matchers(arm: Arm) -> dict[str, str]:
     (docs/metrics-contract.md)."""
     return {"track": arm.track.value} if arm.track is Track.BASELINE else {}
 
+
+
+REFUSED_RETRY_S = 5.0
+"""How soon a pass whose record was refused tries again: the cause (a quota, an admission
+policy, an apiserver error) changes nothing on the ModelDeployment that would wake it, and the
+rollout should go on within seconds of its removal, not at the next minute's pass."""
 
 
 def _status(md: dict[str, Any]) -> ModelDeploymentStatus:

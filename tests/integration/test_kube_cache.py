@@ -5,6 +5,9 @@ restart) is followed by a fresh list that misses nothing."""
 
 from __future__ import annotations
 
+import sys
+import time
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,8 +30,21 @@ def cache(kube: KubeHandle, namespace: str) -> Iterator[WatchCache]:
     started = WatchCache(kube.client_for(), namespaces=[namespace]).start()
     assert started.wait_synced(30), "the cache did not list"
     yield started
-    started.stop()
-    assert not any(i.alive for i in started.informers.values()), "an informer thread outlived stop()"
+    started.stop()  # waits 5 s per informer; one blocked in a list or a watch's set-up ends when
+    # that request returns (bounded by the client's timeouts), so a busy apiserver gets some time
+    deadline = time.monotonic() + 30
+    while any(i.alive for i in started.informers.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [i for i in started.informers.values() if i.alive]
+    assert not alive, "an informer thread outlived stop(): " + "\n".join(
+        f"{i.name}:\n{stack_of(i)}" for i in alive)
+
+
+def stack_of(informer: Any) -> str:
+    """Where a thread that should have stopped is blocked (for the failure message)."""
+    thread = informer._thread
+    frame = sys._current_frames().get(thread.ident) if thread is not None else None
+    return "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)"
 
 
 def deployment(name: str, md: str | None, replicas: int = 0) -> k8s.V1Deployment:

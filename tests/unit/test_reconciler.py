@@ -268,6 +268,8 @@ def test_an_audit_record_that_cannot_be_written_moves_nothing(cluster) -> None:
     status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
     assert status["phase"] == "Failed"
     assert any(c["type"] == "Stalled" and c["reason"] == "AuditWriteFailed" for c in status["conditions"])
+    retry = rec.reconcile(kube.get(API_VERSION, "ModelDeployment", NS, "fraud")).requeue_after
+    assert retry <= 5.0, "a refused record is retried within seconds: lifting the quota wakes nothing"
     kube.fail_audit = False  # the quota is lifted: the rollout goes on, on the record
     run(kube, rec, clock, 3)
     assert route_weights(kube)["fraud-v2"] == 10
