@@ -46,6 +46,17 @@ def test_phase_gauge_is_one_for_the_current_phase_only() -> None:
     assert value(m, "vigil_decisions_total", namespace="ns", model="fraud", action="start", reason="RolloutStarted") == 1
 
 
+def test_rollout_time_histograms_exist_at_zero_from_a_models_first_pass() -> None:
+    """A series born at its first observation has no increase() in Prometheus: the dashboard's
+    median time to rollback would stay empty after a model's first rollback."""
+    m = OperatorMetrics(CollectorRegistry())
+    m.passed(md(), decision(Action.NONE, phase=Phase.SUCCEEDED, stable_version="v1"), 0.1)
+    labels = {"namespace": "ns", "model": "fraud"}
+    for histogram in ("vigil_time_to_rollback_seconds", "vigil_time_to_promotion_seconds"):
+        assert value(m, f"{histogram}_count", **labels) == 0
+        assert value(m, f"{histogram}_bucket", le="+Inf", **labels) == 0
+
+
 def test_rollback_counts_and_time_to_rollback_from_the_rollout_start() -> None:
     m = OperatorMetrics(CollectorRegistry())
     before = {"phase": "Canary", "canaryVersion": "v3", "stableVersion": "v2"}

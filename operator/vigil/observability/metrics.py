@@ -169,8 +169,12 @@ class OperatorMetrics:
             self._decision(ns, name, decision)
 
     def _initialise(self, ns: str, name: str) -> None:
-        """Counters exist at 0 before their first event, so `increase()` sees the first one."""
+        """Counters and the rollout-time histograms exist at 0 before their first event, so
+        `increase()` sees the first one (a series born at 1 has no increase, and the dashboard's
+        time-to-rollback panel stayed empty after a model's first rollback)."""
         self.rollbacks.labels(ns, name)
+        self.to_rollback.labels(ns, name)
+        self.to_promotion.labels(ns, name)
         for outcome in OUTCOMES:
             self.completed.labels(ns, name, outcome)
         for reason in AUDIT_FAILURES:
