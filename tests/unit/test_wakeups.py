@@ -50,3 +50,9 @@ def test_a_change_a_pass_acts_on_wakes(event: asyncio.Event, change: dict[str, A
     event.clear()
     wake_on_change(body(**change))
     assert event.is_set()
+
+
+def test_an_event_for_an_object_without_a_daemon_leaves_nothing_behind() -> None:
+    """A late event after the daemon ended (a deleted object) must not grow the memory forever."""
+    wake_on_change(body(uid="gone"))
+    assert ("ns", "m", "gone") not in WIRING.seen

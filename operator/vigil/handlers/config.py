@@ -168,6 +168,8 @@ def wake_on_change(body: Mapping[str, Any]) -> None:
     writes status with a second pass that finds nothing to do (twice the passes and reads)."""
     meta = body.get("metadata") or {}
     key = (meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
+    if key not in WIRING.wakers:
+        return  # no daemon to wake (not started yet, or ended): remember nothing it would not forget
     seen = (meta.get("generation"), repr(sorted((meta.get("annotations") or {}).items())),
             repr(sorted((meta.get("labels") or {}).items())), meta.get("deletionTimestamp"))
     if WIRING.seen.get(key) == seen:

@@ -285,7 +285,7 @@ class Informer:
             try:
                 if not listed:
                     self._relist()
-                    listed = True
+                    listed, failures = True, 0
                 while not self._stopping.is_set():
                     self._watch_once()
                     failures = 0
