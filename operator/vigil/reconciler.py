@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Protocol
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -28,6 +28,7 @@ from vigil.core.model import (
     Arm,
     Decision,
     DesiredWorkload,
+    EventSpec,
     GuardReadings,
     Observation,
     RouteObservation,
@@ -224,20 +225,27 @@ class Reconciler:
                                            self._observation(md, world, None), now)
         moves = self._moves(world, workloads, traffic)
         moves.execute(world)
-        after = self._outcome(md, status, self._intent_action(md, status), "completed",
+        intent = self._open_intent_record(md, status)
+        log.info("%s/%s: completing intent %s (%s): the pass that recorded it stopped before its outcome",
+                 md["metadata"]["namespace"], md["metadata"]["name"], status.open_intent, intent.get("action"))
+        after = self._outcome(md, status, str(intent.get("action", "unknown")), "completed",
                               "completed after a restart", self._served(world, traffic), now)
+        # the interrupted pass never reached its Events: post the ones its intent announced
+        self._post_events(md, [EventSpec(**e) for e in (intent.get("evidence") or {}).get("events", [])], now)
         return Decision(Action.NONE, after, None, None, requeue_after=0.5)
 
     def _abandon(self, md: dict[str, Any], status: ModelDeploymentStatus, why: str, now: dt.datetime) -> Decision:
-        after = self._outcome(md, status, self._intent_action(md, status), "abandoned", why, None, now)
+        action = str(self._open_intent_record(md, status).get("action", "unknown"))
+        after = self._outcome(md, status, action, "abandoned", why, None, now)
         return Decision(Action.NONE, after, None, None, requeue_after=0.5)
 
-    def _intent_action(self, md: dict[str, Any], status: ModelDeploymentStatus) -> str:
+    def _open_intent_record(self, md: dict[str, Any], status: ModelDeploymentStatus) -> dict[str, Any]:
+        """The stored spec of the intent status names as open ({} if it cannot be found)."""
         meta = md["metadata"]
         assert status.open_intent is not None
         intent = self.kube.get(API_AUDIT, "AuditRecord", meta["namespace"],
                                audit_record_name(meta["name"], meta["uid"], status.open_intent))
-        return str(((intent or {}).get("spec") or {}).get("action", "unknown"))
+        return dict((intent or {}).get("spec") or {})
 
     # ---------------------------------------------------------------- moves
     def _moves(self, world: World, workloads: tuple[DesiredWorkload, ...] | None,
@@ -346,6 +354,9 @@ class Reconciler:
             evidence = dict(decision.evidence)
             if moves:
                 evidence["moves"] = moves.describe()
+                # the Events are posted after the outcome; a pass that dies before then leaves
+                # them to the pass that completes the intent, which finds them here
+                evidence["events"] = [asdict(e) for e in decision.events]
             stage = "intent" if moves else "decision"
             fields = dict(stage=stage, time=iso(now), action=decision.action.value, phase=status.phase.value,
                           version=version,
@@ -440,9 +451,11 @@ class Reconciler:
     def _emit_events(self, md: dict[str, Any], decision: Decision, now: dt.datetime) -> None:
         """Events are for people watching; the AuditRecord is the record, so a refused Event
         never undoes or blocks a decision."""
-        if not decision.changed:
-            return
-        for event in decision.events:
+        if decision.changed:
+            self._post_events(md, decision.events, now)
+
+    def _post_events(self, md: dict[str, Any], events: Sequence[EventSpec], now: dt.datetime) -> None:
+        for event in events:
             try:
                 self.kube.emit_event(md, event, now)
             except ApiException as err:

@@ -130,6 +130,6 @@ def test_one_user_approving_three_times_counts_once(kube: KubeHandle, users, nam
     wait_for(lambda: "1 so far" in c.status().get("message", ""), timeout=30, what="one approval counted")
     assert c.status()["stableVersion"] == "v1"
     annotate(users["bob"], namespace, {approval_key("bob"): approval_value("bob", digest)})
-    wait_for(lambda: c.status().get("stableVersion") == "v2" and c.status().get("openIntent") is None, timeout=60, what="v2 promoted after two approvals")
+    wait_for(lambda: c.status().get("stableVersion") == "v2" and c.phase_is("Succeeded"), timeout=90, what="v2 promoted after two approvals")
     promote = next(r for r in c.kube.audit_records(namespace, "fraud") if r["action"] == "promote")
     assert promote["evidence"]["approvals"] == ["alice", "bob"]

@@ -330,15 +330,47 @@ def test_a_crash_between_intent_and_action_is_completed_on_the_record(cluster, k
     status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
     assert killed and status["openIntent"] == status["auditSeq"]  # recorded, not confirmed
     assert route_weights(kube) == {"fraud-v1": 100}  # nothing was routed to v2 yet
+    assert "RolloutStarted" not in [e.reason for e in kube.events]  # the killed pass posted no Event
     run(kube, rec, clock, 1)
     status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
     assert status.get("openIntent") is None
     outcome = kube.records[-1]
     assert outcome["stage"] == "outcome" and outcome["result"] == "completed" and outcome["action"] == "start"
     assert outcome["served"] == {"fraud-v1": 90, "fraud-v2": 10} == route_weights(kube)
+    # the pass that completed the intent posted the Event the killed pass would have posted
+    started = [e for e in kube.events if e.reason == "RolloutStarted"]
+    assert len(started) == 1 and "v2" in started[0].message and started[0].type == "Normal"
     run(kube, rec, clock, 12)
     assert [r["weight"] for r in decisions(kube) if r["action"] in ("start", "step", "promote")] == [10, 50, 100]
     assert_every_intent_has_one_outcome(kube)
+
+
+def test_an_outcome_whose_status_write_conflicts_still_gets_its_events(cluster) -> None:
+    """The outcome is recorded, then its status write is refused with a 409 (the user changed
+    the spec a moment after status said Succeeded, as the demo does): the next pass adopts
+    the stored outcome, and the Events of the intent are posted once, not lost."""
+    kube, _, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    set_version(kube, "v2", D2)
+    real_patch = kube.patch_status
+    refused: list[int] = []
+
+    def conflict_on_outcome(md: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        stored = kube.objects[(API_VERSION, "ModelDeployment", NS, "fraud")].get("status") or {}
+        if stored.get("openIntent") and status.get("openIntent") is None and not refused:
+            refused.append(stored["openIntent"])
+            raise ApiException(status=409, reason="Conflict")
+        return real_patch(md, status)
+
+    kube.patch_status = conflict_on_outcome  # type: ignore[method-assign]
+    with pytest.raises(ApiException):
+        rec.reconcile(kube.get(API_VERSION, "ModelDeployment", NS, "fraud") or {})
+    assert refused and not [e for e in kube.events if e.reason == "RolloutStarted"]
+    run(kube, rec, clock, 12)
+    assert kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]["stableVersion"] == "v2"
+    assert [e.reason for e in kube.events].count("RolloutStarted") == 1
+    assert_every_intent_has_one_outcome(kube)
+    assert chain.verify(kube.records, kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]["auditHead"]).ok
 
 
 def test_a_deleted_route_is_restored_on_the_record(cluster) -> None:
