@@ -349,8 +349,10 @@ def _pass(rec: Reconciler, namespace: str, name: str, uid: str, lane: str) -> fl
     except resilience.NotLeader:
         return FOLLOWER_POLL  # leadership lapsed mid-pass: nothing more was written
     except ApiException as err:
-        if err.status == 409:
-            return CONFLICT_BACKOFF.failed(namespace, name)  # someone wrote after our read: read again
+        if err.status == 409:  # someone wrote after our read: read again (said, so a cut-short pass shows)
+            log.info("pass of %s/%s met a conflict (the object changed after it was read); reading it again",
+                     namespace, name)
+            return CONFLICT_BACKOFF.failed(namespace, name)
         log.exception("reconcile of %s/%s failed: %s", namespace, name, err.reason)
         return _failed(rec, namespace, name, f"ApiError{err.status}", err)
     except urllib3.exceptions.HTTPError as err:  # timeouts and dropped connections, after the client's retries
