@@ -318,5 +318,6 @@ def test_a_quota_that_blocks_audit_records_moves_no_traffic(kube: KubeHandle, na
     assert not [d for d in c.apps.list_namespaced_deployment(namespace).items if d.metadata.name == "fraud-v2"]
     k8s.CoreV1Api(kube.api_client).delete_namespaced_resource_quota("no-audit", namespace)
     wait_for(lambda: (c.route_weights("istio") or {}).get("fraud-v2"), timeout=90, what="the rollout goes on, on the record")
-    wait_for(lambda: c.status().get("openIntent") is None, what="the move's outcome recorded")
+    # verified once settled: while the rollout goes on, a record may land between the list and the status read
+    wait_for(lambda: c.phase_is("Succeeded"), timeout=90, what="v2 promoted, every outcome recorded")
     assert chain.verify(c.kube.audit_records(namespace, "fraud"), expected_head=c.status()["auditHead"]).ok
