@@ -226,10 +226,11 @@ class Reconciler:
         moves = self._moves(world, workloads, traffic)
         moves.execute(world)
         intent = self._open_intent_record(md, status)
-        log.info("%s/%s: completing intent %s (%s): the pass that recorded it stopped before its outcome",
-                 md["metadata"]["namespace"], md["metadata"]["name"], status.open_intent, intent.get("action"))
-        after = self._outcome(md, status, str(intent.get("action", "unknown")), "completed",
-                              "completed after a restart", self._served(world, traffic), now)
+        why = "completed by a later pass: the pass that recorded it stopped before its outcome"
+        log.info("%s/%s: intent %s (%s) %s", md["metadata"]["namespace"], md["metadata"]["name"],
+                 status.open_intent, intent.get("action"), why)
+        after = self._outcome(md, status, str(intent.get("action", "unknown")), "completed", why,
+                              self._served(world, traffic), now)
         # the interrupted pass never reached its Events: post the ones its intent announced
         self._post_events(md, [EventSpec(**e) for e in (intent.get("evidence") or {}).get("events", [])], now)
         return Decision(Action.NONE, after, None, None, requeue_after=0.5)
