@@ -102,6 +102,11 @@ def test_gate_gauges_follow_the_last_analysis_and_stale_gates_disappear() -> Non
     assert value(m, "vigil_gate_effect_upper_bound", **gate) == 0.04
     assert value(m, "vigil_gate_verdict", **{**gate, "gate": "latencyP99"}) == 1
     assert value(m, "vigil_gate_pass_e_value", **{**gate, "gate": "latencyP99"}) is None  # not reported: no series
+    only_p99 = {"outcome": "Pass", "verdicts": [VERDICTS["verdicts"][1]]}
+    m.passed(md(), decision(Action.NONE, phase=Phase.CANARY, last_analysis=only_p99), 0.1)
+    assert value(m, "vigil_gate_e_value", **gate) is None  # a gate no longer judged has no series
+    assert value(m, "vigil_gate_e_value", **{**gate, "gate": "latencyP99"}) == 0.5
+    m.passed(md(), decision(Action.NONE, phase=Phase.CANARY, last_analysis=VERDICTS), 0.1)
     m.passed(md(), decision(Action.START, "RolloutStarted", phase=Phase.CANARY), 0.1)  # a new rollout: no analysis yet
     assert value(m, "vigil_gate_e_value", **gate) is None
     text = generate_latest(m.registry).decode()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -30,6 +30,7 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from vigil.api.modeldeployment import ModelDeploymentStatus, Phase
 from vigil.core.model import Decision
@@ -53,13 +54,73 @@ def decision_reason(decision: Decision) -> str:
     return decision.events[-1].reason if decision.events else decision.action.value
 
 
+@dataclass(frozen=True)
+class _Previous:
+    """What the transition counters compare with: the last status seen, only the fields they
+    read (a whole status, with its last analysis, is tens of KB per ModelDeployment)."""
+
+    phase: Phase
+    canary_version: str | None
+    rollout_id: str | None
+
+    @classmethod
+    def of(cls, s: ModelDeploymentStatus) -> _Previous:
+        return cls(s.phase, s.canary_version, s.rollout_id)
+
+
 @dataclass
 class _Seen:
     """Label sets exported for one ModelDeployment, so stale ones can be removed."""
 
-    gates: set[str] = field(default_factory=set)
+    previous: _Previous
     stalled: str | None = None
-    status: ModelDeploymentStatus | None = None  # the last status seen, to detect transitions
+
+
+GATE_SERIES = (
+    ("vigil_gate_verdict", "Outcome of each gate in the last analysis: 1 Pass, 0 Inconclusive, -1 Fail, -2 NoData."),
+    ("vigil_gate_e_value", "Latest e-value against the canary (evidence of a regression)."),
+    ("vigil_gate_e_value_threshold", "E-value at which the gate fails."),
+    ("vigil_gate_pass_e_value", "Latest e-value for the canary (evidence it is within tolerance)."),
+    ("vigil_gate_effect", "Latest effect estimate (canary vs baseline, in the gate's unit)."),
+    ("vigil_gate_effect_upper_bound", "Upper bound of the effect's anytime-valid interval."),
+    ("vigil_gate_effect_lower_bound", "Lower bound of the effect's anytime-valid interval."),
+)
+"""The per-gate gauges, in the order of `gate_values`."""
+
+GateValues = tuple[float | None, ...]
+
+
+def gate_values(v: Mapping[str, Any]) -> GateValues:
+    """One verdict of a status's last analysis as the values of GATE_SERIES (None: no sample)."""
+    interval: list[Any] = v["interval"] if isinstance(v.get("interval"), list) and len(v["interval"]) == 2 \
+        else [None, None]
+    raw = (VERDICT_VALUE.get(str(v.get("outcome"))), v.get("eFail"), v.get("thresholdFail"), v.get("ePass"),
+           v.get("effect"), interval[1], interval[0])
+    return tuple(float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None for x in raw)
+
+
+class GateGauges:
+    """The per-gate gauges of every ModelDeployment, made at scrape time from one small tuple
+    per gate. As prometheus_client children they were 7 objects with a lock each per gate:
+    about 37 MiB at 1000 ModelDeployments with 7 gates."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock  # the owner's: passes write under it, a scrape reads under it
+        self.table: dict[tuple[str, str], dict[str, GateValues]] = {}
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [GaugeMetricFamily(name, doc, labels=["namespace", "model", "gate"]) for name, doc in GATE_SERIES]
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        families = self.describe()
+        with self.lock:
+            rows = [(key, dict(gates)) for key, gates in self.table.items()]
+        for (ns, name), gates in rows:
+            for gate, values in gates.items():
+                for family, value in zip(families, values):
+                    if value is not None:
+                        family.add_metric([ns, name, gate], value)
+        return families
 
 
 class OperatorMetrics:
@@ -98,24 +159,10 @@ class OperatorMetrics:
                               "budget (policy budget.maxDuration) runs out, Unix time.", md, registry=r)
         self.stalled = Gauge("vigil_modeldeployment_stalled", "1 while the Stalled condition is True, by reason.",
                              md + ["reason"], registry=r)
-        self.verdict = Gauge("vigil_gate_verdict", "Outcome of each gate in the last analysis: 1 Pass, 0 "
-                             "Inconclusive, -1 Fail, -2 NoData.", md + ["gate"], registry=r)
-        self.e_fail = Gauge("vigil_gate_e_value", "Latest e-value against the canary (evidence of a regression).",
-                            md + ["gate"], registry=r)
-        self.e_fail_threshold = Gauge("vigil_gate_e_value_threshold", "E-value at which the gate fails.",
-                                      md + ["gate"], registry=r)
-        self.e_pass = Gauge("vigil_gate_pass_e_value", "Latest e-value for the canary (evidence it is within tolerance).",
-                            md + ["gate"], registry=r)
-        self.effect = Gauge("vigil_gate_effect", "Latest effect estimate (canary vs baseline, in the gate's unit).",
-                            md + ["gate"], registry=r)
-        self.effect_upper = Gauge("vigil_gate_effect_upper_bound", "Upper bound of the effect's anytime-valid interval.",
-                                  md + ["gate"], registry=r)
-        self.effect_lower = Gauge("vigil_gate_effect_lower_bound", "Lower bound of the effect's anytime-valid interval.",
-                                  md + ["gate"], registry=r)
-        self._gate_gauges = (self.verdict, self.e_fail, self.e_fail_threshold, self.e_pass, self.effect,
-                             self.effect_upper, self.effect_lower)
         self._seen: dict[tuple[str, str], _Seen] = {}
         self._lock = threading.Lock()  # passes of different ModelDeployments run on several threads
+        self.gates = GateGauges(self._lock)
+        r.register(self.gates)
 
     # ------------------------------------------------------------ PassListener
     def passed(self, md: dict[str, Any], decision: Decision, seconds: float) -> None:
@@ -141,6 +188,7 @@ class OperatorMetrics:
         """Drop every series of a deleted ModelDeployment (its counters too)."""
         with self._lock:
             self._seen.pop((namespace, name), None)
+            self.gates.table.pop((namespace, name), None)
             for metric in self._per_model_metrics():
                 for labels in _label_sets(metric):
                     if labels[:2] == (namespace, name):
@@ -156,15 +204,15 @@ class OperatorMetrics:
         with self._lock:
             seen = self._seen.get((ns, name))
             if seen is None:
-                seen = self._seen[(ns, name)] = _Seen(status=old)
+                seen = self._seen[(ns, name)] = _Seen(_Previous.of(old))
                 self._initialise(ns, name)
-            self._transitions(ns, name, seen.status or old, new)
-            seen.status = new.model_copy(deep=True)
+            self._transitions(ns, name, seen.previous, new)
+            seen.previous = _Previous.of(new)
             for phase in PHASES:
                 self.phase.labels(ns, name, phase).set(1 if new.phase.value == phase else 0)
             self._rollout_gauges(ns, name, new)
             self._stalled(ns, name, new, seen)
-            self._gates(ns, name, new, seen)
+            self._gates(ns, name, new)
         if decision.changed:
             self._decision(ns, name, decision)
 
@@ -186,7 +234,7 @@ class OperatorMetrics:
         if reason in AUDIT_FAILURES:
             self.audit_failures.labels(ns, name, reason).inc()
 
-    def _transitions(self, ns: str, name: str, prev: ModelDeploymentStatus, new: ModelDeploymentStatus) -> None:
+    def _transitions(self, ns: str, name: str, prev: _Previous, new: ModelDeploymentStatus) -> None:
         """Rollout outcomes from the change between the last status seen and this one, not from
         the pass's action: a pass that raised after recording (and was completed from its open
         intent by the next pass) still counts."""
@@ -226,27 +274,19 @@ class OperatorMetrics:
             self.stalled.labels(ns, name, reason).set(1)
         seen.stalled = reason
 
-    def _gates(self, ns: str, name: str, s: ModelDeploymentStatus, seen: _Seen) -> None:
+    def _gates(self, ns: str, name: str, s: ModelDeploymentStatus) -> None:
+        """The gates of the last analysis replace the ones before (a gate no longer judged
+        has no series)."""
         verdicts = [v for v in (s.last_analysis or {}).get("verdicts") or [] if isinstance(v, Mapping)]
-        gates = {str(v.get("metric")): v for v in verdicts if v.get("metric")}
-        for gone in seen.gates - set(gates):
-            for gauge in self._gate_gauges:
-                _remove(gauge, (ns, name, gone))
-        for gate, v in gates.items():
-            labels = (ns, name, gate)
-            interval: list[Any] = v["interval"] if isinstance(v.get("interval"), list) else [None, None]
-            _set_or_remove(self.verdict, labels, VERDICT_VALUE.get(str(v.get("outcome"))))
-            _set_or_remove(self.e_fail, labels, v.get("eFail"))
-            _set_or_remove(self.e_fail_threshold, labels, v.get("thresholdFail"))
-            _set_or_remove(self.e_pass, labels, v.get("ePass"))
-            _set_or_remove(self.effect, labels, v.get("effect"))
-            _set_or_remove(self.effect_lower, labels, interval[0] if len(interval) == 2 else None)
-            _set_or_remove(self.effect_upper, labels, interval[1] if len(interval) == 2 else None)
-        seen.gates = set(gates)
+        gates = {str(v["metric"]): gate_values(v) for v in verdicts if v.get("metric")}
+        if gates:
+            self.gates.table[(ns, name)] = gates
+        else:
+            self.gates.table.pop((ns, name), None)
 
     def _per_model_metrics(self) -> Iterable[Any]:
         return (self.phase, self.decisions, self.completed, self.rollbacks, self.audit_failures, self.to_promotion,
-                self.to_rollback, self.errors, self.weight, self.eta, self.deadline, self.stalled, *self._gate_gauges)
+                self.to_rollback, self.errors, self.weight, self.eta, self.deadline, self.stalled)
 
 
 VERDICT_VALUE = {"Pass": 1.0, "Inconclusive": 0.0, "Fail": -1.0, "NoData": -2.0}
@@ -271,7 +311,9 @@ def _label_sets(metric: Any) -> list[tuple[str, ...]]:
 
 
 def _remove(metric: Any, labels: tuple[str, ...]) -> None:
-    if labels in _label_sets(metric):
+    with metric._lock:  # a look-up, not a copy of every label set (thousands per metric)
+        present = labels in metric._metrics
+    if present:
         metric.remove(*labels)
 
 
