@@ -7,9 +7,8 @@ import math
 import os
 
 
-def seconds(var: str, default: float, allow_zero: bool = False) -> float:
-    """A positive, finite number of seconds from `var` (`default` when unset or empty);
-    with `allow_zero`, 0 too (the setting's "off")."""
+def seconds(var: str, default: float) -> float:
+    """A positive, finite number of seconds from `var` (`default` when unset or empty)."""
     raw = os.environ.get(var, "").strip()
     if not raw:
         return default
@@ -17,8 +16,8 @@ def seconds(var: str, default: float, allow_zero: bool = False) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not ((value > 0 or (allow_zero and value == 0)) and math.isfinite(value)):
-        raise ValueError(f"{var} must be a number of seconds {'>= 0' if allow_zero else '> 0'}, got {raw!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{var} must be a number of seconds > 0, got {raw!r}")
     return value
 
 

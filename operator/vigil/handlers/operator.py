@@ -31,7 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from vigil.api import GROUP, VERSION
 from vigil.api.names import ANN_ABORT, ANN_PAUSED, ANN_PROMOTE
-from vigil.handlers import health, heap, leader
+from vigil.handlers import health, leader
 from vigil.handlers.config import (
     WIRING,
     forget,
@@ -100,7 +100,6 @@ class _Runtime:
     elector: leader.LeaderElector | None = None
     server: health.HealthServer | None = None
     ticker: asyncio.Task | None = None
-    trimmer: heap.HeapTrimmer | None = None
 
 
 RUNTIME = _Runtime()
@@ -153,7 +152,6 @@ async def _settings(settings: kopf.OperatorSettings, **_: Any) -> None:
         RUNTIME.server = health.HealthServer(health.HEARTBEAT, lambda: _apiserver_ok(probe), health.stale_after())
         bound = await RUNTIME.server.start(port)
         log.info("health probes on :%d (/healthz, /readyz)", bound)
-    RUNTIME.trimmer = heap.HeapTrimmer(heap.find_trim(), heap.interval())
     RUNTIME.ticker = asyncio.create_task(_tick())
 
 
@@ -179,19 +177,14 @@ def _leader_changed(loop: asyncio.AbstractEventLoop, leading: bool) -> None:
 
 async def _tick() -> None:
     """Liveness: a tiny task through each pool every TICK_SECONDS; the heartbeat moves only when
-    a pool really runs tasks (an idle pool's tick runs at once, a jammed one's never). Also
-    returns freed heap memory when it is due (vigil.handlers.heap), off the reconcile pools."""
+    a pool really runs tasks (an idle pool's tick runs at once, a jammed one's never)."""
     pending: dict[str, Future] = {}
-    loop = asyncio.get_running_loop()
     while True:
         current = lanes()
         for lane in (ROUTINE, PRIORITY):
             if lane not in pending or pending[lane].done():
                 with contextlib.suppress(RuntimeError):  # the pool is shutting down
                     pending[lane] = current.pool(lane).submit(health.HEARTBEAT.beat, lane)
-        trimmer = RUNTIME.trimmer
-        if trimmer is not None and trimmer.due(loop.time()):
-            loop.run_in_executor(None, trimmer.run, loop.time())
         await asyncio.sleep(TICK_SECONDS)
 
 
