@@ -7,6 +7,12 @@ operator's own wiring), with two doubles: the analysis passes everything and the
 provider only counts its calls (one `collect` is one Prometheus query batch), so the figures
 are the operator's, not the statistics' (bench/timing.py measures those) or Prometheus'.
 
+`--analysis recorded` (the default) passes everything with a real analysis: `vigil.stats.analyze`
+of all seven gates on bench/timing.py's 30-minute window, computed once at start, every outcome
+set to Pass and no sample-ratio mismatch. Each pass then writes a real-sized `status.lastAnalysis` (about 8 KB of JSON), and
+the ModelDeployments kopf and every pass hold are as large as in a cluster. `--analysis passing`
+is the small test double (one gate, no figures).
+
 The benchmark drives it with signals, so nothing of the benchmark's own lives in this process
 and its RSS is the operator's: SIGUSR1 starts a measured window (counters cleared), SIGUSR2
 writes the window's figures to FILE as JSON.
@@ -32,6 +38,25 @@ from vigil.kube.client import RequestLog, count_requests
 from vigil.reconciler import Reconciler
 
 from tests.doubles import passing_analyzer
+
+
+def recorded_analyzer() -> Any:
+    """An analyzer that answers every call with one real, all-Pass analysis (see the module
+    docstring): status as large as the real analyzer's, without its CPU in the loop."""
+    from dataclasses import replace
+
+    from vigil.stats import analyze
+    from vigil.stats.result import Outcome
+
+    from bench.timing import GATES, window
+
+    real = analyze(GATES, window(30), alpha_fail=0.05, alpha_pass=0.05, min_samples=500, expected_canary_share=0.1)
+    # every gate passes and the traffic split is as configured (the window's shadow third would
+    # otherwise read as a sample-ratio mismatch, and every pass would record one)
+    srm = real.sample_ratio and replace(real.sample_ratio, e_value=1.0)
+    passed = replace(real, outcome=Outcome.PASS, verdicts=[replace(v, outcome=Outcome.PASS) for v in real.verdicts],
+                     sample_ratio=srm, note="")
+    return lambda *_, **__: passed
 
 
 class Counters:
@@ -67,7 +92,10 @@ def cached_objects(cache: Any) -> tuple[int, float]:
 
 def allocations(top: int = 25) -> list[tuple[str, float]]:
     """The largest live Python allocations (MiB), each charged to the innermost frame outside the
-    standard library: with VIGIL_BENCH_TRACEMALLOC=1, for finding where the RSS goes."""
+    standard library: with VIGIL_BENCH_TRACEMALLOC=1 (traced from the start) or =window (traced
+    from the measured window on: the run up to it is not slowed down, and what the window
+    replaces, such as kopf's copy of every ModelDeployment, is traced), for finding where the
+    RSS goes."""
     if not tracemalloc.is_tracing():
         return []
     by_site: dict[str, int] = defaultdict(int)
@@ -75,19 +103,23 @@ def allocations(top: int = 25) -> list[tuple[str, float]]:
         frames = [f"{f.filename}:{f.lineno}" for f in stat.traceback]
         owner = next((f for f in reversed(frames) if "/python3.11/" not in f or "site-packages" in f), frames[-1])
         by_site[owner] += stat.size
-    return [(site, size / 2**20) for site, size in sorted(by_site.items(), key=lambda kv: -kv[1])[:top]]
+    traced = [("(all traced)", tracemalloc.get_traced_memory()[0] / 2**20)]
+    return traced + [(site, size / 2**20) for site, size in sorted(by_site.items(), key=lambda kv: -kv[1])[:top]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--stats", required=True, type=Path)
+    parser.add_argument("--analysis", choices=("recorded", "passing"), default="recorded")
     args = parser.parse_args()
-    if os.environ.get("VIGIL_BENCH_TRACEMALLOC"):
+    trace = os.environ.get("VIGIL_BENCH_TRACEMALLOC")
+    if trace and trace != "window":
         tracemalloc.start(12)
     os.environ["VIGIL_WATCH_NAMESPACES"] = args.namespace
     counters = Counters()
-    config.configure(metrics=counters, analyzer=passing_analyzer)
+    analyzer = recorded_analyzer() if args.analysis == "recorded" else passing_analyzer
+    config.configure(metrics=counters, analyzer=analyzer)
     rec = config.reconciler()  # builds the client and the watch cache as the operator does
     logs = [count_requests(config.WIRING.api_client)] + ([count_requests(config.WIRING.cache.api_client)] if config.WIRING.cache else [])
     original = Reconciler.reconcile
@@ -109,6 +141,8 @@ def main() -> None:
             if wanted["reset"].wait(0.2):
                 wanted["reset"].clear()
                 counters.reset(logs)
+                if trace == "window" and not tracemalloc.is_tracing():
+                    tracemalloc.start(12)
             if wanted["dump"].is_set():
                 wanted["dump"].clear()
                 with counters.lock:
