@@ -70,7 +70,7 @@ class _Previous:
 
 @dataclass
 class _Seen:
-    """Label sets exported for one ModelDeployment, so stale ones can be removed."""
+    """What the metrics remember of one ModelDeployment between its passes."""
 
     previous: _Previous
     stalled: str | None = None
@@ -113,8 +113,8 @@ class GateGauges:
 
     def collect(self) -> list[GaugeMetricFamily]:
         families = self.describe()
-        with self.lock:
-            rows = [(key, dict(gates)) for key, gates in self.table.items()]
+        with self.lock:  # a pass replaces a model's gates whole, never edits them: the rows can be read after
+            rows = list(self.table.items())
         for (ns, name), gates in rows:
             for gate, values in gates.items():
                 for family, value in zip(families, values):
