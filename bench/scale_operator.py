@@ -9,8 +9,8 @@ are the operator's, not the statistics' (bench/timing.py measures those) or Prom
 
 `--analysis recorded` (the default) passes everything with a real analysis: `vigil.stats.analyze`
 of all seven gates on bench/timing.py's 30-minute window, computed once at start, every outcome
-set to Pass and no sample-ratio mismatch. Each pass then writes a real-sized `status.lastAnalysis` (about 8 KB of JSON), and
-the ModelDeployments kopf and every pass hold are as large as in a cluster. `--analysis passing`
+set to Pass and no sample-ratio mismatch. Each pass then writes a real-sized `status.lastAnalysis`
+(about 8 KB of JSON), and the ModelDeployments kopf and every pass hold are as large as in a cluster. `--analysis passing`
 is the small test double (one gate, no figures).
 
 The benchmark drives it with signals, so nothing of the benchmark's own lives in this process

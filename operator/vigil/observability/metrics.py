@@ -96,7 +96,7 @@ def gate_values(v: Mapping[str, Any]) -> GateValues:
         else [None, None]
     raw = (VERDICT_VALUE.get(str(v.get("outcome"))), v.get("eFail"), v.get("thresholdFail"), v.get("ePass"),
            v.get("effect"), interval[1], interval[0])
-    return tuple(float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None for x in raw)
+    return tuple(_number(x) for x in raw)
 
 
 class GateGauges:
@@ -317,9 +317,15 @@ def _remove(metric: Any, labels: tuple[str, ...]) -> None:
         metric.remove(*labels)
 
 
+def _number(value: Any) -> float | None:
+    """A status field as a sample value: numbers only (a bool or text is no sample)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: Any) -> None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        gauge.labels(*labels).set(float(value))
+    number = _number(value)
+    if number is not None:
+        gauge.labels(*labels).set(number)
     else:
         _remove(gauge, labels)
 
