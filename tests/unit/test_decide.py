@@ -479,3 +479,32 @@ def test_every_transition_in_the_table_is_exercised() -> None:
     table_triggers = {t.value for (_, t) in TRANSITIONS} | {"Resume", "Unblocked"}
     missing = table_triggers - triggers_used
     assert not missing, f"triggers never exercised: {sorted(missing)}"
+
+
+def test_status_keeps_what_explain_reads_and_the_decision_record_keeps_every_figure() -> None:
+    """status.lastAnalysis is rewritten every pass and held by every copy of the object, so it
+    keeps the decision's numbers only; a decision's evidence keeps the full analysis."""
+    from vigil.api.gates import MetricKind
+    from vigil.stats.result import Analysis, Outcome, Plan, Verdict
+
+    verdict = Verdict(metric=MetricKind.ERROR_RATE, outcome=Outcome.PASS, explanation="error rate as baseline",
+                      statistic="rate ratio", effect=0.01, interval=(-0.1, 0.12), tolerance=0.1, regression=0.3,
+                      e_fail=0.5, e_pass=30.0, threshold_fail=40.0, threshold_pass=20.0, samples=(9000, 1000),
+                      figures={"canaryRate": 0.011}, plan=Plan(horizon_s=3600.0, time_to_pass_s=600.0))
+    real = Analysis(outcome=Outcome.PASS, verdicts=[verdict])
+    w = settled(World(policy(), lambda *_, **__: real))
+    w.set_spec(spec("v2", D2))
+    for _ in range(15):
+        w.tick()
+        if any(d.action == "step" for d in w.decisions):
+            break
+    kept = w.status.last_analysis["verdicts"][0]
+    assert {k: kept[k] for k in ("metric", "outcome", "effect", "interval", "eFail", "ePass", "thresholdFail",
+                                  "thresholdPass", "samples", "explanation", "statistic")} == {
+        "metric": "errorRate", "outcome": "Pass", "effect": 0.01, "interval": [-0.1, 0.12], "eFail": 0.5,
+        "ePass": 30.0, "thresholdFail": 40.0, "thresholdPass": 20.0, "samples": {"baseline": 9000, "canary": 1000},
+        "explanation": "error rate as baseline", "statistic": "rate ratio"}
+    assert not {"figures", "plan", "pValue"} & set(kept)
+    recorded = next(d for d in w.decisions if d.action == "step").evidence["analysis"]["verdicts"][0]
+    assert recorded["figures"] == {"canaryRate": 0.011} and recorded["plan"]["timeToPassSeconds"] == 600.0
+    assert recorded["pValue"] == 1.0

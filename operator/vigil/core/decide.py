@@ -55,7 +55,7 @@ from vigil.core.model import (
 from vigil.core.phases import ANALYSING, AT_REST, IN_ROLLOUT, Trigger, transition
 from vigil.core.plan import SHADOW_ONLY, AnalysisPlan, Stage, plan_analysis
 from vigil.core.timefmt import iso, parse_iso, since
-from vigil.stats.result import Outcome
+from vigil.stats.result import Outcome, status_record
 
 Analyzer = Callable[..., AnalysisLike]
 HISTORY_LIMIT = 20
@@ -316,7 +316,7 @@ def _analyse(ctx: _Ctx, plan: AnalysisPlan) -> _Judgement | None:
     now_srm = record.get("sampleRatio") or {}
     if now_srm.get("mismatch") and not before.get("mismatch"):
         ctx.srm_warning = str(record.get("summary", "sample ratio mismatch"))
-    s.last_analysis = record
+    s.last_analysis = status_record(record)  # the full record goes into the decision's evidence
     s.verdict = Outcome(analysis.outcome).value
     ctx.evidence["analysis"] = record
     ctx.evidence["alpha"] = {"fail": plan.alpha_fail, "pass": plan.alpha_pass}

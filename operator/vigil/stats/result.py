@@ -42,6 +42,23 @@ def e_value(log_e: float) -> float:
     return float(min(math.exp(min(log_e, 700.0)), E_CAP))
 
 
+STATUS_LEAVES_OUT = ("figures", "plan", "pValue")
+"""Per-gate keys of a full analysis record that `status.lastAnalysis` does not keep."""
+
+
+def status_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The analysis as `status.lastAnalysis` keeps it: what the decision, `kubectl vigil explain`
+    and the gate gauges read (outcome, effect, bound, e-values, thresholds, samples, the
+    explanation in words). Each gate's extra figures, its projections (the rollout's are in
+    `status.plan`) and its p-value (1/eFail) stay in the full record that every decision's
+    AuditRecord carries. Status is rewritten on every pass and held by every copy of the
+    object (kopf's, each pass's, a GitOps tool's): the full record made it about twice as large."""
+    out = dict(record)
+    out["verdicts"] = [{k: v for k, v in verdict.items() if k not in STATUS_LEAVES_OUT}
+                       if isinstance(verdict, Mapping) else verdict for verdict in record.get("verdicts") or []]
+    return out
+
+
 def combine(outcomes: Sequence[Outcome]) -> Outcome:
     """Any Fail -> Fail; else any NoData -> NoData; else any Inconclusive -> Inconclusive; else Pass."""
     for candidate in (Outcome.FAIL, Outcome.NO_DATA, Outcome.INCONCLUSIVE):
