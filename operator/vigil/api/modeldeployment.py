@@ -172,7 +172,12 @@ class RolloutPlan(CamelModel):
 class ModelDeploymentStatus(CamelModel):
     """All the memory Vigil has: any replica, after any restart, continues from here."""
 
-    model_config = CamelModel.model_config | {"frozen": False}
+    # Atomic for server-side field management: only the operator writes status, always whole, so
+    # the apiserver tracks it as one field. Tracked key by key, `metadata.managedFields` listed
+    # every key of it: about 16 KB of Python objects in every copy of the object the operator and
+    # kopf hold, more than the status itself.
+    model_config = CamelModel.model_config | {"frozen": False,
+                                              "json_schema_extra": {"x-kubernetes-map-type": "atomic"}}
 
     observed_generation: int | None = None
     phase: Phase = Phase.PENDING
