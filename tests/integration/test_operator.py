@@ -247,6 +247,34 @@ def reach_step_one(c: Cluster) -> None:
     wait_for(lambda: (c.status().get("step") or {}).get("index") == 1, timeout=60, what="step 1")
 
 
+def test_status_is_one_managed_field(kube: KubeHandle, namespace: str, operator: KopfRunner) -> None:
+    """The apiserver tracks the operator's status as one field (the CRD marks it atomic): tracked
+    key by key, managedFields grew with every key of the last analysis, in every copy of every
+    ModelDeployment the operator and kopf hold."""
+    c = Cluster(kube, namespace)
+    c.create("riskpolicies", policy_body())
+    c.deploy_v1()
+    assert c.status().get("conditions")
+    entries = [m for m in c.md()["metadata"]["managedFields"] if m.get("subresource") == "status"]
+    assert [m["fieldsV1"] for m in entries] == [{"f:status": {}}]
+
+
+def test_the_log_keeps_kopf_lines_but_not_a_success_line_per_watch_event(kube: KubeHandle, namespace: str) -> None:
+    """kopf says "Handler '<id>' succeeded." after every call of a watch-event handler: one line
+    per event of every object, tens a second at scale. The handlers that only wake a daemon are
+    quiet; kopf's other lines (a daemon's, for one) still show."""
+    with running_operator(kube) as runner:
+        c = Cluster(kube, namespace)
+        c.create("riskpolicies", policy_body())
+        c.deploy_v1()  # several status writes: each one a watch event for _md_changed
+        c.set_version("v2")
+        wait_for(lambda: c.phase_is("Succeeded") and c.status().get("stableVersion") == "v2", timeout=90,
+                 what="v2 promoted")
+    out = runner.output
+    assert "Handler '_md_changed' succeeded." not in out and "Handler '_policy_changed' succeeded." not in out
+    assert "Daemon 'modeldeployment_loop'" in out, out[-2000:]
+
+
 def test_restart_mid_rollout_resumes_at_the_same_step(kube: KubeHandle, namespace: str) -> None:
     c = Cluster(kube, namespace)
     c.create("riskpolicies", policy_body(steps=[10, 30, 50], bakeTime="4s"))

@@ -126,6 +126,7 @@ def urgent(body: Any) -> bool:
 async def _settings(settings: kopf.OperatorSettings, **_: Any) -> None:
     WIRING.wakers.clear()  # asyncio events belong to one event loop: a restarted operator makes new ones
     settings.posting.level = logging.WARNING
+    logs.quiet_successes(WAKE_ONLY)  # one INFO line per watch event otherwise
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="vigil.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="vigil.dev")
     settings.watching.server_timeout = 60
@@ -418,3 +419,7 @@ async def _policy_changed(namespace: str, **_: Any) -> None:
 
 # Other modules register their handlers by being imported here (one line each, below).
 from vigil.handlers import admission, checkpoints, telemetry  # noqa: E402,F401  (registers their handlers)
+
+WAKE_ONLY = tuple(h.__qualname__ for h in (_md_changed, _workload_changed, _policy_changed, telemetry._forget_deleted))
+"""The watch-event handlers that only wake a daemon or forget an object: kopf's success line
+for them is not logged (`logs.QuietSuccesses`)."""

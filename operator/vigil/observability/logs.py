@@ -14,7 +14,7 @@ import contextlib
 import contextvars
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -51,6 +51,29 @@ class ContextFilter(logging.Filter):
             if not hasattr(record, key):
                 setattr(record, key, value)
         return True
+
+
+class QuietSuccesses(logging.Filter):
+    """Drops kopf's "Handler '<id>' succeeded." line for the handlers named. kopf says it at INFO
+    after every call; for the watch-event handlers that only wake a daemon or forget a deleted
+    object, that is one line per event of every watched object (tens a second at 1000
+    ModelDeployments, every status write being an event) and it says nothing. Their failures,
+    and every line of every other handler, still pass."""
+
+    def __init__(self, handler_ids: Iterable[str]) -> None:
+        super().__init__()
+        self.lines = frozenset(f"Handler {hid!r} succeeded." for hid in handler_ids)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.lines
+
+
+def quiet_successes(handler_ids: Iterable[str], logger_name: str = "kopf.objects") -> None:
+    """Install `QuietSuccesses` for `handler_ids` on kopf's per-object logger (once)."""
+    logger = logging.getLogger(logger_name)
+    for old in [f for f in logger.filters if isinstance(f, QuietSuccesses)]:
+        logger.removeFilter(old)
+    logger.addFilter(QuietSuccesses(handler_ids))
 
 
 class VigilJsonFormatter(JsonFormatter):
