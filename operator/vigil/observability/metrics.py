@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
     Histogram,
     PlatformCollector,
@@ -35,6 +34,7 @@ from prometheus_client.core import GaugeMetricFamily
 from vigil.api.modeldeployment import ModelDeploymentStatus, Phase
 from vigil.core.model import Decision
 from vigil.core.timefmt import parse_iso
+from vigil.observability.model_series import ModelRecord, ModelSeries
 
 log = logging.getLogger("vigil.observability")
 
@@ -66,14 +66,6 @@ class _Previous:
     @classmethod
     def of(cls, s: ModelDeploymentStatus) -> _Previous:
         return cls(s.phase, s.canary_version, s.rollout_id)
-
-
-@dataclass
-class _Seen:
-    """What the metrics remember of one ModelDeployment between its passes."""
-
-    previous: _Previous
-    stalled: str | None = None
 
 
 GATE_SERIES = (
@@ -128,40 +120,17 @@ class OperatorMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r, md = self.registry, ["namespace", "model"]
-        self.phase = Gauge("vigil_modeldeployment_phase", "1 for the phase a ModelDeployment is in, 0 for the others.",
-                           md + ["phase"], registry=r)
-        self.decisions = Counter("vigil_decisions", "Recorded decisions, by action and reason.",
-                                 md + ["action", "reason"], registry=r)
-        self.completed = Counter("vigil_rollouts_completed", "Rollouts that ended, by outcome "
-                                 "(promoted, rolled_back, cancelled, superseded).", md + ["outcome"], registry=r)
-        self.rollbacks = Counter("vigil_rollbacks", "Rollbacks decided (analysis, budget or manual abort).",
-                                 md, registry=r)
-        self.audit_failures = Counter("vigil_audit_write_failures", "Decisions refused because their audit "
-                                      "record could not be written (AuditWriteFailed) or conflicted (AuditConflict).",
-                                      md + ["reason"], registry=r)
-        self.to_promotion = Histogram("vigil_time_to_promotion_seconds", "From a rollout's start to full promotion.",
-                                      md, buckets=ROLLOUT_BUCKETS, registry=r)
-        self.to_rollback = Histogram("vigil_time_to_rollback_seconds", "From a rollout's start to its rollback decision.",
-                                     md, buckets=ROLLOUT_BUCKETS, registry=r)
+        r = self.registry
         self.pass_seconds = Histogram("vigil_reconcile_duration_seconds", "Duration of one pass of the loop; "
                                       "analysed=true when the pass ran a statistical analysis.",
                                       ["analysed"], buckets=PASS_BUCKETS, registry=r)
-        self.errors = Counter("vigil_reconcile_errors", "Passes that raised (retried), by reason.",
-                              md + ["reason"], registry=r)
         self.queue_depth = Gauge("vigil_reconcile_queue_depth", "Passes waiting for a reconcile worker.", registry=r)
         self.leader = Gauge("vigil_leader", "1 while this operator process is the active leader.", registry=r)
-        self.weight = Gauge("vigil_canary_weight_percent", "Traffic share of the version being rolled out "
-                            "(0 when no rollout runs).", md, registry=r)
-        self.eta = Gauge("vigil_rollout_eta_seconds", "Expected seconds to full promotion at the observed traffic.",
-                         md, registry=r)
-        self.deadline = Gauge("vigil_rollout_budget_deadline_timestamp_seconds", "When the running rollout's "
-                              "budget (policy budget.maxDuration) runs out, Unix time.", md, registry=r)
-        self.stalled = Gauge("vigil_modeldeployment_stalled", "1 while the Stalled condition is True, by reason.",
-                             md + ["reason"], registry=r)
-        self._seen: dict[tuple[str, str], _Seen] = {}
+        self._seen: dict[tuple[str, str], _Previous] = {}  # the last status seen, per model
         self._lock = threading.Lock()  # passes of different ModelDeployments run on several threads
+        self.models = ModelSeries(self._lock, PHASES, ROLLOUT_BUCKETS)
         self.gates = GateGauges(self._lock)
+        r.register(self.models)
         r.register(self.gates)
 
     # ------------------------------------------------------------ PassListener
@@ -173,7 +142,9 @@ class OperatorMetrics:
 
     def failed(self, namespace: str, name: str, reason: str) -> None:
         try:
-            self.errors.labels(namespace, name, reason).inc()
+            with self._lock:
+                errors = self.models.record(namespace, name).errors
+                errors[reason] = errors.get(reason, 0.0) + 1
         except Exception:
             log.exception("metrics for a failed pass of %s/%s not recorded", namespace, name)
 
@@ -189,10 +160,7 @@ class OperatorMetrics:
         with self._lock:
             self._seen.pop((namespace, name), None)
             self.gates.table.pop((namespace, name), None)
-            for metric in self._per_model_metrics():
-                for labels in _label_sets(metric):
-                    if labels[:2] == (namespace, name):
-                        metric.remove(*labels)
+            self.models.records.pop((namespace, name), None)
 
     # ------------------------------------------------------------ internals
     def _passed(self, md: dict[str, Any], decision: Decision, seconds: float) -> None:
@@ -202,77 +170,73 @@ class OperatorMetrics:
         new = decision.status
         self.pass_seconds.labels("true" if "analysis" in decision.evidence else "false").observe(max(seconds, 0.0))
         with self._lock:
-            seen = self._seen.get((ns, name))
-            if seen is None:
-                seen = self._seen[(ns, name)] = _Seen(_Previous.of(old))
-                self._initialise(ns, name)
-            self._transitions(ns, name, seen.previous, new)
-            seen.previous = _Previous.of(new)
-            for phase in PHASES:
-                self.phase.labels(ns, name, phase).set(1 if new.phase.value == phase else 0)
-            self._rollout_gauges(ns, name, new)
-            self._stalled(ns, name, new, seen)
+            record = self.models.record(ns, name)
+            previous = self._seen.get((ns, name))
+            if previous is None:
+                previous = _Previous.of(old)
+                self._initialise(record)
+            self._transitions(record, previous, new)
+            self._seen[(ns, name)] = _Previous.of(new)
+            record.phase = new.phase.value
+            self._rollout_gauges(record, new)
+            cond = next((c for c in new.conditions if c.type == "Stalled" and c.status == "True"), None)
+            record.stalled = cond.reason if cond else None
             self._gates(ns, name, new)
-        if decision.changed:
-            self._decision(ns, name, decision)
+            if decision.changed:
+                self._decision(record, decision)
 
-    def _initialise(self, ns: str, name: str) -> None:
+    def _initialise(self, r: ModelRecord) -> None:
         """Counters and the rollout-time histograms exist at 0 before their first event, so
         `increase()` sees the first one (a series born at 1 has no increase, and the dashboard's
         time-to-rollback panel stayed empty after a model's first rollback)."""
-        self.rollbacks.labels(ns, name)
-        self.to_rollback.labels(ns, name)
-        self.to_promotion.labels(ns, name)
+        r.rollbacks = r.rollbacks or 0.0
+        r.to_rollback = r.to_rollback or self.models.histogram()
+        r.to_promotion = r.to_promotion or self.models.histogram()
         for outcome in OUTCOMES:
-            self.completed.labels(ns, name, outcome)
+            r.completed.setdefault(outcome, 0.0)
         for reason in AUDIT_FAILURES:
-            self.audit_failures.labels(ns, name, reason)
+            r.audit_failures.setdefault(reason, 0.0)
 
-    def _decision(self, ns: str, name: str, decision: Decision) -> None:
+    @staticmethod
+    def _decision(r: ModelRecord, decision: Decision) -> None:
         reason = decision_reason(decision)
-        self.decisions.labels(ns, name, decision.action.value, reason).inc()
+        key = (decision.action.value, reason)
+        r.decisions[key] = r.decisions.get(key, 0.0) + 1
         if reason in AUDIT_FAILURES:
-            self.audit_failures.labels(ns, name, reason).inc()
+            r.audit_failures[reason] = r.audit_failures.get(reason, 0.0) + 1
 
-    def _transitions(self, ns: str, name: str, prev: _Previous, new: ModelDeploymentStatus) -> None:
+    @staticmethod
+    def _transitions(r: ModelRecord, prev: _Previous, new: ModelDeploymentStatus) -> None:
         """Rollout outcomes from the change between the last status seen and this one, not from
         the pass's action: a pass that raised after recording (and was completed from its open
         intent by the next pass) still counts."""
         took = _elapsed(new.rollout_started_at, new.phase_started_at)
         if new.phase in ROLLED_BACK and prev.phase not in ROLLED_BACK and prev.canary_version:
-            self.rollbacks.labels(ns, name).inc()
-            self.completed.labels(ns, name, "rolled_back").inc()
-            if took is not None:
-                self.to_rollback.labels(ns, name).observe(took)
+            r.rollbacks = (r.rollbacks or 0.0) + 1
+            _count(r.completed, "rolled_back")
+            if took is not None and r.to_rollback is not None:
+                r.to_rollback.observe(took)
         elif new.phase is Phase.SUCCEEDED and prev.phase in IN_ROLLOUT and prev.canary_version:
             if new.stable_version == prev.canary_version:
-                self.completed.labels(ns, name, "promoted").inc()
-                if took is not None:
-                    self.to_promotion.labels(ns, name).observe(took)
+                _count(r.completed, "promoted")
+                if took is not None and r.to_promotion is not None:
+                    r.to_promotion.observe(took)
             else:
-                self.completed.labels(ns, name, "cancelled").inc()
+                _count(r.completed, "cancelled")
         elif (prev.phase in IN_ROLLOUT and prev.rollout_id and new.rollout_id
               and new.rollout_id != prev.rollout_id):
-            self.completed.labels(ns, name, "superseded").inc()  # a newer version replaced a running rollout
+            _count(r.completed, "superseded")  # a newer version replaced a running rollout
 
-    def _rollout_gauges(self, ns: str, name: str, s: ModelDeploymentStatus) -> None:
+    @staticmethod
+    def _rollout_gauges(r: ModelRecord, s: ModelDeploymentStatus) -> None:
         running = s.canary_version is not None and s.phase not in (Phase.SUCCEEDED, Phase.PENDING)
-        self.weight.labels(ns, name).set(s.step.weight if running and s.step else 0)
+        r.weight = float(s.step.weight if running and s.step else 0)
         plan = s.plan if running else None
-        _set_or_remove(self.eta, (ns, name), plan.eta_seconds if plan else None)
+        r.eta = _number(plan.eta_seconds) if plan else None
         deadline = None
         if plan is not None and plan.budget_seconds is not None and s.last_analysis_at and s.phase in BUDGETED:
             deadline = parse_iso(s.last_analysis_at).timestamp() + plan.budget_seconds
-        _set_or_remove(self.deadline, (ns, name), deadline)
-
-    def _stalled(self, ns: str, name: str, s: ModelDeploymentStatus, seen: _Seen) -> None:
-        cond = next((c for c in s.conditions if c.type == "Stalled" and c.status == "True"), None)
-        reason = cond.reason if cond else None
-        if seen.stalled is not None and seen.stalled != reason:
-            _remove(self.stalled, (ns, name, seen.stalled))
-        if reason is not None:
-            self.stalled.labels(ns, name, reason).set(1)
-        seen.stalled = reason
+        r.deadline = deadline
 
     def _gates(self, ns: str, name: str, s: ModelDeploymentStatus) -> None:
         """The gates of the last analysis replace the ones before (a gate no longer judged
@@ -283,10 +247,6 @@ class OperatorMetrics:
             self.gates.table[(ns, name)] = gates
         else:
             self.gates.table.pop((ns, name), None)
-
-    def _per_model_metrics(self) -> Iterable[Any]:
-        return (self.phase, self.decisions, self.completed, self.rollbacks, self.audit_failures, self.to_promotion,
-                self.to_rollback, self.errors, self.weight, self.eta, self.deadline, self.stalled)
 
 
 VERDICT_VALUE = {"Pass": 1.0, "Inconclusive": 0.0, "Fail": -1.0, "NoData": -2.0}
@@ -305,29 +265,13 @@ def _elapsed(start: str | None, end: str | None) -> float | None:
     return max((parse_iso(end) - parse_iso(start)).total_seconds(), 0.0)
 
 
-def _label_sets(metric: Any) -> list[tuple[str, ...]]:
-    with metric._lock:  # prometheus_client keeps children per label tuple; there is no public listing
-        return list(metric._metrics)
-
-
-def _remove(metric: Any, labels: tuple[str, ...]) -> None:
-    with metric._lock:  # a look-up, not a copy of every label set (thousands per metric)
-        present = labels in metric._metrics
-    if present:
-        metric.remove(*labels)
+def _count(counts: dict[str, float], key: str) -> None:
+    counts[key] = counts.get(key, 0.0) + 1
 
 
 def _number(value: Any) -> float | None:
     """A status field as a sample value: numbers only (a bool or text is no sample)."""
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: Any) -> None:
-    number = _number(value)
-    if number is not None:
-        gauge.labels(*labels).set(number)
-    else:
-        _remove(gauge, labels)
 
 
 # ---------------------------------------------------------------- the process-wide instance
