@@ -25,7 +25,6 @@ ENV PATH=/opt/vigil/bin:$PATH \
     MALLOC_ARENA_MAX=2 \
     MALLOC_TRIM_THRESHOLD_=65536 \
     MALLOC_MMAP_THRESHOLD_=65536 \
-    PYTHONMALLOC=malloc \
     HOME=/tmp
 COPY --from=builder /opt/vigil /opt/vigil
 USER 65532:65532
