@@ -149,3 +149,21 @@ def test_a_broken_status_never_raises_into_the_pass() -> None:
     m.passed({"metadata": {}}, decision(Action.NONE), 0.1)  # missing namespace: logged, not raised
     m.passed(md(), decision(Action.NONE, last_analysis={"verdicts": ["junk", {"metric": "errorRate", "eFail": "x"}]}), 0.1)
     assert value(m, "vigil_gate_e_value", namespace="ns", model="fraud", gate="errorRate") is None
+
+
+def test_a_scrape_time_histogram_buckets_like_prometheus_client() -> None:
+    """The per-model histograms are plain counts made into samples at scrape time: a value on a
+    bucket's bound counts in that bucket (`le`), as prometheus_client's own Histogram has it."""
+    from prometheus_client import Histogram
+    from vigil.observability.metrics import ROLLOUT_BUCKETS
+    from vigil.observability.model_series import Histo
+
+    values = [0.0, 10, 10.5, 60, 599.9, 600, 604800, 604801, 1e9]
+    reference = Histogram("h", "h", buckets=ROLLOUT_BUCKETS, registry=CollectorRegistry())
+    ours = Histo(ROLLOUT_BUCKETS)
+    for v in values:
+        reference.observe(v)
+        ours.observe(v)
+    expected = [(s.labels["le"], s.value) for s in reference.collect()[0].samples if s.name == "h_bucket"]
+    assert ours.exposition() == expected
+    assert ours.total == sum(values)
