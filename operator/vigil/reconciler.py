@@ -380,9 +380,33 @@ class Reconciler:
                                     f"the audit record could not be written ({err.status} {err.reason}); "
                                     "no traffic was changed", now), md
             status.open_intent = status.audit_seq if moves else None
+            return decision, self._status_after_record(md, old, status)
         if status != old or not md.get("status"):
             md = self.kube.patch_status(md, status.model_dump(mode="json", by_alias=True))
         return decision, md
+
+    def _status_after_record(self, md: dict[str, Any], old: ModelDeploymentStatus,
+                             status: ModelDeploymentStatus) -> dict[str, Any]:
+        """Status after a record was appended: it must follow the chain. A 409 here means the
+        object changed since it was read; when only its spec or metadata did (a user paused or
+        annotated it meanwhile) and status is still the one this decision started from, the
+        status is written on the fresh object. Otherwise the next pass would decide again from
+        a status behind the chain, and a different decision would meet the record just written
+        as an AuditConflict for good. A status someone else changed (another replica) stays a
+        409: the next pass reads it and the chain decides."""
+        body = status.model_dump(mode="json", by_alias=True)
+        try:
+            return self.kube.patch_status(md, body)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            meta = md["metadata"]
+            fresh = self.kube.get_modeldeployment(meta["namespace"], meta["name"])
+            if fresh is None or fresh["metadata"].get("uid") != meta.get("uid") or _status(fresh) != old:
+                raise
+            log.info("%s/%s changed while its decision was recorded; status written on the fresh object",
+                     meta["namespace"], meta["name"])
+            return self.kube.patch_status(fresh, body)
 
     def _append(self, md: dict[str, Any], status: ModelDeploymentStatus, **fields: Any) -> dict[str, Any]:
         """Create the next record of this ModelDeployment's chain and move status's pointer to it."""

@@ -496,3 +496,45 @@ def test_the_specs_metrics_preset_reaches_the_provider(cluster) -> None:
     kube.objects[(API_VERSION, "ModelDeployment", NS, "fraud")]["spec"]["analysis"] = {"metricsPreset": "vllm"}
     run(kube, rec, clock, 3)
     assert metrics.presets and set(metrics.presets) == {"vllm"}
+
+
+def test_a_decision_whose_status_write_meets_a_user_edit_still_lands_and_the_next_one_follows(cluster) -> None:
+    """A plain decision is recorded, and its status write is refused with a 409 because the
+    user paused the rollout a moment after the pass read the object. Status must still follow
+    the chain: otherwise the next pass decides Pause from a status one record behind, meets
+    the record just written, and stalls on an AuditConflict for good."""
+    from vigil.api.names import ANN_PAUSED
+
+    kube, _, rec, clock = cluster
+    run(kube, rec, clock, 3)
+    set_version(kube, "v2", D2)
+    real_patch = kube.patch_status
+    refused: list[int] = []
+
+    def user_pauses_meanwhile(md: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        stored = kube.objects[(API_VERSION, "ModelDeployment", NS, "fraud")]
+        last = kube.records[-1] if kube.records else {}
+        if (not refused and last.get("stage") == "decision" and status.get("auditSeq") == last["seq"]
+                and md["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]):
+            refused.append(last["seq"])
+            stored["metadata"].setdefault("annotations", {})[ANN_PAUSED] = "true"
+            stored["metadata"]["resourceVersion"] = str(int(stored["metadata"]["resourceVersion"]) + 1)
+            raise ApiException(status=409, reason="Conflict")
+        if md["metadata"]["resourceVersion"] != stored["metadata"]["resourceVersion"]:
+            raise ApiException(status=409, reason="Conflict")
+        return real_patch(md, status)
+
+    kube.patch_status = user_pauses_meanwhile  # type: ignore[method-assign]
+    for _ in range(8):
+        try:
+            rec.reconcile(kube.get(API_VERSION, "ModelDeployment", NS, "fraud") or {})
+        except ApiException as err:  # as the operator's pass does: read again on the next one
+            assert err.status == 409
+        clock["now"] += dt.timedelta(minutes=1)
+    assert refused, "no plain decision was recorded in this rollout"
+    status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    assert status["phase"] == "Paused", status.get("message")
+    assert not [r for r in kube.records if r.get("reason") == "AuditConflict"]
+    assert status["auditSeq"] == kube.records[-1]["seq"] and [r["seq"] for r in kube.records] == list(
+        range(1, len(kube.records) + 1))
+    assert chain.verify(kube.records, status["auditHead"]).ok
