@@ -10,7 +10,6 @@ Environment, read at start-up:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from typing import Any
@@ -66,9 +65,9 @@ def _telemetry_stop(**_: Any) -> None:
 async def _forget_deleted(type: str, name: str, namespace: str | None, **_: Any) -> None:
     """A deleted ModelDeployment's series go away (watch event only: no finalizer is added).
     Async, so the other events (every status write is one) cost no trip through a thread;
-    the forgetting itself runs on one, off the event loop."""
+    forgetting is three dictionary removals, done here."""
     if type == "DELETED" and namespace:
-        await asyncio.get_running_loop().run_in_executor(None, metrics.METRICS.forget, namespace, name)
+        metrics.METRICS.forget(namespace, name)
 
 
 DECISION_LOG = logs.DecisionLog()
