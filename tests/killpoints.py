@@ -11,7 +11,8 @@ same scenario:
 - the same steps were decided, in the same order: none repeated, none skipped;
 - every weight change seen on a watch of the route has exactly one completed intent record
   that asked for it, and no completed intent asked for a change the watch did not see;
-- every intent has exactly one outcome, and the signed chain verifies with the public key.
+- every intent has exactly one outcome, a plain decision at most one (abandoned), and the
+  signed chain verifies with the public key.
 
 CI runs a sample (`tests/integration/test_killpoints.py`); `python3 -m tests.killpoints`
 runs every kill point and prints the count survived (`make killpoints`).
@@ -281,9 +282,13 @@ class Harness:
         if not report.ok:
             problems.append("chain: " + report.summary())
         intents = [r["seq"] for r in run.records if r.get("stage") == "intent"]
-        outcomes = sorted(r["of"] for r in run.records if r.get("stage") == "outcome")
+        decisions = {r["seq"] for r in run.records if r.get("stage") == "decision"}
+        outcomes = sorted(r["of"] for r in run.records if r.get("stage") == "outcome" and r["of"] not in decisions)
         if outcomes != intents:
             problems.append(f"intents {intents} and outcomes for {outcomes} do not pair up one to one")
+        closed = [r for r in run.records if r.get("stage") == "outcome" and r["of"] in decisions]
+        if any(r.get("result") != "abandoned" for r in closed) or len({r["of"] for r in closed}) != len(closed):
+            problems.append(f"a plain decision has an outcome other than one 'abandoned': {closed}")
         asked = completed_route_moves(run.records)
         if run.route_splits != asked:
             problems.append(f"the route carried {run.route_splits} but the completed intents asked for {asked}")

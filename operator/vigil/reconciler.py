@@ -50,6 +50,15 @@ from vigil.routing.base import ReadResult, RouteTarget, Split, TrafficRouter
 log = logging.getLogger("vigil.reconciler")
 
 
+ORPHAN_MESSAGES = {
+    "intent": "the operator stopped before this intent's status was written; nothing was moved for it, "
+              "and the next decision replaces it",
+    "decision": "this decision's status was never written (the operator stopped or the write failed); it "
+                "never took effect, and the next decision replaces it",
+}
+"""The records a later pass may close as abandoned, by stage, and what the closing record says."""
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
@@ -419,17 +428,21 @@ class Reconciler:
         return stored
 
     def _abandon_orphan(self, md: dict[str, Any], status: ModelDeploymentStatus, now: dt.datetime) -> bool:
-        """The next record exists and is not this decision: it may be our own intent whose
-        status write was lost in a crash, and which this pass no longer decides (time moved
-        on). Only a record provably ours (signed with our key, linked to our head, for this
-        UID) is closed as abandoned, on the record; anything else stays an AuditConflict."""
+        """The next record exists and is not this decision: it may be our own intent or plain
+        decision whose status write was lost (a crash, or a write that failed), and which this
+        pass no longer decides (time moved on, or the user acted meanwhile). Only a record
+        provably ours (signed with our key, linked to our head, for this UID) is closed as
+        abandoned, on the record: nothing moved for it (an intent moves only after its status
+        is written, a plain decision moves nothing) and its status never took effect. Anything
+        else stays an AuditConflict. The status read is a quorum GET, so a record whose status
+        did land is never mistaken for an orphan."""
         meta = md["metadata"]
         if self.signer is None:
             return False
         found = self.kube.get(API_AUDIT, "AuditRecord", meta["namespace"],
                               audit_record_name(meta["name"], meta["uid"], status.audit_seq + 1))
         record = (found or {}).get("spec") or {}
-        if not record or record.get("stage") != "intent":
+        if not record or record.get("stage") not in ORPHAN_MESSAGES:
             return False
         ours = (record.get("prevHash") == (status.audit_head or chain.GENESIS) and record.get("uid") == meta["uid"]
                 and chain.seal(record)["hash"] == record.get("hash")
@@ -441,9 +454,8 @@ class Reconciler:
         self._append(md, orphan, stage="outcome", of=orphan.open_intent, result="abandoned", served=None,
                      time=iso(now), action=str(record.get("action")), phase=status.phase.value,
                      version=record.get("version"), digest=record.get("digest"), weight=record.get("weight"),
-                     reason="IntentAbandoned", actor="vigil",
-                     message="the operator stopped before this intent's status was written; nothing was moved "
-                             "for it, and the next decision replaces it")
+                     reason=f"{str(record['stage']).capitalize()}Abandoned", actor="vigil",
+                     message=ORPHAN_MESSAGES[str(record["stage"])])
         status.audit_seq, status.audit_head = orphan.audit_seq, orphan.audit_head
         return True
 

@@ -70,6 +70,13 @@ def test_rollback_rate_counts_finished_rollouts_and_skips_outcome_records() -> N
     intent_outcome = chain_of("start") + [
         {"seq": 2, "action": "rollback", "stage": "intent"}, {"seq": 3, "action": "rollback", "stage": "outcome"}]
     assert views.rollout_counts(intent_outcome) == views.RolloutCounts(1, 1)
+    abandoned = chain_of("start") + [
+        {"seq": 2, "action": "rollback", "stage": "decision"},
+        {"seq": 3, "action": "rollback", "stage": "outcome", "of": 2, "result": "abandoned"},
+        {"seq": 4, "action": "start", "stage": "intent"}, {"seq": 5, "action": "start", "stage": "outcome", "of": 4,
+                                                          "result": "abandoned"},
+        {"seq": 6, "action": "pause", "stage": "decision"}]
+    assert views.rollout_counts(abandoned) == views.RolloutCounts(0, 0)  # never took effect: the rollout still runs
     assert views.RolloutCounts(1, 3).text() == "1/3 (33%)"
 
 

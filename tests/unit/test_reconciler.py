@@ -538,3 +538,50 @@ def test_a_decision_whose_status_write_meets_a_user_edit_still_lands_and_the_nex
     assert status["auditSeq"] == kube.records[-1]["seq"] and [r["seq"] for r in kube.records] == list(
         range(1, len(kube.records) + 1))
     assert chain.verify(kube.records, status["auditHead"]).ok
+
+
+def test_our_own_orphaned_plain_decision_is_closed_as_abandoned_when_the_next_pass_decides_otherwise(cluster) -> None:
+    """Killed between a plain decision's record and its status write; before the operator
+    comes back the user pauses the rollout, so the next pass decides Pause, not the same
+    thing again. The orphan is provably ours, so it is closed as abandoned on the record and
+    the pause follows; without that the rollout would stall on an AuditConflict for good."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from vigil.api.names import ANN_PAUSED
+    from vigil.audit.signing import Signer
+
+    kube, _, rec, clock = cluster
+    key = Ed25519PrivateKey.generate()
+    rec.signer = Signer(key)
+    run(kube, rec, clock, 3)
+    set_version(kube, "v2", D2)
+    real_patch = kube.patch_status
+    orphans: list[dict[str, Any]] = []
+
+    def killed_after_a_plain_decision(md: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        last = kube.records[-1] if kube.records else {}
+        if not orphans and last.get("stage") == "decision" and status.get("auditSeq") == last["seq"]:
+            orphans.append(last)
+            stored = kube.objects[(API_VERSION, "ModelDeployment", NS, "fraud")]
+            stored["metadata"].setdefault("annotations", {})[ANN_PAUSED] = "true"  # while the operator is down
+            raise ConnectionError("operator killed")
+        return real_patch(md, status)
+
+    kube.patch_status = killed_after_a_plain_decision  # type: ignore[method-assign]
+    for _ in range(8):
+        try:
+            rec.reconcile(kube.get(API_VERSION, "ModelDeployment", NS, "fraud") or {})
+        except ConnectionError:
+            pass  # the restarted operator's next pass reads the object again
+        clock["now"] += dt.timedelta(minutes=1)
+    assert orphans, "no plain decision was recorded in this rollout"
+    orphan = orphans[0]
+    status = kube.get(API_VERSION, "ModelDeployment", NS, "fraud")["status"]
+    assert status["phase"] == "Paused", status.get("message")
+    assert not [r for r in kube.records if r.get("reason") == "AuditConflict"]
+    closing = next(r for r in kube.records if r["seq"] == orphan["seq"] + 1)
+    assert (closing["stage"], closing["of"], closing["result"], closing["reason"]) == (
+        "outcome", orphan["seq"], "abandoned", "DecisionAbandoned")
+    assert status["auditSeq"] == kube.records[-1]["seq"]
+    report = chain.verify(kube.records, status["auditHead"], public_key=key.public_key())
+    assert report.ok, report.summary()

@@ -109,12 +109,15 @@ class RolloutCounts:
 
 
 def rollout_counts(records: Iterable[Mapping[str, Any]]) -> RolloutCounts:
-    """Walk a chain in order; outcome records (stage=outcome) repeat their intent and are skipped.
-    A start while a rollout runs ends that rollout as superseded (as vigil_rollouts_completed_total)."""
+    """Walk a chain in order; outcome records (stage=outcome) repeat their intent and are skipped,
+    and so is a record an outcome closed as abandoned (it never took effect). A start while a
+    rollout runs ends that rollout as superseded (as vigil_rollouts_completed_total)."""
     rollbacks = finished = 0
     running = False
-    for rec in sorted(records, key=lambda r: int(r.get("seq", 0))):
-        if rec.get("stage") == "outcome":
+    ordered = sorted(records, key=lambda r: int(r.get("seq", 0)))
+    abandoned = {r.get("of") for r in ordered if r.get("stage") == "outcome" and r.get("result") == "abandoned"}
+    for rec in ordered:
+        if rec.get("stage") == "outcome" or rec.get("seq") in abandoned:
             continue
         action = rec.get("action")
         if action == "start":
