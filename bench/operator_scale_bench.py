@@ -45,7 +45,7 @@ from vigil.dev.cluster import LocalCluster, temporary_state_dir
 
 
 NS = "scale"
-OPERATOR_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_MMAP_THRESHOLD_": "65536"}
+OPERATOR_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "1048576", "MALLOC_MMAP_THRESHOLD_": "262144"}
 """What the chart sets in the operator's container too (see charts/vigil/templates/deployment.yaml)."""
 
 
@@ -88,9 +88,15 @@ def main() -> None:
                         help="the analysis double: a real all-Pass analysis (real-sized status), or the small one")
     parser.add_argument("--write", action="store_true", help="write the figures to docs/benchmarks/operator_scale.md")
     parser.add_argument("--operator-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an environment variable for the operator process (e.g. an allocator setting)")
+                        help="an environment variable for the operator process (e.g. an allocator setting); "
+                             "NAME= leaves out one the chart sets")
+    parser.add_argument("--history", type=int, default=0, metavar="N",
+                        help="fill every status.history to N entries (the operator keeps 20) before measuring, "
+                             "as a model with many rollouts behind it carries")
     args = parser.parse_args()
     interval_s = 5.0
+    operator_env = {k: v for k, v in {**OPERATOR_ENV, **dict(kv.split("=", 1) for kv in args.operator_env)}.items()
+                    if v}  # NAME= leaves a chart setting out
     with LocalCluster("vigil-scale", state_dir=temporary_state_dir("vigil-scale-"), nodes=5) as cluster, \
             tempfile.TemporaryDirectory(prefix="vigil-scale-") as tmp:
         api = k8s_config.new_client_from_config(config_file=str(cluster.kubeconfig))
@@ -102,8 +108,7 @@ def main() -> None:
                      "minSamples": 1}})
         stats = Path(tmp) / "stats.json"
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PYTHONPATH": os.pathsep.join(sys.path),
-               "VIGIL_WATCH_CACHE": "off" if args.no_cache else "on", **OPERATOR_ENV,
-               **dict(kv.split("=", 1) for kv in args.operator_env)}
+               "VIGIL_WATCH_CACHE": "off" if args.no_cache else "on", **operator_env}
         with open(Path(tmp) / "operator.log", "w") as log, subprocess.Popen(
                 [sys.executable, "-m", "bench.scale_operator", "--namespace", NS, "--stats", str(stats),
                  "--analysis", args.analysis],
@@ -125,6 +130,9 @@ def main() -> None:
                 in_canary = wait_all(custom, args.count,
                                      lambda s: s.get("phase") == "Canary" and (s.get("step") or {}).get("weight"))
                 t2 = time.monotonic()
+                if args.history:
+                    fill_history(custom, args.count, args.history)
+                    time.sleep(2 * interval_s)  # every daemon has read its object again
                 operator.send_signal(signal.SIGUSR1)  # the measured window: every canary in progress
                 time.sleep(args.hold)
                 operator.send_signal(signal.SIGUSR2)
@@ -132,6 +140,7 @@ def main() -> None:
                 memory, peak = rss_mib(operator.pid)
                 pods = len(core.list_namespaced_pod(NS).items)
                 records = recorded_since(custom, time.time() - figures["seconds"])
+                history = history_lengths(custom)
             finally:
                 operator.terminate()
                 try:
@@ -145,7 +154,7 @@ def main() -> None:
     per_model = [n / intervals for n in figures["batches"].values()] or [0.0]
     held = figures["cache"]
     kinds = request_kinds([tuple(r) for r in figures["requests"]])
-    analysis_cpu = analysis_cpu_as_deployed(calls=50) * args.count  # after the cluster is down: less contention
+    analysis_cpu = analysis_cpu_as_deployed(operator_env) * args.count  # after the cluster is down: less contention
     rows = [
         ("reconcile-pass p50 (canaries in progress)", f"{pct(window, 0.5) * 1000:.0f} ms", ""),
         ("reconcile-pass p99 (canaries in progress)", f"{pct(window, 0.99) * 1000:.0f} ms",
@@ -157,11 +166,13 @@ def main() -> None:
         ("of which the watch cache holds (objects, JSON size)", f"{held[0]}, {held[1]:.1f} MiB", ""),
         ("passes per model per minute (analysis due every 5 s = 12)",
          f"{len(window) / args.count / (seconds / 60):.1f}", ""),
+        ("status.history entries per ModelDeployment at the end (min, mean, max)",
+         f"{min(history)}, {statistics.mean(history):.1f}, {max(history)}" if history else "-", ""),
         ("API requests per second (passes + cache)", f"{len(figures['requests']) / seconds:.1f}", ""),
         ("Prometheus query batches per model per interval",
          f"max {max(per_model):.2f}, mean {statistics.mean(per_model):.2f}",
          f"<= 1: {mark(max(per_model), TARGETS['batches'])}"),
-        ("CPU per analysis round (real analyze, bench/timing window, the chart's allocator)", f"{analysis_cpu:.1f} s",
+        ("CPU per analysis round (real analyze, bench/timing window, the operator's allocator settings)", f"{analysis_cpu:.1f} s",
          f"< 5 s: {mark(analysis_cpu, TARGETS['analysis_cpu_s'])}"),
     ]
     print(f"ModelDeployments:              {args.count} (replicas {args.replicas}, istio router, "
@@ -182,14 +193,22 @@ def main() -> None:
         write_doc(args, rows, t1 - t0, t2 - t1, deployed, in_canary)
 
 
-def analysis_cpu_as_deployed(calls: int) -> float:
-    """CPU seconds per `analyze` call (bench/timing.py) in a process with the operator's
-    allocator settings (OPERATOR_ENV), which change it: the system allocator for every object
-    (PYTHONMALLOC=malloc, the chart's setting until it was measured) cost a third more."""
+def analysis_cpu_as_deployed(env: dict[str, str], calls: int = 200, runs: int = 3) -> float:
+    """CPU seconds per `analyze` call (bench/timing.py), the median of `runs` processes with the
+    operator's allocator settings, which change it: the system allocator for every object
+    (PYTHONMALLOC=malloc) cost a third more, and 64 KiB trim and mmap thresholds half as much
+    again (the analysis's larger temporaries were mapped and unmapped at every call)."""
     code = f"from bench.timing import time_analyze; print(time_analyze(calls={calls}))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **OPERATOR_ENV})
-    return float(out.stdout.split()[-1])
+    figures = [float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                                    check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env}
+                                    ).stdout.split()[-1]) for _ in range(runs)]
+    return statistics.median(figures)
+
+
+def history_lengths(custom: k8s.CustomObjectsApi) -> list[int]:
+    """How many status.history entries each ModelDeployment carries (what `--history` fills)."""
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments")["items"]
+    return [len((md.get("status") or {}).get("history") or []) for md in items]
 
 
 def recorded_since(custom: k8s.CustomObjectsApi, since: float) -> dict[str, int]:
@@ -220,7 +239,8 @@ def write_doc(args: argparse.Namespace, rows: list[tuple[str, str, str]], deploy
     lines = [
         "# Operator scale (issue 13)", "",
         (f"`python bench/operator_scale_bench.py --count {args.count} --replicas {args.replicas} --hold {args.hold:.0f}"
-         f"{' --no-cache' if args.no_cache else ''} --analysis {args.analysis} --write`, on the local control plane "
+         f"{' --no-cache' if args.no_cache else ''}{f' --history {args.history}' if args.history else ''} "
+         f"--analysis {args.analysis} --write`, on the local control plane "
          "(kwok nodes). The operator runs in its own process (bench/scale_operator.py: `vigil operator`'s kopf, pools "
          "and watch cache, with the chart's allocator settings), so its RSS is its own. The analysis inside the loop "
          "is a double that passes everything: with `--analysis recorded` it answers one real analysis of all seven "
@@ -245,7 +265,10 @@ def write_doc(args: argparse.Namespace, rows: list[tuple[str, str, str]], deploy
         ("- **Query batches**: one `collect` per ModelDeployment per analysis (the provider batches its queries "
          "in it); the figure above counts collects per model per interval."),
         ("- **Memory**: no scipy.stats or scipy.optimize in the operator (about 45 MiB), and the allocator settings "
-         "the chart and image set (MALLOC_ARENA_MAX=2, 64 KiB trim and mmap thresholds; Python's own allocator for small objects, which measured 301 MiB against 334 MiB with PYTHONMALLOC=malloc). The "
+         "the chart and image set (MALLOC_ARENA_MAX=2, blocks of 256 KiB and more mapped on their own, free memory "
+         "above 1 MiB returned; Python's own allocator for small objects, which measured 301 MiB against 334 MiB with "
+         "PYTHONMALLOC=malloc). With both thresholds at 64 KiB the operator held about as much, but the analysis "
+         "cost half as much CPU again: its 70 to 100 KiB temporaries were mapped and unmapped at every call. The "
          "per-gate gauges are made at scrape time from one tuple per gate (as prometheus_client children they were "
          "49,000 objects at 1000 models and 7 gates, about 37 MiB), so are the per-model series (24 children "
          "per model with two 14-bucket histograms, 22 MB of objects at 1000 models, now 3 MB), and the metrics "
@@ -260,6 +283,27 @@ def write_doc(args: argparse.Namespace, rows: list[tuple[str, str, str]], deploy
     ]
     path.write_text("\n".join(lines))
     print(f"written to {path}")
+
+
+def fill_history(custom: k8s.CustomObjectsApi, count: int, entries: int) -> None:
+    """Give every ModelDeployment `entries` history entries, repeating the real ones its own
+    rollouts wrote (same fields, same messages), as a model with many rollouts behind it has.
+    The operator's next status write keeps them (it appends and keeps the last 20); a write of
+    ours that meets one of its own is a 409 for one side, which reads again."""
+    for i in range(count):
+        for _ in range(10):
+            md = custom.get_namespaced_custom_object(GROUP, VERSION, NS, "modeldeployments", f"m{i}")
+            real = (md.get("status") or {}).get("history") or []
+            if not real:
+                break
+            body = {"metadata": {"resourceVersion": md["metadata"]["resourceVersion"]},
+                    "status": {"history": (real * (entries // len(real) + 1))[-entries:]}}
+            try:
+                custom.patch_namespaced_custom_object_status(GROUP, VERSION, NS, "modeldeployments", f"m{i}", body)
+                break
+            except k8s.ApiException as err:
+                if err.status != 409:
+                    raise
 
 
 def wait_all(custom: k8s.CustomObjectsApi, count: int, done: Any, timeout: float = 900) -> int:
