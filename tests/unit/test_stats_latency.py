@@ -97,3 +97,43 @@ def test_a_slower_tail_is_caught_as_far_as_the_buckets_allow() -> None:
     c, b = histogram_counts(rng, 5000, 0.1, bins(slower, fine), bins(latency_cdf(), fine), REPS)
     kind, minute = first(latency_evidence(fine, c, b, 0.99, TOL, REG))
     assert ((kind == FAIL) & (minute <= 30)).mean() >= 0.9
+
+
+def test_a_zero_or_negative_bucket_is_folded_into_the_first_positive_one() -> None:
+    """Some exporters have a `le="0"` bucket (a coarse timer rounds fast requests down to zero)
+    and a malformed one may have a negative edge. Latency is judged on log latency, so such
+    edges are folded into the first positive bucket: the verdict and the plan are exactly those
+    of the same requests without the extra edges, and numpy warns of no log of zero or less."""
+    import dataclasses
+    import warnings
+
+    from vigil.stats import CounterPanel, CounterSeries, analyze
+    from vigil.stats.data import LatencyHistogram
+
+    from bench.timing import GATES, fresh, window
+
+    data = fresh(window(10))
+    gates = [g for g in GATES if g.metric in (MetricKind.LATENCY_P50, MetricKind.LATENCY_P99)]
+
+    def with_edges(panel: CounterPanel, extra: dict[str, float]) -> CounterPanel:
+        first = min((s for s in panel.series), key=lambda s: float(s.labels["le"]) if s.labels["le"] != "+Inf"
+                    else np.inf)
+        added = [CounterSeries({**first.labels, "le": le}, first.values * share) for le, share in extra.items()]
+        return CounterPanel(panel.timestamps, tuple(panel.series) + tuple(added))
+
+    def verdicts(extra: dict[str, float]) -> list[dict]:
+        latency = {}
+        for kind in (MetricKind.LATENCY_P50, MetricKind.LATENCY_P99):
+            item = data[kind]
+            assert isinstance(item, LatencyHistogram)
+            latency[kind] = dataclasses.replace(item, baseline=with_edges(item.baseline, extra),
+                                                canary=with_edges(item.canary, extra))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            result = analyze(gates, latency, alpha_fail=0.05, alpha_pass=0.05, min_samples=500)
+        return [v.to_dict() for v in result.verdicts]
+
+    plain = verdicts({})
+    assert all(v["plan"]["timeToPassSeconds"] is not None for v in plain)
+    assert verdicts({"0": 0.25}) == plain  # a quarter of the first bucket's requests timed at zero
+    assert verdicts({"-1": 0.0, "0": 0.25}) == plain

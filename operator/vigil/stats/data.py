@@ -241,7 +241,15 @@ class HistogramData(ArmData):
 
 
 class LatencyHistogram(HistogramData):
-    """`vigil_model_request_duration_seconds_bucket`."""
+    """`vigil_model_request_duration_seconds_bucket`.
+
+    Buckets at or below zero seconds are folded into the first positive one: no request takes
+    less than no time, a `le="0"` bucket only holds what a coarse timer rounded down to zero,
+    and the tails are judged on log latency, where such an edge has no place. The fold is exact
+    (the counts are cumulative over `le`, so the first positive bucket already holds them)."""
+
+    def edges(self) -> list[str]:
+        return [e for e in super().edges() if not parse_le(e) <= 0]
 
 
 class ScoreHistogram(HistogramData):
