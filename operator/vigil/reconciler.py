@@ -449,9 +449,8 @@ class Reconciler:
                 and record.get("signature") == self.signer.sign(chain.record_message(str(record.get("hash")))))
         if not ours:
             return False
-        orphan = status.model_copy(update={"audit_seq": int(record["seq"]), "audit_head": record["hash"],
-                                           "open_intent": int(record["seq"])})
-        self._append(md, orphan, stage="outcome", of=orphan.open_intent, result="abandoned", served=None,
+        orphan = status.model_copy(update={"audit_seq": int(record["seq"]), "audit_head": record["hash"]})
+        self._append(md, orphan, stage="outcome", of=orphan.audit_seq, result="abandoned", served=None,
                      time=iso(now), action=str(record.get("action")), phase=status.phase.value,
                      version=record.get("version"), digest=record.get("digest"), weight=record.get("weight"),
                      reason=f"{str(record['stage']).capitalize()}Abandoned", actor="vigil",
