@@ -1,12 +1,25 @@
 """How long one `analyze` call takes on a realistic window, and what that means per round.
 
-    python bench/timing.py            # 200 calls on a 30-minute window of all 7 gates
+    python bench/timing.py            # 200 calls on a 30-minute window: all 7 gates, and the
+                                      # shipped example policy's canary stage
 
 The window is what the operator really reads: the simulated model servers of
 bench/rollout_sim.py answer 1000 req/min for 30 minutes at a 10% split, and the reconciler's
 own `measure()` turns the plan into the counters `analyze` gets. Prints CPU seconds per call, per
 call with the change detector, and the CPU one analysis round of 1000 ModelDeployments takes on
-one core. Asserts nothing.
+one core, for two sets of gates:
+
+* all seven gates at alpha 0.05 and a 4-hour horizon: the most a round can cost (a policy with
+  every gate, in its shadow stage, where every gate is judged);
+* the shipped example policy (manifests/examples/riskpolicy.yaml) in its canary stage, as the
+  operator calls `analyze` there (`as_deployed`): the gates `vigil.core.plan` judges in that stage
+  (shadowDisagreement is judged in shadow only and carried), the policy's tolerances, its alphas and
+  minSamples, its budget as the plan's horizon, and the decided gates' detectable effects deferred
+  to the decisions that are recorded (`vigil.core.decide.default_analyzer`). That is what a round of
+  "canaries in progress" costs (issue 13); a round in which a model's decision is recorded costs
+  that model one eager analysis more of its decided gates (`time_complete`).
+
+Asserts nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +45,24 @@ from vigil.stats import CounterPanel, CounterSeries, ShadowComparisons, analyze
 from bench.rollout_sim import T0, Servers, SimulatedPrometheus, Version, spec
 
 GATES = [Gate(metric=k) for k in MetricKind]
+EXAMPLE_POLICY = Path(__file__).resolve().parents[1] / "manifests" / "examples" / "riskpolicy.yaml"
+WORST = {"gates": GATES, "alpha_fail": 0.05, "alpha_pass": 0.05, "min_samples": 500}
+"""All seven gates at round alphas and the default horizon (what this file measured first)."""
+
+
+def as_deployed(stage: str = "canary", path: Path = EXAMPLE_POLICY) -> dict[str, Any]:
+    """`analyze`'s gates and arguments for the example policy in `stage`, as `vigil.core.decide`
+    passes them (the stage's gates and alphas from `vigil.core.plan`, the budget as horizon)."""
+    import yaml
+    from vigil.api.common import parse_duration
+    from vigil.api.policy import RiskPolicySpec
+    from vigil.core.plan import Stage, gate_alpha, gates_for
+
+    policy = RiskPolicySpec.model_validate(yaml.safe_load(path.read_text())["spec"])
+    gates, _ = gates_for(Stage(stage), policy)
+    return {"gates": list(gates), "alpha_fail": gate_alpha(policy) * max(len(gates), 1),
+            "alpha_pass": 1 - policy.promotion_confidence, "min_samples": policy.min_samples,
+            "horizon_s": parse_duration(policy.budget.max_duration).total_seconds(), "deferred": True}
 
 
 def window(minutes: int = 30, rpm: float = 1000.0, seed: int = 7) -> dict[Any, Any]:
@@ -65,17 +96,32 @@ def fresh(data: Mapping[Any, Any]) -> dict[Any, Any]:
     return out
 
 
-def time_analyze(calls: int = 200, minutes: int = 30, detect_change: bool = False) -> float:
-    """CPU seconds per `analyze` call (7 gates, a `minutes` window, with the plan on every
-    verdict), each call on fresh panel objects. This thread's CPU time, not wall time: the
-    figure is what one round costs a core, whatever else the machine or the process runs."""
+def time_analyze(calls: int = 200, minutes: int = 30, detect_change: bool = False,
+                 setting: Mapping[str, Any] | None = None) -> float:
+    """CPU seconds per `analyze` call (a `minutes` window, with the plan on every verdict), each
+    call on fresh panel objects; `setting`: gates and arguments (WORST, the default, or
+    `as_deployed()`). This thread's CPU time, not wall time: the figure is what one round costs a
+    core, whatever else the machine or the process runs."""
+    kwargs = dict(WORST if setting is None else setting)
+    gates = kwargs.pop("gates")
     data = window(minutes)
-    analyze(GATES, fresh(data), alpha_fail=0.05, alpha_pass=0.05, min_samples=500)  # warm module caches
+    analyze(gates, fresh(data), **kwargs)  # warm module caches
     copies = [fresh(data) for _ in range(calls)]
     started = time.thread_time()
     for copy in copies:
-        analyze(GATES, copy, alpha_fail=0.05, alpha_pass=0.05, min_samples=500, expected_canary_share=0.1,
-                detect_change=detect_change)
+        analyze(gates, copy, expected_canary_share=0.1, detect_change=detect_change, **kwargs)
+    return (time.thread_time() - started) / calls
+
+
+def time_complete(calls: int = 200, minutes: int = 30, setting: Mapping[str, Any] | None = None) -> float:
+    """CPU seconds to complete one deferred analysis (what a recorded decision adds)."""
+    kwargs = dict(as_deployed() if setting is None else setting)
+    gates = kwargs.pop("gates")
+    data = window(minutes)
+    lean = [analyze(gates, fresh(data), expected_canary_share=0.1, **kwargs) for _ in range(calls)]
+    started = time.thread_time()
+    for analysis in lean:
+        analysis.complete()
     return (time.thread_time() - started) / calls
 
 
@@ -84,6 +130,14 @@ def main() -> None:
     print(f"one analyze call, 7 gates, 30-minute window: {1000 * plain:.1f} ms "
           f"({1000 * detecting:.1f} ms with the change detector)")
     print(f"one analysis round of 1000 ModelDeployments on one core: {plain * 1000:.0f} s")
+    deployed = as_deployed()
+    canary = time_analyze(setting=deployed)
+    names = ", ".join(g.metric.value for g in deployed["gates"])
+    print(f"the example policy's canary stage ({names}): {1000 * canary:.1f} ms a call, "
+          f"{canary * 1000:.1f} s a round of 1000 ModelDeployments")
+    eager = time_analyze(setting={**deployed, "deferred": False})
+    print(f"  the same without deferring the decided gates' detectable effects: {1000 * eager:.1f} ms a call; "
+          f"completing a deferred analysis for a recorded decision: {1000 * time_complete():.1f} ms")
 
 
 if __name__ == "__main__":

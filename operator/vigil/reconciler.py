@@ -517,7 +517,7 @@ def _restore(decision: Decision, moves: Moves) -> Decision:
     first = decision.status.stable_version is None
     message = f"{'deploying' if first else 'restoring what status stands for'}: {moves.describe()}"
     return replace(decision, action=Action.DEPLOY if first else Action.RESTORE,
-                   evidence={**decision.evidence, "moves": moves.describe()},
+                   evidence={**decision.recorded_evidence(), "moves": moves.describe()}, whole_evidence=None,
                    status=decision.status.model_copy(update={"message": message}))
 
 

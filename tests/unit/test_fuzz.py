@@ -2,7 +2,8 @@
 
 Properties: nothing crashes; every rejection of a spec names the field it is about; the
 analysis of arbitrary counters (resets, NaN, negative, junk labels, empty panels) returns a
-verdict per gate and never raises. The test command runs VIGIL_FUZZ_EXAMPLES (default 3400)
+verdict per gate and never raises, and deferring its plans (as the operator does) changes nothing
+once completed. The test command runs VIGIL_FUZZ_EXAMPLES (default 3400)
 cases per property, 10,200 in all; `make fuzz` runs 4000 per property (12,000).
 """
 
@@ -24,7 +25,7 @@ from vigil.api.policy import RiskPolicySpec
 from vigil.core.policy_check import validation_message
 from vigil.stats.analyze import analyze
 from vigil.stats.data import CounterPanel, CounterSeries, LatencyHistogram, RequestCounts, ScoreHistogram
-from vigil.stats.result import Outcome
+from vigil.stats.result import Outcome, status_record
 
 EXAMPLES = int(os.environ.get("VIGIL_FUZZ_EXAMPLES", "3400"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
@@ -195,6 +196,11 @@ def test_analysis_of_arbitrary_counters_never_raises(data: dict[MetricKind, Any]
                                                     change: bool) -> None:
     result = analyze(GATES, data, alpha_fail=0.01, alpha_pass=0.05, min_samples=50,
                      expected_canary_share=share, detect_change=change)
+    # the operator defers decided gates' plans: the same status, and the same analysis once completed
+    lean = analyze(GATES, data, alpha_fail=0.01, alpha_pass=0.05, min_samples=50,
+                   expected_canary_share=share, detect_change=change, deferred=True)
+    assert status_record(lean.to_dict()) == status_record(result.to_dict())
+    assert lean.complete().to_dict() == result.to_dict()
     assert {v.metric for v in result.verdicts} == {g.metric for g in GATES}
     assert result.outcome in set(Outcome)
     for v in result.verdicts:

@@ -62,9 +62,12 @@ HISTORY_LIMIT = 20
 
 
 def default_analyzer(*args: Any, **kwargs: Any) -> AnalysisLike:
+    """`vigil.stats.analyze`, deferring what only a decision's AuditRecord reads (the detectable
+    effects of decided gates, most of the plans' work): `_finish` completes the record when the
+    decision is recorded, so every record carries what an eager analysis gives."""
     from vigil.stats import analyze
 
-    return analyze(*args, **kwargs)
+    return analyze(*args, **{"deferred": True, **kwargs})
 
 
 @dataclass
@@ -83,6 +86,7 @@ class _Ctx:
     evidence: dict[str, Any] = field(default_factory=dict)
     stalled: bool = False  # a hold that needs a person (budget exceeded): Stalled=True
     srm_warning: str | None = None  # a sample-ratio mismatch that this analysis found first
+    whole_record: Callable[[], dict[str, Any]] | None = None  # the analysis record with its deferred plans
 
     def __post_init__(self) -> None:
         self.status = self.old.model_copy(deep=True)
@@ -303,14 +307,20 @@ def _analyse(ctx: _Ctx, plan: AnalysisPlan) -> _Judgement | None:
         # budget) is caught about as fast as a fresh one; see docs/rollouts.md for the alpha it costs
         detect_change=plan.stage is Stage.HOLDBACK or _budget_spent(ctx),
     )
-    record = analysis.to_dict()
-    record["stage"] = plan.stage.value
-    record["notApplicable"] = [
+    not_applicable = [
         {"metric": g.metric.value, "outcome": "NotApplicable",
          "explanation": f"judged in shadow: {s.carried_verdicts.get(g.metric.value, 'not judged')}"
          if g.metric in SHADOW_ONLY else f"not measured in the {plan.stage.value} stage"}
         for g in plan.not_applicable
     ]
+
+    def as_record(result: AnalysisLike) -> dict[str, Any]:
+        return {**result.to_dict(), "stage": plan.stage.value, "notApplicable": not_applicable}
+
+    record = as_record(analysis)
+    complete = getattr(analysis, "complete", None)
+    if complete is not None and any(getattr(analysis, "pending", None) or ()):
+        ctx.whole_record = lambda: as_record(complete())
     s.last_analysis_at = iso(ctx.now)
     before = (s.last_analysis or {}).get("sampleRatio") or {}
     now_srm = record.get("sampleRatio") or {}
@@ -615,8 +625,15 @@ def _finish(ctx: _Ctx, action: Action, reason: str, *, touch_world: bool = True)
     workloads, traffic = _desired(ctx, s.phase) if touch_world else (None, None)
     if touch_world:
         ctx.evidence.setdefault("policy", ctx.policy.fingerprint())
+    whole = None
+    if ctx.whole_record is not None and "analysis" in ctx.evidence:
+        record, evidence = ctx.whole_record, ctx.evidence
+        if action is not Action.NONE:  # recorded: with the plans the analysis deferred
+            ctx.evidence["analysis"] = record()
+        else:  # recorded only if the reconciler must restore the world
+            whole = lambda: {**evidence, "analysis": record()}  # noqa: E731
     return Decision(action=action, status=s, workloads=workloads, traffic=traffic, events=tuple(ctx.events),
-                    evidence=ctx.evidence, requeue_after=_requeue(ctx))
+                    evidence=ctx.evidence, requeue_after=_requeue(ctx), whole_evidence=whole)
 
 
 def desired_world(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Generic, Mapping, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Generic, Mapping, Protocol, Sequence, TypeVar
 
 from vigil.api.modeldeployment import ModelDeploymentStatus
 
@@ -209,7 +209,14 @@ class Decision:
     events: tuple[EventSpec, ...] = ()
     evidence: Mapping[str, Any] = field(default_factory=dict)
     requeue_after: float = 30.0
+    whole_evidence: Callable[[], Mapping[str, Any]] | None = field(default=None, compare=False, repr=False)
+    """For a decision that records nothing: its evidence with the parts an analysis deferred (what
+    a record needs; the reconciler records such a decision when it must restore the world)."""
 
     @property
     def changed(self) -> bool:
         return self.action is not Action.NONE
+
+    def recorded_evidence(self) -> Mapping[str, Any]:
+        """The evidence as an AuditRecord carries it (deferred parts computed)."""
+        return self.whole_evidence() if self.whole_evidence is not None else self.evidence

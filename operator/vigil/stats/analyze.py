@@ -10,13 +10,17 @@ it is asked. Error control:
   gate at or beyond its regression margin is promoted with probability at most beta.
 
 Every verdict also carries a plan (`vigil.stats.plan`): the projected time to Pass at the
-traffic seen so far, and the smallest effect the gate could detect within `horizon_s`.
+traffic seen so far, and the smallest effect the gate could detect within `horizon_s`. With
+`deferred`, a gate that is already decided gets only its time to Pass, and the detectable effect
+waits for `Analysis.complete()`: the operator reads it only in a decision's AuditRecord, and it is
+most of a plan's work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.calibration import calibration_verdict
@@ -34,10 +38,10 @@ from vigil.stats.drift import drift_verdict
 from vigil.stats.evidence import Thresholds
 from vigil.stats.fairness import fairness_verdict
 from vigil.stats.latency import latency_verdict
-from vigil.stats.plan import plan_gate
+from vigil.stats.plan import plan_gate, time_to_pass
 from vigil.stats.rates import error_rate_verdict, shadow_verdict
 from vigil.stats.report import no_data
-from vigil.stats.result import Analysis, Outcome, Verdict, combine
+from vigil.stats.result import Analysis, Outcome, Plan, Verdict, combine
 from vigil.stats.srm import sample_ratio_check
 
 Evaluator = Callable[[object, Gate, Thresholds], Verdict]
@@ -68,6 +72,7 @@ def analyze(
     share_since: float | None = None,
     horizon_s: float = DEFAULT_HORIZON_S,
     detect_change: bool = False,
+    deferred: bool = False,
 ) -> Analysis:
     """Judge the canary on every gate; see the module docstring for the error control.
 
@@ -80,7 +85,11 @@ def analyze(
     detect_change: for long holds and holdback, also run a change detector on the gates that
     have one (errorRate, latencyP50, latencyP99), so a regression that starts late is caught about as fast as a
     fresh one; each gate's false-Fail share is then split in half between its cumulative
-    test and its detector (false alarm within horizon_s at most that half).
+    test and its detector (false alarm within horizon_s at most that half);
+    deferred: a gate judged Pass, Fail or NoData gets a plan with its time to Pass only (what
+    status shows); `Analysis.complete()` adds the detectable effects, and then equals the
+    analysis without `deferred` exactly. Outcomes, e-values, bounds and explanations are the
+    same either way (an Inconclusive gate, whose explanation quotes the plan, is always complete).
     """
     for name, value in (("alpha_fail", alpha_fail), ("alpha_pass", alpha_pass)):
         if not 0 < value < 1:
@@ -91,13 +100,15 @@ def analyze(
     th = Thresholds(alpha_fail=share, alpha_pass=alpha_pass, min_samples=max(int(min_samples), 0),
                     horizon_s=horizon_s)
     split = replace(th, alpha_fail=share / 2, change_alpha=share / 2)
-    verdicts = [_judge(gate, _lookup(data, gate.metric), split if detect_change and gate.metric in DETECTORS else th,
-                       horizon_s) for gate in gates]
+    judged = [_judge(gate, _lookup(data, gate.metric), split if detect_change and gate.metric in DETECTORS else th,
+                     horizon_s, deferred) for gate in gates]
+    verdicts = [verdict for verdict, _ in judged]
     outcome = combine([v.outcome for v in verdicts]) if verdicts else Outcome.INCONCLUSIVE
     srm = sample_ratio_check(data, expected_canary_share, alpha_fail, since=share_since)
     note = srm.summary() if srm is not None and srm.mismatch else ""
     return Analysis(outcome=outcome, verdicts=verdicts, sample_ratio=srm, alpha_fail=alpha_fail,
-                    alpha_pass=alpha_pass, note=note, horizon_s=horizon_s)
+                    alpha_pass=alpha_pass, note=note, horizon_s=horizon_s,
+                    pending=tuple(rest for _, rest in judged) if deferred else ())
 
 
 def _lookup(data: Mapping[MetricKind, MetricData | NoData], kind: MetricKind) -> MetricData | NoData:
@@ -105,21 +116,52 @@ def _lookup(data: Mapping[MetricKind, MetricData | NoData], kind: MetricKind) ->
     return NoData(f"{kind.value} was not collected") if item is None else item
 
 
-def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: float) -> Verdict:
+Pending = Callable[[], Verdict] | None
+"""What completes a deferred verdict (the gate judged again with its whole plan), or None."""
+
+
+def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: float,
+           deferred: bool = False) -> tuple[Verdict, Pending]:
+    """The gate's verdict with its plan, and what completes it when the plan was deferred."""
     if isinstance(item, NoData):
-        return no_data(gate.metric, item.reason)
+        return no_data(gate.metric, item.reason), None
     expected, evaluate = EVALUATORS[gate.metric]
     if not isinstance(item, expected):
-        return no_data(gate.metric, f"expected {expected.__name__} for {gate.metric.value}, got {type(item).__name__}")
+        return no_data(gate.metric, f"expected {expected.__name__} for {gate.metric.value}, got {type(item).__name__}"), None
     if item.timestamps.size < 2:
-        return no_data(gate.metric, "fewer than two samples in the window")
+        return no_data(gate.metric, "fewer than two samples in the window"), None
+    pending: Pending = None
     try:
         verdict = evaluate(item, gate, th)
-        plan = plan_gate(gate, item, th, horizon_s)
+        if deferred and verdict.outcome is not Outcome.INCONCLUSIVE:
+            plan = time_to_pass(gate, item, th, horizon_s)
+            pending = partial(_complete, gate, item, th, horizon_s, verdict, plan)
+        else:
+            plan = plan_gate(gate, item, th, horizon_s)
     except (ValueError, ArithmeticError, IndexError) as exc:  # malformed counters must not pass or crash the loop
-        return no_data(gate.metric, f"could not analyse {gate.metric.value}: {exc}")
-    figures = {**verdict.figures, "timeToPassSeconds": plan.time_to_pass_s,
-               "detectableEffect": plan.detectable_effect, "detectableSeconds": plan.detectable_time_s}
+        return no_data(gate.metric, f"could not analyse {gate.metric.value}: {exc}"), None
+    return _with_plan(verdict, plan, whole=pending is None), pending
+
+
+def _complete(gate: Gate, item: MetricData, th: Thresholds, horizon_s: float, verdict: Verdict,
+              lean: Plan) -> Verdict:
+    """A deferred verdict with its whole plan: what `_judge` returns without deferring. Should
+    the effects fail to project where the time to Pass did not (no window has been seen to), the
+    verdict the decision was taken on stays, with the time to Pass alone: a projection never
+    decides, so it does not turn a judged gate into NoData after the fact."""
+    try:
+        return _with_plan(verdict, plan_gate(gate, item, th, horizon_s))
+    except (ValueError, ArithmeticError, IndexError) as exc:
+        return _with_plan(verdict, replace(lean, note=f"the detectable effect could not be projected: {exc}"),
+                          whole=False)
+
+
+def _with_plan(verdict: Verdict, plan: Plan, whole: bool = True) -> Verdict:
+    """The verdict with its plan in its figures (the detectable effect only from a whole plan)
+    and, for an Inconclusive gate, the plan's note in its explanation."""
+    figures = {**verdict.figures, "timeToPassSeconds": plan.time_to_pass_s}
+    if whole:
+        figures |= {"detectableEffect": plan.detectable_effect, "detectableSeconds": plan.detectable_time_s}
     explanation = verdict.explanation
     if verdict.outcome is Outcome.INCONCLUSIVE and plan.note:
         explanation = f"{explanation}; {plan.note}"

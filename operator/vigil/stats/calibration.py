@@ -48,15 +48,16 @@ def calibration_shift(L_c: np.ndarray, X_c: np.ndarray, L_b: np.ndarray, X_b: np
 
 def calibration_evidence(lab_c: np.ndarray, cor_c: np.ndarray, lab_b: np.ndarray, cor_b: np.ndarray,
                          tolerance: float, scale: float = CALIBRATION_SCALE, regression: float | None = None,
-                         last: bool = False, pass_rows: int | None = None) -> GateEvidence:
+                         last: bool = False, pass_rows: int | None = None, fail_side: bool = True) -> GateEvidence:
     """Labelled and correct counts per interval and bucket, shaped (..., T, K). `last`: only
-    the end of the window, (..., 1) (what a verdict reads); `pass_rows`: see `band_evidence`."""
+    the end of the window, (..., 1) (what a verdict reads); `pass_rows`, `fail_side`: see
+    `band_evidence`."""
     L_c, X_c, L_b, X_b = (np.cumsum(a, axis=-2) for a in (lab_c, cor_c, lab_b, cor_b))
     if last:
         L_c, X_c, L_b, X_b = (a[..., -1:, :] for a in (L_c, X_c, L_b, X_b))
     shift, info = calibration_shift(L_c, X_c, L_b, X_b)
     return band_evidence(shift, info, tolerance, scale, L_c.sum(axis=-1), L_b.sum(axis=-1), regression=regression,
-                         pass_rows=pass_rows)
+                         pass_rows=pass_rows, fail_side=fail_side)
 
 
 def expected_calibration_error(labelled: np.ndarray, correct: np.ndarray, confidence: np.ndarray) -> float:

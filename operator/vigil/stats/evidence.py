@@ -112,21 +112,30 @@ def decide_last(ev: GateEvidence, th: Thresholds) -> tuple[int, str]:
 
 def band_evidence(delta: np.ndarray, info: np.ndarray, tolerance: float, scale: float,
                   n_canary: np.ndarray, n_baseline: np.ndarray, tests_axis: bool = False,
-                  regression: float | None = None, pass_rows: int | None = None, in_order: bool = False
-                  ) -> GateEvidence:
+                  regression: float | None = None, pass_rows: int | None = None, in_order: bool = False,
+                  fail_side: bool = True) -> GateEvidence:
     """Evidence for differences that must stay within +-tolerance (Fail) and are shown inside
     +-regression (Pass), by normal mixtures.
 
     With `tests_axis`, the last axis of `delta`/`info` holds several differences (one per
     group): Fail needs any side of any of them out of bounds (mean of all the one-sided
     e-values), Pass needs every one shown inside. `pass_rows`: Pass only for the first rows
-    of the leading axis (the plan reads the first row's); `in_order`: see `any_of`.
+    of the leading axis (the plan reads the first row's); `in_order`: see `any_of`;
+    `fail_side=False`: Pass only (Fail is `not_computed`).
     """
-    fail, _ = tolerance_band_log_e(delta, info, tolerance, scale, regression, sides="fail")
+    fail, _ = tolerance_band_log_e(delta, info, tolerance, scale, regression, sides="fail") if fail_side else ([], [])
     if pass_rows is not None:
         delta, info = delta[:pass_rows], info[:pass_rows]
     _, passed = tolerance_band_log_e(delta, info, tolerance, scale, regression, sides="pass")
     if tests_axis:
         fail = [f[..., g] for f in fail for g in range(delta.shape[-1])]
         passed = [p[..., g] for p in passed for g in range(delta.shape[-1])]
-    return GateEvidence(any_of(fail, in_order=in_order), all_of(passed), n_canary, n_baseline)
+    passed_all = all_of(passed)
+    return GateEvidence(any_of(fail, in_order=in_order) if fail_side else not_computed(passed_all), passed_all,
+                        n_canary, n_baseline)
+
+
+def not_computed(like: np.ndarray) -> np.ndarray:
+    """The evidence of a side the caller does not read (a plan's time to Pass reads Pass only):
+    NaN, which no level is reached by."""
+    return np.full(np.shape(like), np.nan)

@@ -34,15 +34,17 @@ def group_shift(N_c: np.ndarray, P_c: np.ndarray, N_b: np.ndarray, P_b: np.ndarr
 
 def fairness_evidence(tot_c: np.ndarray, pos_c: np.ndarray, tot_b: np.ndarray, pos_b: np.ndarray,
                       tolerance: float, scale: float = FAIRNESS_SCALE, regression: float | None = None,
-                      last: bool = False, pass_rows: int | None = None) -> GateEvidence:
+                      last: bool = False, pass_rows: int | None = None, fail_side: bool = True) -> GateEvidence:
     """Predictions and positive predictions per interval and group, shaped (..., T, G). `last`:
-    only the end of the window, (..., 1) (what a verdict reads); `pass_rows`: see `band_evidence`."""
+    only the end of the window, (..., 1) (what a verdict reads); `pass_rows`, `fail_side`: see
+    `band_evidence`."""
     N_c, P_c, N_b, P_b = (np.cumsum(a, axis=-2) for a in (tot_c, pos_c, tot_b, pos_b))
     if last:
         N_c, P_c, N_b, P_b = (a[..., -1:, :] for a in (N_c, P_c, N_b, P_b))
     delta, info = group_shift(N_c, P_c, N_b, P_b)
     return band_evidence(delta, info, tolerance, scale, N_c.sum(axis=-1), N_b.sum(axis=-1), tests_axis=True,
-                         regression=regression, pass_rows=pass_rows, in_order=last and tot_c.shape[-2] > 1)
+                         regression=regression, pass_rows=pass_rows, in_order=last and tot_c.shape[-2] > 1,
+                         fail_side=fail_side)
 
 
 def parity(rates: np.ndarray) -> tuple[float, float]:

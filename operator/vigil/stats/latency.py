@@ -32,6 +32,7 @@ from vigil.stats.evidence import (
     all_of,
     any_of,
     cumulative,
+    not_computed,
     ratio,
 )
 from vigil.stats.rates import CHANGE_ALTERNATIVES, with_change
@@ -60,8 +61,8 @@ def exceeding(counts: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 
 def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: float, tolerance: float,
-                     regression: float | None = None, last: bool = False, pass_rows: int | None = None
-                     ) -> GateEvidence:
+                     regression: float | None = None, last: bool = False, pass_rows: int | None = None,
+                     fail_side: bool = True) -> GateEvidence:
     """Bin counts per interval c (canary), b (baseline) shaped (..., T, B).
 
     One e-process per bracketing edge, each choosing its edge before the interval from
@@ -73,7 +74,8 @@ def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: 
     plan): what depends on the baseline alone, the edges and their bounds, is computed once.
     `last`: only the evidence at the end of the window, shaped (..., 1) (all a verdict reads).
     `pass_rows`: the Pass evidence only for the first rows of the leading axis (the plan
-    reads the first row's).
+    reads the first row's); `fail_side=False`: Pass only (an edge is still usable only where
+    both sides' bounds are, so both are bounded).
     """
     c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
     before = np.cumsum(b, axis=-2) - b
@@ -86,14 +88,16 @@ def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: 
         n_c = np.where(usable, n_c_all, 0.0)
         n_b = np.where(usable, n_b_all, 0.0)
         x_c, x_b = exceeding(c, j), exceeding(b, j)
-        fails.append(rate_ratio_side(x_c, x_b, n_c, n_b, rho0, TAIL_PRIOR, True, last))
+        if fail_side:
+            fails.append(rate_ratio_side(x_c, x_b, n_c, n_b, rho0, TAIL_PRIOR, True, last))
         if pass_rows is not None:
             x_c, n_c = x_c[:pass_rows], n_c[:pass_rows]
         passes.append(rate_ratio_side(x_c, x_b, n_c, n_b, rho0_pass, TAIL_PRIOR, False, last))
     n_c_cum, n_b_cum = cumulative(n_c_all), cumulative(n_b_all)
     if last:
         n_c_cum, n_b_cum = n_c_cum[..., -1:], n_b_cum[..., -1:]
-    return GateEvidence(any_of(fails, SLOT_WEIGHTS), all_of(passes), n_c_cum, n_b_cum)
+    passed = all_of(passes)
+    return GateEvidence(any_of(fails, SLOT_WEIGHTS) if fail_side else not_computed(passed), passed, n_c_cum, n_b_cum)
 
 
 def latency_change_log_e(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: float, tolerance: float

@@ -31,7 +31,7 @@ from vigil.stats.data import (
     ShadowComparisons,
 )
 from vigil.stats.drift import DRIFT_SCALE, buckets_shown, chi_distance
-from vigil.stats.evidence import GateEvidence, Thresholds
+from vigil.stats.evidence import GateEvidence, Thresholds, not_computed
 from vigil.stats.fairness import fairness_evidence
 from vigil.stats.latency import QUANTILE, latency_evidence
 from vigil.stats.rates import gate_error_evidence, shadow_evidence
@@ -54,11 +54,12 @@ CHUNKED = frozenset({MetricKind.ERROR_RATE, MetricKind.LATENCY_P50, MetricKind.L
 """Gates whose projection costs about its row count (elsewhere a batch's fixed cost dominates,
 and a second batch would cost more than the rows it saves)."""
 
-Path = Callable[[np.ndarray], GateEvidence]
-"""Evidence along the expected path for a batch of effects (rows). Only the first row's Pass
-evidence and the other rows' Fail evidence are read, and only through `_first` (the first
-point at the level), so a path may leave out the rest (its log_e_pass may have just the first
-row, and values that cannot change the first crossing need not be exact)."""
+Path = Callable[[np.ndarray, bool], GateEvidence]
+"""Evidence along the expected path for a batch of effects (rows), with the Fail side or not
+(a time to Pass alone reads no Fail evidence). Only the first row's Pass evidence and the other
+rows' Fail evidence are read, and only through `_first` (the first point at the level), so a
+path may leave out the rest (its log_e_pass may have just the first row, and values that cannot
+change the first crossing need not be exact)."""
 
 
 def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float, chunked: bool = True) -> Plan:
@@ -69,21 +70,17 @@ def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float, ch
     a path is computed on its own (no operation mixes effects), so the figures are the same
     as projecting all effects at once (`chunked=False`, the reference).
     """
-    grid = _grid(data.timestamps, horizon_s)
-    if grid is None:
-        return Plan(horizon_s, note="fewer than two samples")
-    dt, ends, widths = grid
-    made = _BUILDERS[gate.metric](data, gate, widths, th)
-    if isinstance(made, str):
-        return Plan(horizon_s, note=made)
-    path, effects, rate, subject = made
-    at, fail_level = ends * dt, math.log(1 / th.alpha_fail)
+    made = _prepare(gate, data, th, horizon_s)
+    if isinstance(made, Plan):
+        return made
+    dt, at, path, effects, rate, subject = made
+    fail_level = math.log(1 / th.alpha_fail)
     head = FIRST_EFFECTS if chunked and gate.metric in CHUNKED else effects.size
-    ev = path(np.concatenate([[0.0], effects[:head]]))
+    ev = path(np.concatenate([[0.0], effects[:head]]), True)
     t_pass = _first(ev.log_e_pass[0], ev.n_canary[0], math.log(1 / th.alpha_pass), th.min_samples, at)
     t_fail = _first(ev.log_e_fail[1:], ev.n_canary[1:], fail_level, 0, at)
     if head < effects.size and not np.isfinite(t_fail).any():
-        rest = path(effects[head:])
+        rest = path(effects[head:], True)
         t_fail = np.concatenate([t_fail, _first(rest.log_e_fail, rest.n_canary, fail_level, 0, at)])
     caught = np.isfinite(t_fail)
     i = int(np.argmax(caught))
@@ -96,6 +93,44 @@ def plan_gate(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float, ch
         detectable_time_s=float(t_fail[i]) if caught.any() else None,
     )
     return _with_note(plan, gate, per_minute, subject)
+
+
+def time_to_pass(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float) -> Plan:
+    """The time to Pass of `plan_gate` alone, without the detectable effect.
+
+    Status shows the time to Pass after every analysis; the detectable effect (the effect rows
+    of the path, most of a plan's work) is read only where a gate's explanation carries the plan's
+    note (an Inconclusive gate) and in a decision's AuditRecord. The figure is `plan_gate`'s, bit
+    for bit: it is the same path's first row, no operation of a path mixes rows, and its Pass
+    evidence is computed apart from its Fail evidence (which is left out here).
+    """
+    made = _prepare(gate, data, th, horizon_s)
+    if isinstance(made, Plan):
+        return made
+    _, at, path, _, _, _ = made
+    ev = path(_NO_EFFECT, False)
+    t_pass = _first(ev.log_e_pass[0], ev.n_canary[0], math.log(1 / th.alpha_pass), th.min_samples, at)
+    return Plan(horizon_s=horizon_s, time_to_pass_s=float(t_pass) if np.isfinite(t_pass) else None,
+                beyond_horizon=not np.isfinite(t_pass))
+
+
+_NO_EFFECT = np.zeros(1)
+_NO_EFFECT.setflags(write=False)
+
+
+def _prepare(gate: Gate, data: MetricData, th: Thresholds, horizon_s: float
+             ) -> Plan | tuple[float, np.ndarray, Path, np.ndarray, float, str]:
+    """(observed interval in seconds, projected times, path, effects tried, canary traffic per
+    observed interval, subject), or the Plan that says why there is no projection."""
+    grid = _grid(data.timestamps, horizon_s)
+    if grid is None:
+        return Plan(horizon_s, note="fewer than two samples")
+    dt, ends, widths = grid
+    made = _BUILDERS[gate.metric](data, gate, widths, th)
+    if isinstance(made, str):
+        return Plan(horizon_s, note=made)
+    path, effects, rate, subject = made
+    return dt, ends * dt, path, effects, rate, subject
 
 
 def _grid(timestamps: np.ndarray, horizon_s: float) -> tuple[float, np.ndarray, np.ndarray] | None:
@@ -194,13 +229,13 @@ def _error_rate(data: RequestCounts, gate: Gate, widths: np.ndarray, th: Thresho
     n_c, x_c = data.outcomes(data.canary)
     phi = error_dispersion(n_c, x_c, n_b, x_b)
 
-    def path(effects: np.ndarray) -> GateEvidence:
+    def path(effects: np.ndarray, fail: bool) -> GateEvidence:
         rows = effects.size
         p_c = np.minimum(p_b * (1 + effects), 1.0)
         # the Pass evidence is only read against its level: floors that cannot reach it are not searched
         return gate_error_evidence(_over(N_c, widths, rows), _over(N_c * p_c, widths, rows, batched=True),
                                    _over(N_b, widths, rows), _over(N_b * p_b, widths, rows), gate, dispersion=phi,
-                                   reach=(math.log(1 / th.alpha_pass), th.min_samples))
+                                   reach=(math.log(1 / th.alpha_pass), th.min_samples), fail_side=fail)
 
     return path, _relative_effects(gate.tolerance), N_c, ""
 
@@ -245,12 +280,13 @@ def _latency(data: LatencyHistogram, gate: Gate, widths: np.ndarray, th: Thresho
     probs = b.sum(axis=0) / b.sum()
     q = QUANTILE[gate.metric]
 
-    def path(effects: np.ndarray) -> GateEvidence:
+    def path(effects: np.ndarray, fail: bool) -> GateEvidence:
         rows = effects.size
         # one baseline for every row (what depends on it alone is computed once); Pass is read
         # on the first row only (no effect), so only that row's is computed
         return latency_evidence(edges, _over(N_c * stretched(edges, probs, 1.0 + effects), widths, rows, batched=True),
-                                _over(N_b * probs, widths, 1)[0], q, gate.tolerance, gate.regression, pass_rows=1)
+                                _over(N_b * probs, widths, 1)[0], q, gate.tolerance, gate.regression, pass_rows=1,
+                                fail_side=fail)
 
     return path, _relative_effects(gate.tolerance), N_c, ""
 
@@ -265,7 +301,7 @@ def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray, th: Thresholds)
     z = np.arange(p.size, dtype=float)
     z = (z - (p * z).sum()) / max(math.sqrt((p * (z - (p * z).sum()) ** 2).sum()), 1e-9)
 
-    def path(effects: np.ndarray) -> GateEvidence:
+    def path(effects: np.ndarray, fail_side: bool) -> GateEvidence:
         # a tilt along the score axis whose chi-square distance from the baseline is the effect
         rows = effects.size
         tilted = np.clip(p * (1.0 + np.sqrt(effects)[:, None] * z), 0.0, None)
@@ -274,8 +310,8 @@ def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray, th: Thresholds)
         norm_s, info, dim = chi_distance(C, B)
         # the statistic's length carries sampling noise even without drift: E|S|^2 = info^2 d^2 + info dim
         typical = np.sqrt(norm_s**2 + info * dim)
-        fail, _ = ball_log_e(typical, info, dim, math.sqrt(gate.tolerance), DRIFT_SCALE)
         _, passed = ball_log_e(typical, info, dim, math.sqrt(gate.regression), DRIFT_SCALE)
+        fail = ball_log_e(typical, info, dim, math.sqrt(gate.tolerance), DRIFT_SCALE)[0] if fail_side else not_computed(passed)
         # only the first row (no drift) is read for the time to Pass: the bucket tests for it alone
         passed = passed.copy()
         passed[0] = _with_buckets(passed[0], C[0].sum(axis=-1), _over(N_c * tilted[:1], widths, 1, batched=True)[0],
@@ -327,12 +363,12 @@ def _calibration(data: LabelFeedback, gate: Gate, widths: np.ndarray, th: Thresh
     with np.errstate(divide="ignore", invalid="ignore"):
         acc = np.where(lab_b.sum(axis=0) > 0, cor_b.sum(axis=0) / lab_b.sum(axis=0), 0.5)
 
-    def path(effects: np.ndarray) -> GateEvidence:
+    def path(effects: np.ndarray, fail: bool) -> GateEvidence:
         rows = effects.size
         acc_c = np.clip(acc[None, :] - effects[:, None], 0.0, 1.0)
         return calibration_evidence(_over(L_c, widths, rows), _over(L_c * acc_c, widths, rows, batched=True),
                                     _over(L_b, widths, rows), _over(L_b * acc, widths, rows),
-                                    gate.tolerance, regression=gate.regression, pass_rows=1)
+                                    gate.tolerance, regression=gate.regression, pass_rows=1, fail_side=fail)
 
     return path, _absolute_effects(gate.tolerance, 0.6), float(L_c.sum()), ""
 
@@ -351,13 +387,13 @@ def _fairness(data: GroupPredictions, gate: Gate, widths: np.ndarray, th: Thresh
     smallest = int(np.argmin(np.where(N_c > 0, N_c, np.inf)))
     sign = -1.0 if rate[smallest] >= 0.5 else 1.0  # move the rate towards the wider side
 
-    def path(effects: np.ndarray) -> GateEvidence:
+    def path(effects: np.ndarray, fail: bool) -> GateEvidence:
         rows = effects.size
         moved = np.repeat(rate[None, :], rows, axis=0)
         moved[:, smallest] = np.clip(rate[smallest] + sign * effects, 0.0, 1.0)
         return fairness_evidence(_over(N_c, widths, rows), _over(N_c * moved, widths, rows, batched=True),
                                  _over(N_b, widths, rows), _over(N_b * rate, widths, rows),
-                                 gate.tolerance, regression=gate.regression, pass_rows=1)
+                                 gate.tolerance, regression=gate.regression, pass_rows=1, fail_side=fail)
 
     share = float(N_c[smallest] / N_c.sum())
     return path, _absolute_effects(gate.tolerance, 0.6), float(N_c.sum()), f"group {groups[smallest]!r} ({100 * share:.0f}% of traffic)"
@@ -373,7 +409,7 @@ def _shadow(data: ShadowComparisons, gate: Gate, widths: np.ndarray, th: Thresho
         K = float(_mean(control[0]))
         natural = float(control[1].sum() / control[0].sum())
 
-        def path(effects: np.ndarray) -> GateEvidence:
+        def path(effects: np.ndarray, fail: bool) -> GateEvidence:  # both sides: a few operations
             # effects are excess disagreement over the control's
             rows = effects.size
             return shadow_evidence(_over(M, widths, rows), _over(M * np.clip(natural + effects, 0, 1), widths, rows, batched=True),
@@ -383,7 +419,7 @@ def _shadow(data: ShadowComparisons, gate: Gate, widths: np.ndarray, th: Thresho
         return path, _absolute_effects(gate.tolerance, 0.5), M, "above the control"
     natural = min(float(x.sum() / m.sum()), gate.tolerance)  # a healthy shadow: as seen, within tolerance
 
-    def path(effects: np.ndarray) -> GateEvidence:
+    def path(effects: np.ndarray, fail: bool) -> GateEvidence:  # both sides: a few operations
         rows = effects.size
         share = np.where(effects > 0, effects, natural)
         return shadow_evidence(_over(M, widths, rows), _over(M * share, widths, rows, batched=True), gate.tolerance, gate.regression)

@@ -18,7 +18,7 @@ import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import RequestCounts, ShadowComparisons
-from vigil.stats.evidence import GateEvidence, Thresholds, cumulative, ratio
+from vigil.stats.evidence import GateEvidence, Thresholds, cumulative, not_computed, ratio
 from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Outcome, Verdict
 from vigil.stats.sequential import (
@@ -53,7 +53,7 @@ def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: 
                         tolerance: float, regression: float | None = None,
                         tolerance_floor: float | None = None, regression_floor: float | None = None,
                         robust: bool = True, dispersion: float | None = None, last: bool = False,
-                        reach: tuple[float, int] | None = None) -> GateEvidence:
+                        reach: tuple[float, int] | None = None, fail_side: bool = True) -> GateEvidence:
     """Requests n and errors x per interval, shaped (..., T).
 
     Fail: the ratio e-process against 1 + tolerance and, with a tolerance floor, also the
@@ -71,20 +71,24 @@ def error_rate_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: 
     Pass evidence only as "has it reached `level` with `min_samples` canary requests" (the
     plan), so the regression floor is searched only where it could make that true
     (`floor_where_it_could_reach`); elsewhere the Pass evidence is the ratio route's alone.
+    `fail_side=False` (robust only): Pass only, the Fail evidence `not_computed`.
     """
     reg = tolerance if regression is None else regression
+    fail: np.ndarray | None
     if robust:
         fail, passed = robust_rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 + tolerance, 1.0 + reg,
-                                                  dispersion=dispersion)
+                                                  dispersion=dispersion, fail_side=fail_side)
     else:
         fail, passed = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 + tolerance, rho0_pass=1.0 + reg)
+    if fail is None:
+        fail = not_computed(passed)
     if last:
         fail, passed = fail[..., -1:], passed[..., -1:]
     if tolerance_floor is not None or regression_floor is not None:
         cx_c, cn_c, cx_b, cn_b = (cumulative(a) for a in (x_c, n_c, x_b, n_b))
         if last:
             cx_c, cn_c, cx_b, cn_b = (a[..., -1:] for a in (cx_c, cn_c, cx_b, cn_b))
-        if tolerance_floor is not None:
+        if tolerance_floor is not None and fail_side:
             fail = np.minimum(fail, difference_floor_log_e(cx_c, cn_c, cx_b, cn_b, tolerance_floor, below=False))
         if regression_floor is not None:
             if reach is None:
@@ -163,11 +167,11 @@ def change_level(timestamps: np.ndarray, th: Thresholds) -> float | None:
 
 def gate_error_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: np.ndarray, gate: Gate,
                         dispersion: float | None = None, last: bool = False,
-                        reach: tuple[float, int] | None = None) -> GateEvidence:
+                        reach: tuple[float, int] | None = None, fail_side: bool = True) -> GateEvidence:
     """`error_rate_evidence` with the gate's margins and floors."""
     return error_rate_evidence(n_c, x_c, n_b, x_b, gate.tolerance, gate.regression,
                                gate.tolerance_floor, gate.regression_floor, dispersion=dispersion, last=last,
-                               reach=reach)
+                               reach=reach, fail_side=fail_side)
 
 
 def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds) -> Verdict:

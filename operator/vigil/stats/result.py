@@ -8,8 +8,8 @@ can use.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -203,6 +203,16 @@ class Analysis:
     alpha_pass: float = 0.05
     note: str = ""
     horizon_s: float = 4 * 3600.0
+    pending: tuple[Callable[[], Verdict] | None, ...] = field(default=(), compare=False, repr=False)
+    """Per verdict, what completes a deferred plan (`analyze(deferred=True)`), else None."""
+
+    def complete(self) -> Analysis:
+        """This analysis with every deferred plan computed: equal to the analysis without
+        deferring (what a decision's AuditRecord carries)."""
+        if not any(self.pending):
+            return self
+        verdicts = [done() if done is not None else v for v, done in zip(self.verdicts, self.pending)]
+        return replace(self, verdicts=verdicts, pending=())
 
     @property
     def time_to_pass_s(self) -> float | None:

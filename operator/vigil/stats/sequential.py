@@ -208,7 +208,8 @@ def robust_rate_ratio_evidence(
     rho0_pass: np.ndarray | float | None = None,
     scale: float = 0.6,
     dispersion: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    fail_side: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray]:
     """Rate-ratio e-processes that survive clustered events (bursts, a flaky pod), (..., T).
 
     Per interval, D = x_c - theta0 m (m = x_c + x_b, theta0 = a / (1 + a) the canary's share
@@ -233,14 +234,15 @@ def robust_rate_ratio_evidence(
     `scale`: half-normal prior scale of the drift per unit variance (about the log rate
     ratio). `dispersion`, for projections on expected counts only (which have no scatter):
     the scatter is taken as this factor times the binomial variance at the path's share,
-    and the baseline's dispersion as this factor.
+    and the baseline's dispersion as this factor. `fail_side=False`: Pass only (Fail is None).
     """
     x_c, x_b = np.asarray(x_c, dtype=float), np.asarray(x_b, dtype=float)
     m = x_c + x_b
     phi = baseline_dispersion(n_b, x_b, known=dispersion, n_c=n_c, x_c=x_c)
     mh = _running_ratio(x_c, x_b, n_c, n_b)
-    out = []
-    for rho, sign in ((rho0, 1.0), (rho0 if rho0_pass is None else rho0_pass, -1.0)):
+    out: list[np.ndarray | None] = [] if fail_side else [None]
+    sides = ((rho0, 1.0), (rho0 if rho0_pass is None else rho0_pass, -1.0))
+    for rho, sign in sides if fail_side else sides[1:]:
         a = exposure_ratio(n_c, n_b, rho)
         ok = np.isfinite(a) & (a > 0)
         theta0 = np.where(ok, a, 0.0) / (1.0 + np.where(ok, a, 0.0))
@@ -263,7 +265,7 @@ def robust_rate_ratio_evidence(
             var = np.maximum(scatter, model)
         safe = np.where(var > 0, var, 1.0)
         out.append(np.where(var > 0, normal_log_e(total / safe, var, scale), 0.0))
-    return out[0], out[1]
+    return out[0], out[1]  # type: ignore[return-value]
 
 
 def _running_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray) -> np.ndarray:
