@@ -11,6 +11,7 @@ from vigil.core import conditions
 from vigil.core.decide import decide
 from vigil.core.model import Arm, Observation, PolicyProblem
 from vigil.core.phases import TRANSITIONS, IllegalTransition, Trigger, transition
+from vigil.core.timefmt import parse_iso
 
 from .fakes import D2, D3, T0, ScriptedAnalyzer, World, policy, spec
 
@@ -446,6 +447,28 @@ def test_plan_says_how_long_to_promote() -> None:
     w.run(4)
     assert w.status.plan is not None and w.status.plan.summary.endswith("to promote")
     assert w.status.plan.gates == {"errorRate": 600} and w.status.plan.eta_seconds is not None
+
+
+def test_a_passed_gate_shows_when_it_passed_and_no_longer_holds_the_estimate() -> None:
+    """A gate that has passed is done: status keeps the time an analysis first saw it pass (not its
+    projection, here 600 s), and the estimate to promote is the bake time left."""
+    w = settled(World(policy(bakeTime="10m", steps=[10, 50]), ScriptedAnalyzer(["Inconclusive", "Inconclusive", "Pass"])))
+    w.set_spec(spec("v2", D2))
+    w.run(3)  # the step starts; the second analysis is still inconclusive
+    assert w.status.plan is not None and w.status.plan.gates == {"errorRate": 600}
+    first_pass = None
+    for _ in range(4):
+        w.tick()
+        gates = w.status.plan.gates if w.status.plan else {}
+        if w.status.verdict == "Pass":
+            first_pass = first_pass if first_pass is not None else gates["errorRate"]
+            assert gates["errorRate"] == first_pass < 600  # observed, and kept while it keeps passing
+    assert first_pass is not None
+    started, last_analysis = parse_iso(w.status.stage_started_at), parse_iso(w.status.last_analysis_at)
+    bake_end = parse_iso(w.status.step.started_at) + timedelta(minutes=10)
+    assert first_pass <= (last_analysis - started).total_seconds()
+    # promotion waits for the bake only (and the later step and its bake), not for the 600 s projection
+    assert w.status.plan.eta_seconds == int((bake_end - last_analysis).total_seconds()) + 10 * 60
 
 
 @pytest.mark.parametrize("phase", list(Phase))

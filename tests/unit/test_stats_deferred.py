@@ -4,7 +4,8 @@
 `Analysis.complete()`: status shows no detectable effect, and a decision's AuditRecord is
 completed before it is written. These tests hold it to three promises:
 
-* status is the same: outcomes, e-values, bounds, explanations, the time to Pass of every gate;
+* status is the same: outcomes, e-values, bounds, explanations, the analysis' plan line, the time
+  to Pass of every gate still to pass (a gate that has passed needs no projection);
 * a completed analysis equals the eager one in every field and every bit;
 * every record `decide` writes carries the whole analysis, and so does the evidence the
   reconciler records when it must restore the world after a pass that decided nothing.
@@ -47,7 +48,10 @@ def test_a_deferred_analysis_shows_the_same_status_and_completes_to_the_eager_on
     assert status_record(lean.to_dict()) == status_record(eager.to_dict())
     assert lean.outcome is eager.outcome
     for e, v in zip(eager.verdicts, lean.verdicts):
-        assert (v.plan.time_to_pass_s, v.plan.beyond_horizon) == (e.plan.time_to_pass_s, e.plan.beyond_horizon)
+        if v.outcome is Outcome.PASS:  # passed: status counts it as passed, no projection is made
+            assert v.plan.time_to_pass_s is None and not v.plan.beyond_horizon
+        else:
+            assert (v.plan.time_to_pass_s, v.plan.beyond_horizon) == (e.plan.time_to_pass_s, e.plan.beyond_horizon)
     whole = lean.complete()
     assert whole.to_dict() == eager.to_dict()
     assert repr(whole) == repr(eager)  # every float of every verdict and plan, unrounded (repr is exact, NaN-aware)
@@ -107,3 +111,12 @@ def test_every_record_decide_writes_carries_the_whole_analysis() -> None:
         else:
             assert lean == whole  # what the reconciler writes into the AuditRecord
     assert deferred  # silent passes with a decided gate: its plan was deferred there
+
+
+def test_once_every_gate_has_passed_nothing_is_projected_and_the_plan_line_says_so() -> None:
+    eager, lean = both(SETTINGS["example policy, canary stage"], WINDOWS[(40, 2000.0)])
+    assert all(v.outcome is Outcome.PASS for v in eager.verdicts)
+    for analysis in (eager, lean):
+        assert analysis.time_to_pass_s is None and analysis.to_dict()["plan"]["summary"] == "every gate has passed"
+    assert all(v.plan.time_to_pass_s is None and v.plan.detectable_effect is None for v in lean.verdicts)
+    assert all(v.plan.time_to_pass_s is not None for v in eager.verdicts)  # the record still has each projection

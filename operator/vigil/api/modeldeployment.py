@@ -165,7 +165,8 @@ class RolloutPlan(CamelModel):
     budget_seconds: int | None = Field(None, description="Seconds left in the rollout budget.")
     gates: dict[str, int | None] = Field(
         default_factory=dict,
-        description="Per gate: expected seconds from the stage start to its Pass for a healthy canary.",
+        description="Per gate: seconds from the stage start to its Pass: when an analysis first saw it pass, "
+                    "or, for a gate still to pass, the projection for a healthy canary.",
     )
 
 

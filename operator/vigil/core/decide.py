@@ -361,8 +361,9 @@ def _plan_status(ctx: _Ctx, plan: AnalysisPlan, analysis: AnalysisLike) -> Rollo
     """Expected time to full promotion at the observed traffic, and what the budget leaves."""
     s, p = ctx.status, ctx.policy
     budget_left = parse_duration(p.budget.max_duration) - since(ctx.now, s.rollout_started_at)
-    gates = {_metric(v): (None if v.time_to_pass_s is None else int(v.time_to_pass_s)) for v in analysis.verdicts}
     elapsed = since(ctx.now, s.stage_started_at).total_seconds()
+    gates = {_metric(v): _passed_at(ctx, plan, _metric(v), elapsed) if Outcome(v.outcome) is Outcome.PASS
+             else (None if v.time_to_pass_s is None else int(v.time_to_pass_s)) for v in analysis.verdicts}
     bake = _remaining_bake(ctx).total_seconds()
     if plan.stage is Stage.HOLDBACK:
         eta: float | None = bake
@@ -387,6 +388,20 @@ def _plan_status(ctx: _Ctx, plan: AnalysisPlan, analysis: AnalysisLike) -> Rollo
         summary = f"~{_duration_text(eta)} to promote"
     return RolloutPlan(summary=summary, eta_seconds=None if eta is None else int(eta),
                        budget_seconds=int(budget_left.total_seconds()), gates=gates)
+
+
+def _passed_at(ctx: _Ctx, plan: AnalysisPlan, metric: str, elapsed: float) -> int:
+    """Seconds from the stage start to when an analysis first saw this gate pass: observed, not
+    projected (kept while it keeps passing in the same stage; now, if it passes for the first time)."""
+    old = ctx.old
+    before = old.last_analysis or {}
+    kept = old.plan.gates.get(metric) if old.plan else None
+    passed_before = before.get("stage") == plan.stage.value and any(
+        isinstance(v, dict) and v.get("metric") == metric and v.get("outcome") == Outcome.PASS.value
+        for v in before.get("verdicts") or [])
+    if passed_before and kept is not None and 0 <= kept <= elapsed:
+        return kept
+    return int(elapsed)
 
 
 def _stage_ready(ctx: _Ctx) -> bool:

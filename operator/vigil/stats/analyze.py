@@ -11,9 +11,10 @@ it is asked. Error control:
 
 Every verdict also carries a plan (`vigil.stats.plan`): the projected time to Pass at the
 traffic seen so far, and the smallest effect the gate could detect within `horizon_s`. With
-`deferred`, a gate that is already decided gets only its time to Pass, and the detectable effect
-waits for `Analysis.complete()`: the operator reads it only in a decision's AuditRecord, and it is
-most of a plan's work.
+`deferred`, a gate that is already decided gets only what status shows of it (its time to Pass
+if it failed or has no data, nothing if it passed), and the rest waits for `Analysis.complete()`:
+the operator reads it only in a decision's AuditRecord, and it is most of the analysis' work
+once the gates are decided.
 """
 
 from __future__ import annotations
@@ -86,10 +87,12 @@ def analyze(
     have one (errorRate, latencyP50, latencyP99), so a regression that starts late is caught about as fast as a
     fresh one; each gate's false-Fail share is then split in half between its cumulative
     test and its detector (false alarm within horizon_s at most that half);
-    deferred: a gate judged Pass, Fail or NoData gets a plan with its time to Pass only (what
-    status shows); `Analysis.complete()` adds the detectable effects, and then equals the
-    analysis without `deferred` exactly. Outcomes, e-values, bounds and explanations are the
-    same either way (an Inconclusive gate, whose explanation quotes the plan, is always complete).
+    deferred: what status shows and nothing more: a gate judged Fail or NoData gets a plan with
+    its time to Pass only, a gate judged Pass no projection at all (`Analysis.to_pass`: it has
+    passed); `Analysis.complete()` adds the rest, and then equals the analysis without
+    `deferred` exactly. Outcomes, e-values, bounds, explanations and the analysis' own plan line
+    are the same either way (an Inconclusive gate, whose explanation quotes its plan, is always
+    complete).
     """
     for name, value in (("alpha_fail", alpha_fail), ("alpha_pass", alpha_pass)):
         if not 0 < value < 1:
@@ -134,7 +137,9 @@ def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: flo
     try:
         verdict = evaluate(item, gate, th)
         if deferred and verdict.outcome is not Outcome.INCONCLUSIVE:
-            plan = time_to_pass(gate, item, th, horizon_s)
+            # a passed gate needs no projection at all (status counts it as passed); a failed or
+            # data-less one keeps its time to Pass
+            plan = Plan(horizon_s) if verdict.outcome is Outcome.PASS else time_to_pass(gate, item, th, horizon_s)
             pending = partial(_complete, gate, item, th, horizon_s, verdict, plan)
         else:
             plan = plan_gate(gate, item, th, horizon_s)

@@ -216,29 +216,37 @@ class Analysis:
 
     @property
     def time_to_pass_s(self) -> float | None:
-        """The slowest gate's projected time to Pass (None when any gate has no projection)."""
-        times = [v.time_to_pass_s for v in self.gated()]
+        """The slowest projected time to Pass of the gates still to pass (None when one of them has
+        no projection, or when every gate has passed: nothing is left to wait for)."""
+        times = [v.time_to_pass_s for v in self.to_pass()]
         if not times or any(t is None for t in times):
             return None
         return max(t for t in times if t is not None)
 
     @property
     def beyond_horizon(self) -> bool:
-        return any(v.plan is not None and v.plan.beyond_horizon for v in self.gated())
+        return any(v.plan is not None and v.plan.beyond_horizon for v in self.to_pass())
 
     def gated(self) -> list[Verdict]:
         """Verdicts that take part in the decision (NoData gates have no plan)."""
         return [v for v in self.verdicts if v.outcome is not Outcome.NO_DATA]
 
+    def to_pass(self) -> list[Verdict]:
+        """Gated verdicts that have not passed yet: what a projection to Pass is about (a gate that
+        has passed needs none; its plan is still in the record)."""
+        return [v for v in self.gated() if v.outcome is not Outcome.PASS]
+
     def plan_summary(self) -> str:
         """One line: the projected time to Pass, or why there is none."""
+        if self.gated() and not self.to_pass():
+            return "every gate has passed"
         t = self.time_to_pass_s
         if t is not None:
             return f"about {t / 60:.0f} min from the window's start to Pass if the canary is like the baseline"
-        slow = [v.metric.value for v in self.gated() if v.plan is not None and v.plan.beyond_horizon]
+        slow = [v.metric.value for v in self.to_pass() if v.plan is not None and v.plan.beyond_horizon]
         if slow:
             return f"Pass beyond the {self.horizon_s / 3600:g} h horizon at this traffic ({', '.join(slow)})"
-        waiting = [v.metric.value for v in self.gated() if v.time_to_pass_s is None]
+        waiting = [v.metric.value for v in self.to_pass() if v.time_to_pass_s is None]
         return f"no projection yet ({', '.join(waiting)})" if waiting else "no projection"
 
     def to_dict(self) -> dict[str, Any]:
