@@ -16,8 +16,12 @@ one core, for two sets of gates:
   (shadowDisagreement is judged in shadow only and carried), the policy's tolerances, its alphas and
   minSamples, its budget as the plan's horizon, and the decided gates' detectable effects deferred
   to the decisions that are recorded (`vigil.core.decide.default_analyzer`). That is what a round of
-  "canaries in progress" costs (issue 13); a round in which a model's decision is recorded costs
-  that model one eager analysis more of its decided gates (`time_complete`).
+  "canaries in progress" costs once their gates are judged; a round in which a model's decision is
+  recorded costs that model the rest of its decided gates' plans (`time_complete`);
+* whole rollouts of a healthy version under the example policy (`time_rollouts`, at 100, 1000
+  and 10000 req/min): the analysis CPU per analysis over every stage, step and bake, with the
+  completions of the recorded decisions. 1000 canaries spread over their rollouts cost a round
+  1000 times this.
 
 Asserts nothing.
 """
@@ -125,6 +129,47 @@ def time_complete(calls: int = 200, minutes: int = 30, setting: Mapping[str, Any
     return (time.thread_time() - started) / calls
 
 
+def time_rollouts(rpm: float = 1000.0, seeds: int = 3) -> tuple[float, int]:
+    """(CPU seconds of analysis per analysis, analyses) over whole rollouts of a healthy v2 under
+    the shipped example policy, through the real `decide` and its analyzer (bench/rollout_sim.py):
+    every stage and step a canary passes through, in the proportions a rollout spends in them, with
+    the completions of the recorded decisions. A round of 1000 canaries at all points of their
+    rollouts costs 1000 times this."""
+    import yaml
+    import vigil.stats as stats
+    from vigil.api.policy import RiskPolicySpec
+    from vigil.stats.result import Analysis
+
+    from bench.rollout_sim import Version, run_rollout
+
+    policy = RiskPolicySpec.model_validate(yaml.safe_load(EXAMPLE_POLICY.read_text())["spec"])
+    spent, calls = [0.0], [0]
+    plain, complete = stats.analyze, Analysis.complete
+
+    def timed_analyze(*args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return plain(*args, **kwargs)
+        finally:
+            spent[0] += time.thread_time() - started
+            calls[0] += 1
+
+    def timed_complete(self: Analysis) -> Analysis:
+        started = time.thread_time()
+        try:
+            return complete(self)
+        finally:
+            spent[0] += time.thread_time() - started
+
+    stats.analyze, Analysis.complete = timed_analyze, timed_complete  # type: ignore[method-assign]
+    try:
+        for seed in range(seeds):
+            run_rollout(policy, Version(), rpm, seed)
+    finally:
+        stats.analyze, Analysis.complete = plain, complete  # type: ignore[method-assign]
+    return spent[0] / max(calls[0], 1), calls[0]
+
+
 def main() -> None:
     plain, detecting = time_analyze(), time_analyze(detect_change=True)
     print(f"one analyze call, 7 gates, 30-minute window: {1000 * plain:.1f} ms "
@@ -136,8 +181,12 @@ def main() -> None:
     print(f"the example policy's canary stage ({names}): {1000 * canary:.1f} ms a call, "
           f"{canary * 1000:.1f} s a round of 1000 ModelDeployments")
     eager = time_analyze(setting={**deployed, "deferred": False})
-    print(f"  the same without deferring the decided gates' detectable effects: {1000 * eager:.1f} ms a call; "
+    print(f"  the same without deferring the decided gates' plans: {1000 * eager:.1f} ms a call; "
           f"completing a deferred analysis for a recorded decision: {1000 * time_complete():.1f} ms")
+    for rpm in (100.0, 1000.0, 10000.0):
+        per, count = time_rollouts(rpm)
+        print(f"whole rollouts of a healthy v2 under the example policy at {rpm:.0f} req/min: {1000 * per:.1f} ms "
+              f"of analysis per analysis ({count} analyses), {per * 1000:.1f} s a round of 1000 ModelDeployments")
 
 
 if __name__ == "__main__":
