@@ -62,9 +62,9 @@ HISTORY_LIMIT = 20
 
 
 def default_analyzer(*args: Any, **kwargs: Any) -> AnalysisLike:
-    """`vigil.stats.analyze`, deferring what only a decision's AuditRecord reads (the detectable
-    effects of decided gates, most of the plans' work): `_finish` completes the record when the
-    decision is recorded, so every record carries what an eager analysis gives."""
+    """`vigil.stats.analyze`, deferring what only a decision's AuditRecord reads (the plans of
+    decided gates beyond what status shows): `_finish` completes the record when the decision is
+    recorded, so every record carries what an eager analysis gives."""
     from vigil.stats import analyze
 
     return analyze(*args, **{"deferred": True, **kwargs})

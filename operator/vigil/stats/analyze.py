@@ -120,7 +120,7 @@ def _lookup(data: Mapping[MetricKind, MetricData | NoData], kind: MetricKind) ->
 
 
 Pending = Callable[[], Verdict] | None
-"""What completes a deferred verdict (the gate judged again with its whole plan), or None."""
+"""What completes a deferred verdict (its whole plan, computed when a record needs it), or None."""
 
 
 def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: float,
