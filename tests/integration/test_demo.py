@@ -106,12 +106,13 @@ def test_fast_demo_promotes_good_and_rolls_back_bad(demo_run) -> None:
     assert v2["seconds_to_promote_decision"] < v2["seconds_to_decision"]  # then the holdback
     promote = next(r for r in records if r["action"] == "promote")
     assert promote["evidence"]["analysis"]["outcome"] == "Pass"
-    # the operator defers the plans of decided gates between decisions; every record is completed
+    # the operator defers the plans of decided gates between decisions; every record is completed:
+    # a whole plan always says in words what it found (a deferred one has no note, and records leave
+    # out empty values)
     judged = [v for r in records for v in ((r.get("evidence") or {}).get("analysis") or {}).get("verdicts", [])
               if v["outcome"] != "NoData"]
-    assert judged and all("detectableEffect" in v["figures"] and "detectableEffect" in v["plan"] for v in judged)
-    assert all(v["plan"]["timeToPassSeconds"] is not None or v["plan"]["beyondHorizon"]
-               for v in promote["evidence"]["analysis"]["verdicts"])
+    assert judged and all(v["plan"].get("note") for v in judged)
+    assert all("timeToPassSeconds" in v["plan"] for v in promote["evidence"]["analysis"]["verdicts"])
     assert "OK: good version promoted" in proc.stdout
 
 

@@ -106,9 +106,10 @@ def rate_ratio_llr(x_c: np.ndarray, x_b: np.ndarray, a: np.ndarray, rho: np.ndar
 
 
 def exposure_ratio(n_c: np.ndarray, n_b: np.ndarray, rho0: np.ndarray | float) -> np.ndarray:
-    """a = rho0 * n_c / n_b per interval (inf where the baseline saw nothing)."""
+    """a = rho0 * n_c / n_b per interval (inf where the baseline saw nothing, or where counts
+    beyond any real traffic overflow it: such an interval is left out as uninformative)."""
     n_c, n_b = np.asarray(n_c, dtype=float), np.asarray(n_b, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(n_b > 0, rho0 * n_c / np.where(n_b > 0, n_b, 1.0), np.inf)
 
 
