@@ -185,7 +185,7 @@ async def _tick(trim_every: float = 0.0) -> None:
     trimmed = time.monotonic()
     while True:
         if trim is not None and time.monotonic() - trimmed >= trim_every:
-            trim()
+            await asyncio.to_thread(trim)  # tens of ms on a large heap: not on the event loop
             trimmed = time.monotonic()
         current = lanes()
         for lane in (ROUTINE, PRIORITY):
