@@ -301,7 +301,7 @@ def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray, th: Thresholds)
     z = np.arange(p.size, dtype=float)
     z = (z - (p * z).sum()) / max(math.sqrt((p * (z - (p * z).sum()) ** 2).sum()), 1e-9)
 
-    def path(effects: np.ndarray, fail_side: bool) -> GateEvidence:
+    def path(effects: np.ndarray, fail: bool) -> GateEvidence:
         # a tilt along the score axis whose chi-square distance from the baseline is the effect
         rows = effects.size
         tilted = np.clip(p * (1.0 + np.sqrt(effects)[:, None] * z), 0.0, None)
@@ -311,12 +311,12 @@ def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray, th: Thresholds)
         # the statistic's length carries sampling noise even without drift: E|S|^2 = info^2 d^2 + info dim
         typical = np.sqrt(norm_s**2 + info * dim)
         _, passed = ball_log_e(typical, info, dim, math.sqrt(gate.regression), DRIFT_SCALE)
-        fail = ball_log_e(typical, info, dim, math.sqrt(gate.tolerance), DRIFT_SCALE)[0] if fail_side else not_computed(passed)
+        failed = ball_log_e(typical, info, dim, math.sqrt(gate.tolerance), DRIFT_SCALE)[0] if fail else not_computed(passed)
         # only the first row (no drift) is read for the time to Pass: the bucket tests for it alone
         passed = passed.copy()
         passed[0] = _with_buckets(passed[0], C[0].sum(axis=-1), _over(N_c * tilted[:1], widths, 1, batched=True)[0],
                                   _over(N_b * p, widths, 1)[0], gate.regression, th)
-        return GateEvidence(fail, passed, C.sum(axis=-1), B.sum(axis=-1))
+        return GateEvidence(failed, passed, C.sum(axis=-1), B.sum(axis=-1))
 
     return path, _absolute_effects(gate.tolerance, 2.0), N_c, ""
 
