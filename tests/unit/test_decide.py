@@ -471,6 +471,21 @@ def test_a_passed_gate_shows_when_it_passed_and_no_longer_holds_the_estimate() -
     assert w.status.plan.eta_seconds == int((bake_end - last_analysis).total_seconds()) + 10 * 60
 
 
+def test_a_gate_passed_in_shadow_keeps_its_pass_time_into_the_canary_steps() -> None:
+    """Shadow and canary are one budget stage (one evidence window): a pass seen in shadow stays."""
+    w = settled(World(policy(shadow={"enabled": True, "duration": "3m", "mirrorPercent": 100}, bakeTime="10m"),
+                      ScriptedAnalyzer(["Pass"])))
+    w.set_spec(spec("v2", D2))
+    seen: list[tuple[str, int | None]] = []
+    for _ in range(8):
+        w.tick()
+        if w.status.plan is not None:
+            seen.append((w.status.phase.value, w.status.plan.gates.get("errorRate")))
+    phases = {phase for phase, _ in seen}
+    assert {"Shadow", "Canary"} <= phases, seen
+    assert len({at for _, at in seen}) == 1, seen  # first seen passing in shadow, kept in the canary step
+
+
 @pytest.mark.parametrize("phase", list(Phase))
 def test_conditions_follow_kstatus_rules(phase: Phase) -> None:
     flags = conditions.expected(phase, serving_desired=True)

@@ -392,11 +392,14 @@ def _plan_status(ctx: _Ctx, plan: AnalysisPlan, analysis: AnalysisLike) -> Rollo
 
 def _passed_at(ctx: _Ctx, plan: AnalysisPlan, metric: str, elapsed: float) -> int:
     """Seconds from the stage start to when an analysis first saw this gate pass: observed, not
-    projected (kept while it keeps passing in the same stage; now, if it passes for the first time)."""
+    projected (kept while it keeps passing in the same budget stage, shadow and canary being one;
+    now, if it passes for the first time)."""
     old = ctx.old
     before = old.last_analysis or {}
     kept = old.plan.gates.get(metric) if old.plan else None
-    passed_before = before.get("stage") == plan.stage.value and any(
+    same_stage = before.get("stage") is not None and (before.get("stage") == Stage.HOLDBACK.value) == (
+        plan.stage is Stage.HOLDBACK)
+    passed_before = same_stage and any(
         isinstance(v, dict) and v.get("metric") == metric and v.get("outcome") == Outcome.PASS.value
         for v in before.get("verdicts") or [])
     if passed_before and kept is not None and 0 <= kept <= elapsed:
