@@ -241,7 +241,7 @@ def robust_rate_ratio_evidence(
     m = x_c + x_b
     phi = baseline_dispersion(n_b, x_b, known=dispersion, n_c=n_c, x_c=x_c)
     mh = _running_ratio(x_c, x_b, n_c, n_b)
-    out: list[np.ndarray | None] = [] if fail_side else [None]
+    out: list[np.ndarray] = []
     sides = ((rho0, 1.0), (rho0 if rho0_pass is None else rho0_pass, -1.0))
     for rho, sign in sides if fail_side else sides[1:]:
         a = exposure_ratio(n_c, n_b, rho)
@@ -266,7 +266,7 @@ def robust_rate_ratio_evidence(
             var = np.maximum(scatter, model)
         safe = np.where(var > 0, var, 1.0)
         out.append(np.where(var > 0, normal_log_e(total / safe, var, scale), 0.0))
-    return out[0], out[1]  # type: ignore[return-value]
+    return (out[0] if fail_side else None), out[-1]
 
 
 def _running_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray) -> np.ndarray:
