@@ -120,3 +120,48 @@ def test_once_every_gate_has_passed_nothing_is_projected_and_the_plan_line_says_
         assert analysis.time_to_pass_s is None and analysis.to_dict()["plan"]["summary"] == "every gate has passed"
     assert all(v.plan.time_to_pass_s is None and v.plan.detectable_effect is None for v in lean.verdicts)
     assert all(v.plan.time_to_pass_s is not None for v in eager.verdicts)  # the record still has each projection
+
+
+@pytest.mark.parametrize("key", [(12, 100.0), (40, 2000.0)])
+def test_where_no_pass_is_needed_status_projects_nothing_and_the_record_keeps_whole_plans(key: tuple[int, float]) -> None:
+    """Holdback ends on its bake time: a time to Pass means nothing there. Status gets no
+    projection of any gate and no plan note in an explanation, yet the completed record is the
+    eager analysis of the same call (every gate's whole plan: what the holdback could detect)."""
+    eager, lean = both(SETTINGS["seven gates"], WINDOWS[key], detect_change=True, pass_needed=False)
+    assert Outcome.INCONCLUSIVE in {v.outcome for v in eager.verdicts}  # the gates the change is about
+    assert status_record(lean.to_dict()) == status_record(eager.to_dict())
+    for v, e in zip(lean.verdicts, eager.verdicts):
+        assert v.plan.time_to_pass_s is None and v.plan.detectable_effect is None and not v.plan.note
+        assert "Pass expected" not in v.explanation and "could detect" not in v.explanation
+        if e.outcome is not Outcome.NO_DATA:
+            assert e.plan.note  # the record's plan says what the gate could detect
+    assert lean.to_dict()["plan"] == {"timeToPassSeconds": None, "beyondHorizon": False, "horizonSeconds": 14400.0,
+                                      "summary": "no Pass is needed: the stage ends on its bake time unless a gate fails"}
+    assert repr(lean.complete()) == repr(eager)
+    needed = analyze(SETTINGS["seven gates"]["gates"], fresh(WINDOWS[key]), **{
+        k: v for k, v in SETTINGS["seven gates"].items() if k != "gates"}, expected_canary_share=0.1, detect_change=True)
+    assert [v.outcome for v in needed.verdicts] == [v.outcome for v in lean.verdicts]  # the judgement is the same
+
+
+def test_decide_asks_for_no_pass_in_holdback_only() -> None:
+    """The operator's call: every stage that ends on a Pass asks for one, holdback does not, and
+    holdback's status says so."""
+    data = WINDOWS[(40, 2000.0)]
+    needed: list[bool] = []
+
+    def analyzer(gates: list[Gate], _: Any, **kwargs: Any) -> Any:
+        needed.append(kwargs["pass_needed"])
+        return default_analyzer(gates, fresh(data), **kwargs)
+
+    world = World(policy(bakeTime="3m", holdback={"weight": 10, "bakeTime": "5m"}), analyzer)  # type: ignore[arg-type]
+    world.run(3)
+    world.set_spec(world.spec.model_copy(update={"version": "v2"}))
+    seen: dict[str, set[bool]] = {}
+    for _ in range(40):
+        calls = len(needed)
+        world.run(1)
+        if len(needed) > calls:
+            last = world.status.last_analysis or {}
+            seen.setdefault(last["stage"], set()).add(needed[-1])
+            assert last["plan"]["summary"].startswith("no Pass is needed") is (not needed[-1])
+    assert seen.get("holdback") == {False} and seen.get("canary") == {True}, seen

@@ -306,6 +306,9 @@ def _analyse(ctx: _Ctx, plan: AnalysisPlan) -> _Judgement | None:
         # a regression that starts late (after promotion, or while a rollout holds past its
         # budget) is caught about as fast as a fresh one; see docs/rollouts.md for the alpha it costs
         detect_change=plan.stage is Stage.HOLDBACK or _budget_spent(ctx),
+        # holdback ends on its bake time: status projects nothing there (the record still says
+        # what the holdback could detect)
+        pass_needed=plan.stage is not Stage.HOLDBACK,
     )
     not_applicable = [
         {"metric": g.metric.value, "outcome": "NotApplicable",

@@ -74,6 +74,7 @@ def analyze(
     horizon_s: float = DEFAULT_HORIZON_S,
     detect_change: bool = False,
     deferred: bool = False,
+    pass_needed: bool = True,
 ) -> Analysis:
     """Judge the canary on every gate; see the module docstring for the error control.
 
@@ -92,7 +93,11 @@ def analyze(
     passed); `Analysis.complete()` adds the rest, and then equals the analysis without
     `deferred` exactly. Outcomes, e-values, bounds, explanations and the analysis' own plan line
     are the same either way (an Inconclusive gate, whose explanation quotes its plan, is always
-    complete).
+    complete);
+    pass_needed: False in a stage that ends on its bake time alone (holdback): a projection to
+    Pass means nothing there, so no explanation quotes a plan, the analysis' plan line says no
+    Pass is needed, and with `deferred` no gate is projected until `complete()` (the record
+    still carries every gate's whole plan: what the stage could detect).
     """
     for name, value in (("alpha_fail", alpha_fail), ("alpha_pass", alpha_pass)):
         if not 0 < value < 1:
@@ -104,13 +109,13 @@ def analyze(
                     horizon_s=horizon_s)
     split = replace(th, alpha_fail=share / 2, change_alpha=share / 2)
     judged = [_judge(gate, _lookup(data, gate.metric), split if detect_change and gate.metric in DETECTORS else th,
-                     horizon_s, deferred) for gate in gates]
+                     horizon_s, deferred, pass_needed) for gate in gates]
     verdicts = [verdict for verdict, _ in judged]
     outcome = combine([v.outcome for v in verdicts]) if verdicts else Outcome.INCONCLUSIVE
     srm = sample_ratio_check(data, expected_canary_share, alpha_fail, since=share_since)
     note = srm.summary() if srm is not None and srm.mismatch else ""
     return Analysis(outcome=outcome, verdicts=verdicts, sample_ratio=srm, alpha_fail=alpha_fail,
-                    alpha_pass=alpha_pass, note=note, horizon_s=horizon_s,
+                    alpha_pass=alpha_pass, note=note, horizon_s=horizon_s, pass_needed=pass_needed,
                     pending=tuple(rest for _, rest in judged) if deferred else ())
 
 
@@ -124,7 +129,7 @@ Pending = Callable[[], Verdict] | None
 
 
 def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: float,
-           deferred: bool = False) -> tuple[Verdict, Pending]:
+           deferred: bool = False, pass_needed: bool = True) -> tuple[Verdict, Pending]:
     """The gate's verdict with its plan, and what completes it when the plan was deferred."""
     if isinstance(item, NoData):
         return no_data(gate.metric, item.reason), None
@@ -136,38 +141,39 @@ def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: flo
     pending: Pending = None
     try:
         verdict = evaluate(item, gate, th)
-        if deferred and verdict.outcome is not Outcome.INCONCLUSIVE:
-            # a passed gate needs no projection at all (status counts it as passed); a failed or
-            # data-less one keeps its time to Pass
-            plan = Plan(horizon_s) if verdict.outcome is Outcome.PASS else time_to_pass(gate, item, th, horizon_s)
-            pending = partial(_complete, gate, item, th, horizon_s, verdict, plan)
+        if deferred and (verdict.outcome is not Outcome.INCONCLUSIVE or not pass_needed):
+            # a passed gate needs no projection at all (status counts it as passed), nor any gate
+            # where no Pass is needed; a failed or data-less one keeps its time to Pass
+            lean = verdict.outcome is Outcome.PASS or not pass_needed
+            plan = Plan(horizon_s) if lean else time_to_pass(gate, item, th, horizon_s)
+            pending = partial(_complete, gate, item, th, horizon_s, verdict, plan, pass_needed)
         else:
             plan = plan_gate(gate, item, th, horizon_s)
     except (ValueError, ArithmeticError, IndexError) as exc:  # malformed counters must not pass or crash the loop
         return no_data(gate.metric, f"could not analyse {gate.metric.value}: {exc}"), None
-    return _with_plan(verdict, plan, whole=pending is None), pending
+    return _with_plan(verdict, plan, whole=pending is None, quoted=pass_needed), pending
 
 
 def _complete(gate: Gate, item: MetricData, th: Thresholds, horizon_s: float, verdict: Verdict,
-              lean: Plan) -> Verdict:
+              lean: Plan, pass_needed: bool = True) -> Verdict:
     """A deferred verdict with its whole plan: what `_judge` returns without deferring. Should
     the effects fail to project where the time to Pass did not (no window has been seen to), the
     verdict the decision was taken on stays, with the time to Pass alone: a projection never
     decides, so it does not turn a judged gate into NoData after the fact."""
     try:
-        return _with_plan(verdict, plan_gate(gate, item, th, horizon_s))
+        return _with_plan(verdict, plan_gate(gate, item, th, horizon_s), quoted=pass_needed)
     except (ValueError, ArithmeticError, IndexError) as exc:
         return _with_plan(verdict, replace(lean, note=f"the detectable effect could not be projected: {exc}"),
-                          whole=False)
+                          whole=False, quoted=pass_needed)
 
 
-def _with_plan(verdict: Verdict, plan: Plan, whole: bool = True) -> Verdict:
+def _with_plan(verdict: Verdict, plan: Plan, whole: bool = True, quoted: bool = True) -> Verdict:
     """The verdict with its plan in its figures (the detectable effect only from a whole plan)
-    and, for an Inconclusive gate, the plan's note in its explanation."""
+    and, for an Inconclusive gate, the plan's note in its explanation (if `quoted`)."""
     figures = {**verdict.figures, "timeToPassSeconds": plan.time_to_pass_s}
     if whole:
         figures |= {"detectableEffect": plan.detectable_effect, "detectableSeconds": plan.detectable_time_s}
     explanation = verdict.explanation
-    if verdict.outcome is Outcome.INCONCLUSIVE and plan.note:
+    if quoted and verdict.outcome is Outcome.INCONCLUSIVE and plan.note:
         explanation = f"{explanation}; {plan.note}"
     return replace(verdict, plan=plan, figures=figures, explanation=explanation)

@@ -203,6 +203,8 @@ class Analysis:
     alpha_pass: float = 0.05
     note: str = ""
     horizon_s: float = 4 * 3600.0
+    pass_needed: bool = True
+    """False in a stage that ends on its bake time alone (holdback): nothing waits for a Pass."""
     pending: tuple[Callable[[], Verdict] | None, ...] = field(default=(), compare=False, repr=False)
     """Per verdict, what completes a deferred plan (`analyze(deferred=True)`), else None."""
 
@@ -217,7 +219,9 @@ class Analysis:
     @property
     def time_to_pass_s(self) -> float | None:
         """The slowest projected time to Pass of the gates still to pass (None when one of them has
-        no projection, or when every gate has passed: nothing is left to wait for)."""
+        no projection, or when every gate has passed or no Pass is needed: nothing is left to wait for)."""
+        if not self.pass_needed:
+            return None
         times = [v.time_to_pass_s for v in self.to_pass()]
         if not times or any(t is None for t in times):
             return None
@@ -225,7 +229,7 @@ class Analysis:
 
     @property
     def beyond_horizon(self) -> bool:
-        return any(v.plan is not None and v.plan.beyond_horizon for v in self.to_pass())
+        return self.pass_needed and any(v.plan is not None and v.plan.beyond_horizon for v in self.to_pass())
 
     def gated(self) -> list[Verdict]:
         """Verdicts that take part in the decision (NoData gates have no plan)."""
@@ -238,6 +242,8 @@ class Analysis:
 
     def plan_summary(self) -> str:
         """One line: the projected time to Pass, or why there is none."""
+        if not self.pass_needed:
+            return "no Pass is needed: the stage ends on its bake time unless a gate fails"
         if self.gated() and not self.to_pass():
             return "every gate has passed"
         t = self.time_to_pass_s
