@@ -146,17 +146,19 @@ def test_where_no_pass_is_needed_status_projects_nothing_and_the_record_keeps_wh
 def test_decide_asks_for_no_pass_in_holdback_only() -> None:
     """The operator's call: every stage that ends on a Pass asks for one, holdback does not, and
     holdback's status says so."""
-    data = WINDOWS[(40, 2000.0)]
     needed: list[bool] = []
 
     def analyzer(gates: list[Gate], _: Any, **kwargs: Any) -> Any:
         needed.append(kwargs["pass_needed"])
+        # a canary that passes, then a holdback arm too small to decide every gate
+        data = WINDOWS[(40, 2000.0) if kwargs["pass_needed"] else (12, 100.0)]
         return default_analyzer(gates, fresh(data), **kwargs)
 
     world = World(policy(bakeTime="3m", holdback={"weight": 10, "bakeTime": "5m"}), analyzer)  # type: ignore[arg-type]
     world.run(3)
     world.set_spec(world.spec.model_copy(update={"version": "v2"}))
     seen: dict[str, set[bool]] = {}
+    undecided = 0
     for _ in range(40):
         calls = len(needed)
         world.run(1)
@@ -164,4 +166,9 @@ def test_decide_asks_for_no_pass_in_holdback_only() -> None:
             last = world.status.last_analysis or {}
             seen.setdefault(last["stage"], set()).add(needed[-1])
             assert last["plan"]["summary"].startswith("no Pass is needed") is (not needed[-1])
+            if not needed[-1]:  # status lists only the gates that have passed, with when they did
+                passed = {v["metric"] for v in last["verdicts"] if v["outcome"] == "Pass"}
+                assert set(world.status.plan.gates) == passed and None not in world.status.plan.gates.values()
+                undecided += any(v["outcome"] == "Inconclusive" for v in last["verdicts"])
     assert seen.get("holdback") == {False} and seen.get("canary") == {True}, seen
+    assert undecided  # holdback analyses with a gate still undecided were seen

@@ -166,8 +166,8 @@ class RolloutPlan(CamelModel):
     gates: dict[str, int | None] = Field(
         default_factory=dict,
         description="Per gate: seconds from the stage start to its Pass: when an analysis first saw it pass, "
-                    "or, for a gate still to pass, the projection for a healthy canary (none in holdback, "
-                    "which needs no Pass).",
+                    "or, for a gate still to pass, the projection for a healthy canary. In holdback, which "
+                    "needs no Pass, only the gates that have passed.",
     )
 
 

@@ -365,10 +365,12 @@ def _plan_status(ctx: _Ctx, plan: AnalysisPlan, analysis: AnalysisLike) -> Rollo
     s, p = ctx.status, ctx.policy
     budget_left = parse_duration(p.budget.max_duration) - since(ctx.now, s.rollout_started_at)
     elapsed = since(ctx.now, s.stage_started_at).total_seconds()
+    holdback = plan.stage is Stage.HOLDBACK  # no Pass is needed there: only the gates that have passed
     gates = {_metric(v): _passed_at(ctx, plan, _metric(v), elapsed) if Outcome(v.outcome) is Outcome.PASS
-             else (None if v.time_to_pass_s is None else int(v.time_to_pass_s)) for v in analysis.verdicts}
+             else (None if v.time_to_pass_s is None else int(v.time_to_pass_s)) for v in analysis.verdicts
+             if not holdback or Outcome(v.outcome) is Outcome.PASS}
     bake = _remaining_bake(ctx).total_seconds()
-    if plan.stage is Stage.HOLDBACK:
+    if holdback:
         eta: float | None = bake
         needs: list[int | None] = []
     else:  # shadow and canary share their evidence: every gate judged now must pass in time
