@@ -7,8 +7,10 @@ setup:
 demo: setup
 	python3 -m vigil demo --fast
 
+# Test modules run on parallel workers (one per core, at most 4): the integration tests spend
+# half their time waiting on the servers they start, and each worker starts its own.
 test: setup
-	python3 -m pytest -q -p no:cacheprovider
+	python3 -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4 --dist loadfile
 
 unit:
 	python3 -m pytest -q -p no:cacheprovider tests/unit

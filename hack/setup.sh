@@ -28,6 +28,16 @@ else
   step "Debian packages present: ${apt_packages[*]}"
 fi
 
+# The control plane builds (or is found in its cache) while pip installs: the build is the long
+# part of a first setup, and both start by downloading. It runs in a process group of its own, so
+# a failed setup stops all of it.
+step "building the control plane from Go modules in the background (cached after the first run)"
+set -m
+bash hack/controlplane/build.sh >/dev/null &
+build_pid=$!
+set +m
+trap 'kill -- -"$build_pid" 2>/dev/null || true' EXIT
+
 # pip runs again when pyproject.toml changes or this checkout is not the installed one (CI
 # clones elsewhere); a stamp in the cache remembers the last good install.
 stamp_dir=${VIGIL_CACHE:-$HOME/.cache/vigil}/stamps
@@ -43,6 +53,7 @@ else
   mkdir -p "$stamp_dir" && touch "$stamp"
 fi
 
-step "building the control plane from Go modules (cached after the first run)"
-bash hack/controlplane/build.sh >/dev/null
+step "waiting for the control plane build"
+wait "$build_pid" || { echo "error: building the control plane failed (see above)" >&2; exit 1; }
+trap - EXIT
 step "done"

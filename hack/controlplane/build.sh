@@ -46,6 +46,20 @@ fi
 
 die() { echo "error: $*" >&2; exit 1; }
 
+# One build at a time per cache (parallel test workers, or a demo started beside the tests):
+# the others wait for it and then reuse its result.
+mkdir -p "$cache_root"
+exec 9>"$cache_root/build.lock"
+if ! flock -n 9; then
+  echo "control plane ${KUBERNETES_VERSION}: another build is running; waiting for it" >&2
+  flock 9
+fi
+if complete; then
+  echo "control plane ${KUBERNETES_VERSION}: built by the other run, reusing $dest" >&2
+  echo "VIGIL_BIN_DIR=$dest"
+  exit 0
+fi
+
 command -v go >/dev/null 2>&1 || die "the Go toolchain is not on PATH; install Go >= ${GO_MIN_VERSION} (Debian: apt-get install golang-go, or put go on PATH) and run again"
 go_have=$(go env GOVERSION | sed 's/^go//')
 if [[ "$(printf '%s\n%s\n' "$GO_MIN_VERSION" "$go_have" | sort -V | head -1)" != "$GO_MIN_VERSION" ]]; then

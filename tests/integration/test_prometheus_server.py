@@ -77,13 +77,17 @@ def test_startup_timeout_shows_the_log_tail() -> None:
 
 
 def test_no_prometheus_is_left_running_by_this_module() -> None:
+    """Only this test process's children count: parallel test workers run Prometheus servers of
+    their own, and a server this module leaked would still be our child."""
     mine = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmd = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
-            except OSError:
+                parent = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
                 continue
-            if cmd and cmd[0].endswith(b"prometheus") and any(b"vigil-prometheus-" in part for part in cmd):
+            if (parent == os.getpid() and cmd and cmd[0].endswith(b"prometheus")
+                    and any(b"vigil-prometheus-" in part for part in cmd)):
                 mine.append(int(entry))
     assert mine == []
