@@ -220,8 +220,6 @@ class Analysis:
     def time_to_pass_s(self) -> float | None:
         """The slowest projected time to Pass of the gates still to pass (None when one of them has
         no projection, or when every gate has passed or no Pass is needed: nothing is left to wait for)."""
-        if not self.pass_needed:
-            return None
         times = [v.time_to_pass_s for v in self.to_pass()]
         if not times or any(t is None for t in times):
             return None
@@ -229,7 +227,7 @@ class Analysis:
 
     @property
     def beyond_horizon(self) -> bool:
-        return self.pass_needed and any(v.plan is not None and v.plan.beyond_horizon for v in self.to_pass())
+        return any(v.plan is not None and v.plan.beyond_horizon for v in self.to_pass())
 
     def gated(self) -> list[Verdict]:
         """Verdicts that take part in the decision (NoData gates have no plan)."""
@@ -237,7 +235,9 @@ class Analysis:
 
     def to_pass(self) -> list[Verdict]:
         """Gated verdicts that have not passed yet: what a projection to Pass is about (a gate that
-        has passed needs none; its plan is still in the record)."""
+        has passed needs none; its plan is still in the record). None where no Pass is needed."""
+        if not self.pass_needed:
+            return []
         return [v for v in self.gated() if v.outcome is not Outcome.PASS]
 
     def plan_summary(self) -> str:
