@@ -27,22 +27,26 @@ if [[ "${1:-}" == "--print-dir" ]]; then
   echo "$dest"; exit 0
 fi
 
-complete() {
-  local b
-  for b in "${binaries[@]}"; do [[ -x "$dest/$b" ]] || return 1; done
-  for b in "${crd_files[@]}"; do [[ -s "$dest/crds/$b" ]] || return 1; done
-}
-
 binaries_complete() {
   local b
   for b in "${binaries[@]}"; do [[ -x "$dest/$b" ]] || return 1; done
 }
 
-if complete; then
-  echo "control plane ${KUBERNETES_VERSION}: reusing cached binaries in $dest" >&2
+complete() {
+  binaries_complete || return 1
+  local b
+  for b in "${crd_files[@]}"; do [[ -s "$dest/crds/$b" ]] || return 1; done
+}
+
+# reuse_if_complete HOW: when every binary and asset is in the cache, say so and exit with its dir.
+reuse_if_complete() {
+  complete || return 0
+  echo "control plane ${KUBERNETES_VERSION}: $1 $dest" >&2
   echo "VIGIL_BIN_DIR=$dest"
   exit 0
-fi
+}
+
+reuse_if_complete "reusing cached binaries in"
 
 die() { echo "error: $*" >&2; exit 1; }
 
@@ -54,11 +58,7 @@ if ! flock -n 9; then
   echo "control plane ${KUBERNETES_VERSION}: another build is running; waiting for it" >&2
   flock 9
 fi
-if complete; then
-  echo "control plane ${KUBERNETES_VERSION}: built by the other run, reusing $dest" >&2
-  echo "VIGIL_BIN_DIR=$dest"
-  exit 0
-fi
+reuse_if_complete "built by the other run, reusing"
 
 command -v go >/dev/null 2>&1 || die "the Go toolchain is not on PATH; install Go >= ${GO_MIN_VERSION} (Debian: apt-get install golang-go, or put go on PATH) and run again"
 go_have=$(go env GOVERSION | sed 's/^go//')
