@@ -67,3 +67,36 @@ def test_baseline_and_canary_must_share_the_grid() -> None:
     b = CounterPanel([0.0, 30.0])
     with pytest.raises(ValueError, match="same time grid"):
         RequestCounts(a, b)
+
+
+
+def test_an_increase_finer_than_any_counter_counts_is_read_as_none() -> None:
+    # a broken exporter's subnormal value or rounding residue, with or without a gap
+    assert series_increments([0.0, 5e-324, 5e-324, 7.0]).tolist() == [0, 0, 7]
+    assert series_increments([0.0, NAN, 1e-12, 1.0]).tolist() == [0, 0, 1.0 - 1e-12]
+    assert series_increments([3.0, 3.0 + 2e-9]).tolist() == pytest.approx([2e-9])
+
+
+def test_a_subnormal_count_is_analysed_without_overflow() -> None:
+    """A case the fuzzer found: the canary's score histogram counts 2e-313 predictions in its
+    lowest bucket, and the drift distance divided by it (RuntimeWarning: overflow)."""
+    import warnings
+
+    from vigil.api.gates import Gate
+    from vigil.stats import analyze
+    from vigil.stats.data import ScoreHistogram
+
+    ts = np.arange(8) * 60.0
+
+    def bucket(le: str, values: list[float]) -> CounterSeries:
+        return CounterSeries({"le": le}, np.array(values))
+
+    steady = [216, 316, 635, 2598, 2956, 3761, 3934, 4675]
+    baseline = CounterPanel(ts, (bucket("0.5", steady), bucket("+Inf", steady)))
+    canary = CounterPanel(ts, (bucket("0.1", [NAN, 2.22507386e-313, 0, NAN, NAN, 0, NAN, 0]),
+                               bucket("0.5", [0, NAN, NAN, NAN, 1.42954968e8, NAN, 0, NAN]),
+                               bucket("+Inf", [0, 0, 0, 0, 0, NAN, 0, 0])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        analyze([Gate(metric="predictionDrift")], {"predictionDrift": ScoreHistogram(baseline, canary)},
+                alpha_fail=0.01, alpha_pass=0.05, min_samples=50)

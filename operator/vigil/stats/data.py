@@ -139,14 +139,25 @@ def matrix_increments(values: np.ndarray) -> np.ndarray:
         return np.zeros((values.shape[0], 0))
     if not np.isnan(values).any():  # every sample present (the usual scrape): each step against the last
         current, previous = values[:, 1:], values[:, :-1]
-        return np.where(current >= previous, current - previous, current)
+        return _resolved(np.where(current >= previous, current - previous, current))
     present = ~np.isnan(values)
     seen = np.maximum.accumulate(np.where(present, np.arange(steps), -1), axis=1)
     before = np.concatenate([np.full((values.shape[0], 1), -1), seen[:, :-1]], axis=1)
     previous = np.take_along_axis(np.nan_to_num(values), np.maximum(before, 0), axis=1)
     current = np.nan_to_num(values)
     inc = np.where(before >= 0, np.where(current >= previous, current - previous, current), np.maximum(current, 0.0))
-    return np.where(present, inc, 0.0)[:, 1:]
+    return _resolved(np.where(present, inc, 0.0)[:, 1:])
+
+
+COUNT_RESOLUTION = 1e-9
+"""Increases below this (a billionth of a request, label or prediction) are read as none. No
+counter counts that finely; such values come from a broken exporter (a subnormal float, a
+rounding residue), and dividing by them overflows into figures that mean nothing."""
+
+
+def _resolved(increments: np.ndarray) -> np.ndarray:
+    """Increments with those below COUNT_RESOLUTION set to zero (they are never negative)."""
+    return np.where(increments < COUNT_RESOLUTION, 0.0, increments)
 
 
 def series_increments(values: np.ndarray) -> np.ndarray:
