@@ -20,7 +20,7 @@ import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import LabelFeedback
-from vigil.stats.evidence import GateEvidence, Thresholds, band_evidence, ratio
+from vigil.stats.evidence import GateEvidence, Thresholds, band_evidence, nan_to_num, ratio
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import normal_halfwidth, smoothed_variance
@@ -36,8 +36,8 @@ def calibration_shift(L_c: np.ndarray, X_c: np.ndarray, L_b: np.ndarray, X_b: np
     use = (L_c >= MIN_PER_BUCKET) & (L_b >= MIN_PER_BUCKET)
     w = np.where(use, L_c, 0.0)
     total = w.sum(axis=-1, keepdims=True)
-    w = np.nan_to_num(ratio(w, total))
-    diff = np.nan_to_num(ratio(X_c, L_c) - ratio(X_b, L_b))
+    w = nan_to_num(ratio(w, total))
+    diff = nan_to_num(ratio(X_c, L_c) - ratio(X_b, L_b))
     shift = (w * diff).sum(axis=-1)
     each = np.where(use, smoothed_variance(X_c, L_c) + smoothed_variance(X_b, L_b), 0.0)
     var = (w**2 * each).sum(axis=-1)
@@ -65,7 +65,7 @@ def expected_calibration_error(labelled: np.ndarray, correct: np.ndarray, confid
     n = labelled.sum()
     if n <= 0:
         return float("nan")
-    acc = np.nan_to_num(ratio(correct, labelled))
+    acc = nan_to_num(ratio(correct, labelled))
     return float(np.sum(labelled / n * np.abs(acc - confidence)))
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import ScoreHistogram
-from vigil.stats.evidence import GateEvidence, Thresholds, any_of, ratio
+from vigil.stats.evidence import GateEvidence, Thresholds, any_of, nan_to_num, ratio
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
 from vigil.stats.roots import brentq
@@ -52,8 +52,8 @@ def chi_distance(C: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     d2 = np.where(used & (p > 0), (p_c - p_b) ** 2 / np.where(p > 0, p, 1.0), 0.0).sum(axis=-1)
     dim = np.maximum(used.sum(axis=-1) - 1, 0)
     info = np.where((dim > 0) & (n_c > 0) & (n_b > 0), ratio(n_c * n_b, n), 0.0)
-    info = np.nan_to_num(info)
-    return info * np.sqrt(np.nan_to_num(d2)), info, dim
+    info = nan_to_num(info)
+    return info * np.sqrt(nan_to_num(d2)), info, dim
 
 
 @functools.lru_cache(maxsize=1024)

@@ -73,6 +73,16 @@ def cumulative(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.cumsum(np.asarray(x, dtype=float), axis=axis)
 
 
+_MAX = float(np.finfo(float).max)
+
+
+def nan_to_num(x: np.ndarray | float, nan: float = 0.0) -> np.ndarray:
+    """np.nan_to_num(x, nan=nan) without its wrapper, which costs three times the arithmetic
+    on the window's small arrays: NaN to `nan`, infinities to the largest floats."""
+    x = np.asarray(x, dtype=float)
+    return np.where(np.isnan(x), nan, np.minimum(np.maximum(x, -_MAX), _MAX))
+
+
 def ratio(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
     """num/den with NaN where den is 0."""
     num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)

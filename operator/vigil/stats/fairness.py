@@ -14,7 +14,7 @@ import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import GroupPredictions
-from vigil.stats.evidence import GateEvidence, Thresholds, band_evidence, ratio
+from vigil.stats.evidence import GateEvidence, Thresholds, band_evidence, nan_to_num, ratio
 from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import normal_halfwidth, smoothed_variance
@@ -25,7 +25,7 @@ MIN_PER_GROUP = 30
 
 def group_shift(N_c: np.ndarray, P_c: np.ndarray, N_b: np.ndarray, P_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rate change, information) per group from cumulative totals N and positives P (..., G)."""
-    delta = np.nan_to_num(ratio(P_c, N_c) - ratio(P_b, N_b))
+    delta = nan_to_num(ratio(P_c, N_c) - ratio(P_b, N_b))
     var = smoothed_variance(P_c, N_c) + smoothed_variance(P_b, N_b)
     enough = (N_c >= MIN_PER_GROUP) & (N_b >= MIN_PER_GROUP)
     info = np.where(enough & np.isfinite(var), 1.0 / np.where(np.isfinite(var) & (var > 0), var, 1.0), 0.0)

@@ -18,7 +18,7 @@ import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import RequestCounts, ShadowComparisons
-from vigil.stats.evidence import GateEvidence, Thresholds, cumulative, not_computed, ratio
+from vigil.stats.evidence import GateEvidence, Thresholds, cumulative, nan_to_num, not_computed, ratio
 from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Outcome, Verdict
 from vigil.stats.sequential import (
@@ -241,7 +241,7 @@ def shadow_evidence(m: np.ndarray, x: np.ndarray, tolerance: float, regression: 
         return GateEvidence(fail, passed, cm, np.zeros_like(cm))
     km, kx = cumulative(control[0]), cumulative(control[1])
     reg = tolerance if regression is None else regression
-    delta = np.nan_to_num(ratio(cx, cm) - ratio(kx, km))
+    delta = nan_to_num(ratio(cx, cm) - ratio(kx, km))
     var = smoothed_variance(cx, cm) + smoothed_variance(kx, km)
     info = np.where((cm > 0) & (km > 0) & np.isfinite(var), 1.0 / np.where(np.isfinite(var) & (var > 0), var, 1.0), 0.0)
     fail = normal_log_e(delta - tolerance, info, SHADOW_SCALE)

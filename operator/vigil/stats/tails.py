@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from vigil.stats.evidence import ratio
+from vigil.stats.evidence import nan_to_num, ratio
 
 Z_BOUND = 1.0
 """One-sided 84% Poisson score bounds on the baseline counts behind rho0, so that a small,
@@ -55,11 +55,6 @@ def _clip_slope(slope: np.ndarray) -> np.ndarray:
     """np.clip(np.nan_to_num(slope), 0, None) without their wrappers: NaN -> 0, +inf -> the
     largest float, negative -> 0."""
     return np.minimum(np.maximum(np.where(np.isnan(slope), 0.0, slope), 0.0), _MAX)
-
-
-def _nan_to_one(x: np.ndarray) -> np.ndarray:
-    """np.nan_to_num(x, nan=1.0) without its wrapper (infinities to the largest floats)."""
-    return np.where(np.isnan(x), 1.0, np.minimum(np.maximum(x, -_MAX), _MAX))
 
 
 Slot = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -143,7 +138,7 @@ def tail_sides(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance
                 concave = np.where((k >= 1) & (span > 0), np.exp(stretch * _clip_slope(slope)), 1.0)
                 m = np.searchsorted(log_finite, target, side="left")  # smallest edge >= u/s
                 geometric = np.where(m < j, lo_at(np.minimum(m, size - 1)) / hi_j, 1.0)
-                passes.append(_slot(j, np.maximum(np.maximum(concave, _nan_to_one(geometric)), 1.0), ok))
+                passes.append(_slot(j, np.maximum(np.maximum(concave, nan_to_num(geometric, 1.0)), 1.0), ok))
     return fails, passes
 
 
