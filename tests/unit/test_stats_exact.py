@@ -3,7 +3,8 @@
 * `roots.brent_steps` is scipy's brentq step by step, and `lockstep` runs several at once;
 * `scalar` does the Bernoulli-mixture bisections in plain floats (verdicts) and must agree
   bit for bit with the numpy versions (plans, the benchmark);
-* the interval searches of `sequential` with and without lockstep agree.
+* the interval searches of `sequential` with and without lockstep agree (the rate ratio's guided
+  search within the searches' tolerance of the same crossing).
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from vigil.stats.roots import brent_steps, lockstep
 from vigil.stats.sequential import (
     SCALAR_FLOORS,
     bernoulli_bounds,
+    BOUND_XTOL,
     bernoulli_bounds_reference,
+    confidence_bounds,
     difference_floor_log_e,
+    mantel_haenszel_ratio,
     proportion_interval,
     rate_ratio_interval,
 )
@@ -124,12 +128,55 @@ def _window(rng: np.random.Generator, t: int, share: float, p_b: float, ratio: f
 @SLOW
 @given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.floats(0.01, 0.6), st.floats(0.0, 0.2),
        st.floats(0.2, 8.0), st.booleans(), st.sampled_from([0.001, 0.007, 0.05, 0.3]))
-def test_interval_searches_in_lockstep_are_the_reference(seed: int, t: int, share: float, p_b: float, ratio: float,
-                                                         gaps: bool, alpha: float) -> None:
+def test_guided_interval_ends_are_the_reference_crossings(seed: int, t: int, share: float, p_b: float, ratio: float,
+                                                          gaps: bool, alpha: float) -> None:
+    """The guided search (a bracket near a guessed end, then Brent) finds the crossings the
+    reference search (Brent from the estimate to the search limit) finds: both are within
+    BOUND_XTOL of the same crossing, so within twice that of each other (log ratio); an end at a
+    search limit, or no interval at all, is the reference's exactly."""
     x_c, x_b, n_c, n_b = _window(np.random.default_rng(seed), t, share, p_b, ratio, gaps)
-    fast = rate_ratio_interval(x_c, x_b, n_c, n_b, alpha)
+    guided = rate_ratio_interval(x_c, x_b, n_c, n_b, alpha)
     reference = rate_ratio_interval(x_c, x_b, n_c, n_b, alpha, lockstep=False)
-    assert all(same(a, b) for a, b in zip(fast, reference))
+    for got, want in zip(guided, reference):
+        if math.isnan(want) or want in (1e-3, 1e3) or got in (1e-3, 1e3):
+            assert same(got, want)
+        else:
+            assert abs(math.log(got) - math.log(want)) <= 2 * BOUND_XTOL
+
+
+@pytest.mark.parametrize("spread", [1e-3, 0.05, 0.4, 3.0, 50.0])
+@pytest.mark.parametrize("curve", [2.0, 40.0, 4000.0])
+def test_guided_bounds_find_each_crossing_from_any_guess(spread: float, curve: float) -> None:
+    """However wrong the guessed half-width, each end is within BOUND_XTOL of its crossing, the
+    ends are the limits where the e-value stays below the level, and NaN where the estimate
+    itself is rejected; a lopsided e-value (steeper on one side) too."""
+    def log_e_many(xs: np.ndarray) -> list[float]:
+        return [float(curve * (v - 0.3) ** 2 * (3.0 if v > 0.3 else 1.0)) for v in xs]
+
+    level = 5.0
+    lo, hi = confidence_bounds(lambda v: log_e_many(np.array([v]))[0], 0.3, -7.0, 7.0, level, log_e_many, spread)
+    want_lo, want_hi = 0.3 - math.sqrt(level / curve), 0.3 + math.sqrt(level / (3 * curve))
+    assert abs(lo - max(want_lo, -7.0)) <= BOUND_XTOL and abs(hi - min(want_hi, 7.0)) <= BOUND_XTOL
+    flat = confidence_bounds(lambda v: 0.0, 0.3, -7.0, 7.0, level, lambda xs: [0.0] * len(xs), spread)
+    assert flat == (-7.0, 7.0)
+    rejected = confidence_bounds(lambda v: 9.0, 0.3, -7.0, 7.0, level, lambda xs: [9.0] * len(xs), spread)
+    assert all(math.isnan(v) for v in rejected)
+
+
+def test_a_guided_search_that_meets_nan_searches_as_before() -> None:
+    """A NaN in the guided rounds hands the search to the lockstep and scalar paths, which end
+    in scipy's error as before; the guided rounds asked first."""
+    calls = []
+
+    def log_e_many(xs: np.ndarray) -> list[float]:
+        calls.append(len(xs))
+        return [float("nan") if v > 2.0 else float((v - 0.3) ** 2) for v in xs]
+
+    with pytest.raises(ValueError):
+        confidence_bounds(lambda v: log_e_many(np.array([v]))[0], 0.3, -7.0, 7.0, 5.0, log_e_many, 3.0)
+    assert calls[0] == 3  # the center and both guesses
+    with pytest.raises(ValueError):
+        confidence_bounds(lambda v: log_e_many(np.array([v]))[0], 0.3, -7.0, 7.0, 5.0, log_e_many)
 
 
 @SLOW
@@ -347,3 +394,20 @@ def test_the_latency_change_detector_runs_both_edges_as_the_reference(seed: int,
         slots.append(_reference_shiryaev_roberts(rate_ratio_llr(exceeding(c, j), exceeding(b, j), a,
                                                                 np.array([1.5, 2.0, 3.0]))))
     assert _same_arrays(latency_change_log_e(edges, c, b, q, 0.1), any_of(slots, SLOT_WEIGHTS))
+
+
+_COUNT = st.one_of(st.floats(0, 1e6), st.sampled_from([0.0, math.nan, math.inf, 1e-300]))
+
+
+@SLOW
+@given(st.integers(1, 70).flatmap(lambda t: st.tuples(*[st.lists(_COUNT, min_size=t, max_size=t)] * 4)))
+def test_mantel_haenszel_ratio_is_its_nansums(counts: tuple[list[float], ...]) -> None:
+    """The pooled ratio sums the served intervals' terms as np.nansum does (NaN terms as 0)."""
+    x_c, x_b, n_c, n_b = (np.array(c) for c in counts)
+    n = n_c + n_b
+    with np.errstate(all="ignore"):
+        num = np.nansum(np.where(n > 0, x_c * n_b / n, 0.0))
+        den = np.nansum(np.where(n > 0, x_b * n_c / n, 0.0))
+        want = (math.inf if num > 0 else math.nan) if den == 0 else float(num / den)
+        got = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
+    assert same(got, want)

@@ -23,6 +23,7 @@ Three families:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,12 @@ class OneSidedPrior:
 
     offsets: np.ndarray
     log_weights: np.ndarray
+
+    @functools.cached_property
+    def spread(self) -> float:
+        """Root mean square of the offsets under the weights: the scale of the effects the prior
+        expects (computed once per prior)."""
+        return float(np.sqrt(np.sum(np.exp(self.log_weights) * self.offsets**2)))
 
     @classmethod
     def half_normal(cls, scale: float, points: int = 40, smallest: float = 0.005) -> OneSidedPrior:
@@ -80,8 +87,16 @@ def logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
         return top.squeeze(axis=axis) + np.log(np.add.reduce(np.exp(x - top), axis=axis))
 
 
-def _mixture(cum_llr: np.ndarray, prior: OneSidedPrior) -> np.ndarray:
-    return logsumexp(cum_llr + prior.log_weights, axis=-1)
+def _mixture(cum_llr: np.ndarray, prior: OneSidedPrior, owned: bool = False) -> np.ndarray:
+    """logsumexp(cum_llr + log_weights) over the prior: its operations, in place on the sum (as
+    large as a plan's whole path); `owned`: cum_llr is the caller's scratch, the sum goes there."""
+    x = np.add(cum_llr, prior.log_weights, out=cum_llr) if owned else cum_llr + prior.log_weights
+    top = np.maximum.reduce(x, axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    np.subtract(x, top, out=x)
+    np.exp(x, out=x)
+    with np.errstate(divide="ignore"):
+        return top.squeeze(axis=-1) + np.log(np.add.reduce(x, axis=-1))
 
 
 # ----------------------------------------------------------------- rate ratios
@@ -99,7 +114,15 @@ def rate_ratio_llr(x_c: np.ndarray, x_b: np.ndarray, a: np.ndarray, rho: np.ndar
     x_c, x_b, a = (np.asarray(v, dtype=float)[..., None] for v in (x_c, x_b, a))
     informative = np.isfinite(a) & (a > 0)
     if informative.all():  # every interval informative (the usual case): no mask to apply
-        return x_c * (np.log(rho) if log_rho is None else log_rho) - (x_c + x_b) * (np.log1p(a * rho) - np.log1p(a))
+        # the expression below, its operations in the same order in two (..., T, G) buffers
+        # instead of five: at a plan's sizes the fresh temporaries cost as much as the arithmetic
+        events = x_c * (np.log(rho) if log_rho is None else log_rho)
+        m = x_c + x_b
+        llr = np.multiply(a, rho)
+        np.log1p(llr, out=llr)
+        np.subtract(llr, np.log1p(a), out=llr)
+        np.multiply(m, llr, out=llr)
+        return np.subtract(events, llr, out=llr)
     a = np.where(np.isfinite(a), a, 0.0)
     llr = x_c * (np.log(rho) if log_rho is None else log_rho) - (x_c + x_b) * (np.log1p(a * rho) - np.log1p(a))
     return np.where(informative, llr, 0.0)
@@ -146,7 +169,7 @@ def rate_ratio_side(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.n
     rho_up, rho_down, log_up, log_down = _one_sided(prior)
     rho, log_rho = (rho_up, log_up) if fail else (rho_down, log_down)
     llr = rate_ratio_llr(x_c, x_b, exposure_ratio(n_c, n_b, rho0), rho, log_rho)
-    return _mixture(llr.sum(axis=-2, keepdims=True) if last else np.cumsum(llr, axis=-2), prior)
+    return _mixture(llr.sum(axis=-2, keepdims=True) if last else np.cumsum(llr, axis=-2), prior, owned=True)
 
 
 _ONE_SIDED: dict[int, tuple[OneSidedPrior, tuple[np.ndarray, ...]]] = {}
@@ -296,9 +319,11 @@ def shiryaev_roberts_log_e(llr: np.ndarray) -> np.ndarray:
 def mantel_haenszel_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray) -> float:
     """Rate ratio pooled over intervals without letting changing weights bias it."""
     n = n_c + n_b
+    served = n > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        num = np.nansum(np.where(n > 0, x_c * n_b / n, 0.0))
-        den = np.nansum(np.where(n > 0, x_b * n_c / n, 0.0))
+        # np.nansum of the served terms without its wrapper: NaN terms count as 0, the same sum
+        num, den = (np.add.reduce(np.where(served & ~np.isnan(t), t, 0.0), axis=None)
+                    for t in (x_c * n_b / n, x_b * n_c / n))
     if den == 0:
         return float("inf") if num > 0 else float("nan")
     return float(num / den)
@@ -351,8 +376,12 @@ def rate_ratio_interval(
                 informative = None
             else:
                 informative = np.isfinite(a) & (a > 0)
-            if informative is None or informative.all():
-                llr = events_term - m * (np.log1p(a * rho) - np.log1p(a))
+            if informative is None or informative.all():  # as in rate_ratio_llr, in one buffer
+                llr = np.multiply(a, rho)
+                np.log1p(llr, out=llr)
+                np.subtract(llr, np.log1p(a), out=llr)
+                np.multiply(m, llr, out=llr)
+                np.subtract(events_term, llr, out=llr)
             else:
                 a = np.where(np.isfinite(a), a, 0.0)
                 llr = np.where(informative, events_term - m * (np.log1p(a * rho) - np.log1p(a)), 0.0)
@@ -364,8 +393,19 @@ def rate_ratio_interval(
     center = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
     center = 1.0 if not np.isfinite(center) or center <= 0 else center
     many = log_e_many if lockstep and events_term.ndim == 2 else None
-    lo, hi = confidence_bounds(log_e, np.log(center), np.log(1e-3), np.log(1e3), np.log(1 / alpha), many)
+    spread = _ratio_halfwidth(float(np.sum(x_c)), float(np.sum(x_b)), alpha, prior) if many is not None else None
+    lo, hi = confidence_bounds(log_e, np.log(center), np.log(1e-3), np.log(1e3), np.log(1 / alpha), many, spread)
     return float(np.exp(lo)), float(np.exp(hi))
+
+
+def _ratio_halfwidth(events_c: float, events_b: float, alpha: float, prior: OneSidedPrior) -> float:
+    """A first guess of the interval's half-width in log ratio, where the search starts: the
+    normal-mixture confidence sequence's (`normal_halfwidth`) with the Poisson variance of a log
+    rate ratio (1/X_c + 1/X_b, half an event where none was seen) and the prior's spread. Only
+    where the search looks first depends on it, not what it finds."""
+    variance = 1.0 / max(events_c, 0.5) + 1.0 / max(events_b, 0.5)
+    half = float(normal_halfwidth(1.0 / variance, alpha, prior.spread))
+    return min(max(half, 0.01), 5.0) if math.isfinite(half) else 5.0
 
 
 _TWO_SIDED: dict[int, tuple[OneSidedPrior, np.ndarray, np.ndarray]] = {}
@@ -387,9 +427,10 @@ def _two_sided(prior: OneSidedPrior) -> tuple[np.ndarray, np.ndarray]:
 
 
 def confidence_bounds(log_e: Callable[[float], float], center: float, lowest: float, highest: float,
-                      level: float, log_e_many: Callable[[np.ndarray], list[float]] | None = None
-                      ) -> tuple[float, float]:
-    """Where a test family's log e-value crosses `level` left and right of `center`.
+                      level: float, log_e_many: Callable[[np.ndarray], list[float]] | None = None,
+                      spread: float | None = None) -> tuple[float, float]:
+    """Where a test family's log e-value crosses `level` left and right of `center`, to within
+    BOUND_XTOL.
 
     The e-value of "the parameter is v" grows as v moves away from the data, so the set
     it has not rejected is an interval around the estimate; its ends are found by root
@@ -398,10 +439,15 @@ def confidence_bounds(log_e: Callable[[float], float], center: float, lowest: fl
 
     `log_e_many` (log_e at several points at once, the same values): both ends are searched
     side by side (`roots.lockstep`), the same root as scipy's brentq finds for each; any
-    search that leaves the path the port reproduces is redone by scipy.
+    search that leaves the path the port reproduces is redone by scipy. With `spread` too (a
+    guess of the half-width), each end is first bracketed near its guess and then searched in
+    that bracket (`_bounds_guided`): half the evaluations, an end within the same tolerance of
+    the crossing.
     """
     if log_e_many is not None:
         try:
+            if spread is not None:
+                return _bounds_guided(log_e_many, center, lowest, highest, level, spread)
             return _bounds_lockstep(log_e_many, center, lowest, highest, level)
         except NotExact:
             pass
@@ -412,9 +458,83 @@ def confidence_bounds(log_e: Callable[[float], float], center: float, lowest: fl
         if log_e(limit) < level:
             ends.append(limit)
         else:
-            ends.append(brentq(lambda v: log_e(v) - level, center, limit, xtol=1e-3) if limit > center
-                        else brentq(lambda v: log_e(v) - level, limit, center, xtol=1e-3))
+            ends.append(brentq(lambda v: log_e(v) - level, center, limit, xtol=BOUND_XTOL) if limit > center
+                        else brentq(lambda v: log_e(v) - level, limit, center, xtol=BOUND_XTOL))
     return ends[0], ends[1]
+
+
+BOUND_XTOL = 1e-3
+"""How close to its crossing an interval end is found (in the searched parameter: log ratio or logit)."""
+GUESS_PROBE = 0.02
+"""A guessed end is probed this share of its distance from the center on both sides (plus BOUND_XTOL):
+near a smooth crossing the two probes usually bracket it, so Brent starts in a bracket a few
+tolerances wide."""
+
+
+def _bounds_guided(log_e_many: Callable[[np.ndarray], list[float]], center: float, lowest: float,
+                   highest: float, level: float, spread: float) -> tuple[float, float]:
+    """`confidence_bounds` from a guessed half-width: each side is bracketed near its guess, then
+    searched by Brent in that bracket, both sides in lockstep.
+
+    Round 1 asks for the log e-value at the center and at center -+ spread; round 2 at the
+    crossing a parabola through the center's and the guess's values predicts (the log e-value
+    grows about quadratically away from the estimate), GUESS_PROBE either side of it. On each side
+    the bracket is the nearest point at or above the level and the farthest point below it that is
+    nearer to the center; a side with no point at the level yet doubles its distance until one is
+    found or the search limit is reached (below the level at the limit: the end is the limit, as in
+    `_bounds_lockstep`). A NaN anywhere raises NotExact (the caller searches as before)."""
+    c, lowest, highest = float(center), float(lowest), float(highest)
+    if not lowest < c < highest or not spread > 0:
+        raise NotExact  # an estimate at or beyond a search limit: the plain searches handle it
+    known: dict[float, float] = {}
+
+    def ask(points: list[float], must_learn: bool = False) -> None:
+        todo = sorted({p for p in points if p not in known})
+        if must_learn and points and not todo:
+            raise NotExact  # a widening that learns nothing (not expected inside the limits): never loop
+        if todo:
+            values = [float(v) for v in log_e_many(np.array(todo))]
+            if any(math.isnan(v) for v in values):
+                raise NotExact
+            known.update(zip(todo, values))
+
+    guesses = (max(c - spread, lowest), min(c + spread, highest))
+    ask([c, *guesses])
+    if known[c] >= level:
+        return float("nan"), float("nan")
+    probes = []
+    for guess in guesses:
+        rise = known[guess] - known[c]
+        predicted = c + (guess - c) * math.sqrt((level - known[c]) / rise) if rise > 0 else 2 * guess - c
+        predicted = min(max(predicted, lowest), highest)
+        width = GUESS_PROBE * abs(predicted - c) + BOUND_XTOL
+        probes += [min(max(predicted - width, lowest), highest), min(max(predicted + width, lowest), highest)]
+    ask(probes)
+    sides = [(-1.0, lowest), (1.0, highest)]
+    ends: list[float | None] = [None, None]
+    brackets: dict[int, tuple[float, float]] = {}
+    while len(brackets) + sum(e is not None for e in ends) < 2:
+        more = []
+        for i, (sign, limit) in enumerate(sides):
+            if ends[i] is not None or i in brackets:
+                continue
+            side = sorted((p for p in known if (p - c) * sign >= 0), key=lambda p: abs(p - c))
+            above = [p for p in side if known[p] >= level]
+            if above:
+                inside = [p for p in side if known[p] < level and abs(p - c) < abs(above[0] - c)]
+                brackets[i] = tuple(sorted((inside[-1] if inside else c, above[0])))  # type: ignore[assignment]
+            elif side[-1] == limit:
+                ends[i] = limit
+            else:
+                far = side[-1]
+                more.append(min(max(far + sign * max(abs(far - c), BOUND_XTOL), lowest), highest))
+        ask(more, must_learn=True)
+    order = sorted(brackets)
+    searches = [brent_steps(*brackets[i], BOUND_XTOL) for i in order]
+    roots = lockstep(lambda xs: [v - level for v in log_e_many(xs)], searches, {x: v - level for x, v in known.items()})
+    for i, root in zip(order, roots):
+        ends[i] = root
+    return float(ends[0]), float(ends[1])  # type: ignore[arg-type]
 
 
 def _bounds_lockstep(log_e_many: Callable[[np.ndarray], list[float]], center: float, lowest: float,
@@ -433,7 +553,8 @@ def _bounds_lockstep(log_e_many: Callable[[np.ndarray], list[float]], center: fl
             ends.append(limit)
         else:
             ends.append(None)
-            searches.append(brent_steps(center, limit, 1e-3) if limit > center else brent_steps(limit, center, 1e-3))
+            searches.append(brent_steps(center, limit, BOUND_XTOL) if limit > center
+                            else brent_steps(limit, center, BOUND_XTOL))
     roots = iter(lockstep(lambda xs: [v - level for v in log_e_many(xs)], searches,
                           {x: v - level for x, v in first.items()}))
     lo, hi = (e if e is not None else next(roots) for e in ends)
