@@ -401,8 +401,8 @@ def rate_ratio_interval(
 def _ratio_halfwidth(events_c: float, events_b: float, alpha: float, prior: OneSidedPrior) -> float:
     """A first guess of the interval's half-width in log ratio, where the search starts: the
     normal-mixture confidence sequence's (`normal_halfwidth`) with the Poisson variance of a log
-    rate ratio (1/X_c + 1/X_b, half an event where none was seen) and the prior's spread. Only
-    where the search looks first depends on it, not what it finds."""
+    rate ratio (1/X_c + 1/X_b, half an event where none was seen) and the prior's spread. It
+    decides where the search looks first; what it finds depends on it only within BOUND_XTOL."""
     variance = 1.0 / max(events_c, 0.5) + 1.0 / max(events_b, 0.5)
     half = float(normal_halfwidth(1.0 / variance, alpha, prior.spread))
     return min(max(half, 0.01), 5.0) if math.isfinite(half) else 5.0
