@@ -78,25 +78,23 @@ PROPORTION_PRIOR = OneSidedPrior.half_normal(scale=0.8)
 """Default for one-sample proportions, in logit units."""
 
 
-def logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """log(sum(exp(x))) along `axis`, stable; scipy's version costs more than the sum here."""
+def logsumexp(x: np.ndarray, axis: int = -1, scratch: bool = False) -> np.ndarray:
+    """log(sum(exp(x))) along `axis`, stable; scipy's version costs more than the sum here.
+    `scratch`: x is the caller's to overwrite (the same operations, in place: as large as a plan's
+    whole path, a fresh temporary costs as much as the arithmetic)."""
     x = np.asarray(x, dtype=float)
     top = np.maximum.reduce(x, axis=axis, keepdims=True)  # x.max and x.sum without their wrappers
     top = np.where(np.isfinite(top), top, 0.0)
+    shifted = np.exp(np.subtract(x, top, out=x), out=x) if scratch else np.exp(x - top)
     with np.errstate(divide="ignore"):
-        return top.squeeze(axis=axis) + np.log(np.add.reduce(np.exp(x - top), axis=axis))
+        return top.squeeze(axis=axis) + np.log(np.add.reduce(shifted, axis=axis))
 
 
 def _mixture(cum_llr: np.ndarray, prior: OneSidedPrior, owned: bool = False) -> np.ndarray:
-    """logsumexp(cum_llr + log_weights) over the prior: its operations, in place on the sum (as
-    large as a plan's whole path); `owned`: cum_llr is the caller's scratch, the sum goes there."""
+    """logsumexp(cum_llr + log_weights) over the prior, in place on the sum; `owned`: cum_llr is
+    the caller's scratch, and the sum goes there too."""
     x = np.add(cum_llr, prior.log_weights, out=cum_llr) if owned else cum_llr + prior.log_weights
-    top = np.maximum.reduce(x, axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    np.subtract(x, top, out=x)
-    np.exp(x, out=x)
-    with np.errstate(divide="ignore"):
-        return top.squeeze(axis=-1) + np.log(np.add.reduce(x, axis=-1))
+    return logsumexp(x, axis=-1, scratch=True)
 
 
 # ----------------------------------------------------------------- rate ratios
@@ -114,18 +112,21 @@ def rate_ratio_llr(x_c: np.ndarray, x_b: np.ndarray, a: np.ndarray, rho: np.ndar
     x_c, x_b, a = (np.asarray(v, dtype=float)[..., None] for v in (x_c, x_b, a))
     informative = np.isfinite(a) & (a > 0)
     if informative.all():  # every interval informative (the usual case): no mask to apply
-        # the expression below, its operations in the same order in two (..., T, G) buffers
-        # instead of five: at a plan's sizes the fresh temporaries cost as much as the arithmetic
-        events = x_c * (np.log(rho) if log_rho is None else log_rho)
-        m = x_c + x_b
-        llr = np.multiply(a, rho)
-        np.log1p(llr, out=llr)
-        np.subtract(llr, np.log1p(a), out=llr)
-        np.multiply(m, llr, out=llr)
-        return np.subtract(events, llr, out=llr)
+        return _llr_terms(x_c * (np.log(rho) if log_rho is None else log_rho), x_c + x_b, a, rho)
     a = np.where(np.isfinite(a), a, 0.0)
     llr = x_c * (np.log(rho) if log_rho is None else log_rho) - (x_c + x_b) * (np.log1p(a * rho) - np.log1p(a))
     return np.where(informative, llr, 0.0)
+
+
+def _llr_terms(events: np.ndarray, m: np.ndarray, a: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """events - m * (log1p(a rho) - log1p(a)), the rate-ratio likelihood ratio of every interval
+    and alternative, its operations in order in one (..., T, G) buffer instead of four fresh ones:
+    at a plan's or an interval search's sizes the temporaries cost as much as the arithmetic."""
+    llr = np.multiply(a, rho)
+    np.log1p(llr, out=llr)
+    np.subtract(llr, np.log1p(a), out=llr)
+    np.multiply(m, llr, out=llr)
+    return np.subtract(events, llr, out=llr)
 
 
 def exposure_ratio(n_c: np.ndarray, n_b: np.ndarray, rho0: np.ndarray | float) -> np.ndarray:
@@ -376,12 +377,8 @@ def rate_ratio_interval(
                 informative = None
             else:
                 informative = np.isfinite(a) & (a > 0)
-            if informative is None or informative.all():  # as in rate_ratio_llr, in one buffer
-                llr = np.multiply(a, rho)
-                np.log1p(llr, out=llr)
-                np.subtract(llr, np.log1p(a), out=llr)
-                np.multiply(m, llr, out=llr)
-                np.subtract(events_term, llr, out=llr)
+            if informative is None or informative.all():
+                llr = _llr_terms(events_term, m, a, rho)
             else:
                 a = np.where(np.isfinite(a), a, 0.0)
                 llr = np.where(informative, events_term - m * (np.log1p(a * rho) - np.log1p(a)), 0.0)
