@@ -1,4 +1,5 @@
-"""The cheap searches give exactly the numbers of the reference searches they replace.
+"""The cheap searches give exactly the numbers of the reference searches they replace (all but one:
+the rate ratio's guided interval search, which stops within the same tolerance of the same crossing).
 
 * `roots.brent_steps` is scipy's brentq step by step, and `lockstep` runs several at once;
 * `scalar` does the Bernoulli-mixture bisections in plain floats (verdicts) and must agree
