@@ -1,0 +1,334 @@
+"""Where an analysis round goes, and what each remaining lever would save (issue 13).
+
+    python bench/analysis_levers.py            # 3 seeds, 12 alternations per lever
+    python bench/analysis_levers.py --runs 20  # more alternations on a noisy host
+
+The analyses are those of whole rollouts of a healthy v2 under the shipped example policy at
+1000 req/min (bench/rollout_sim.py through the real `decide`, as bench/timing.time_rollouts runs
+them), captured once and replayed on fresh panel objects, so every lever is measured on the same
+calls. Prints:
+
+* the share of the round by stage (holdback, canary steps, shadow) and for the completions of
+  recorded decisions, with each stage's CPU per call;
+* for each lever, the round's CPU against the code as it is: both replayed alternately in this
+  process, the ratio of each pair, and the median ratio (the host's speed swings within minutes,
+  so absolute figures from different moments do not compare; a pair's ratio does). A lever
+  replaces a part by a constant, so it measures what that part costs, not a finished change:
+  what each would cost users is in docs/benchmarks/operator_scale.md;
+* whether the error rate's and latency's evidence are batch-invariant (each row of a call on 16
+  stacked windows of one length equal to that window's own call, bit for bit) and what a model
+  costs in such a batch against alone: what batching analyses on a common tick would build on;
+* with numba importable (it is not a dependency), the memory it adds and a jitted rate-ratio
+  mixture against numpy's.
+
+Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import statistics
+import sys
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
+
+import numpy as np
+import yaml
+
+import vigil.stats as stats
+from bench.rollout_sim import Version, run_rollout
+from bench.timing import EXAMPLE_POLICY, fresh
+from vigil.api.policy import RiskPolicySpec
+from vigil.stats.result import Analysis, Outcome, Plan
+
+A = importlib.import_module("vigil.stats.analyze")
+RATES = importlib.import_module("vigil.stats.rates")
+LATENCY = importlib.import_module("vigil.stats.latency")
+DRIFT = importlib.import_module("vigil.stats.drift")
+PLAN = importlib.import_module("vigil.stats.plan")
+
+Call = tuple[list[Any], dict[Any, Any], dict[str, Any], bool]
+"""(gates, data, keyword arguments, completed: the decision was recorded)."""
+
+
+def stage_of(kwargs: dict[str, Any], gates: int) -> str:
+    if not kwargs.get("pass_needed", True):
+        return "holdback"
+    return "shadow" if gates == 6 else "canary steps"
+
+
+def capture(seeds: int, rpm: float = 1000.0) -> list[Call]:
+    """Every analysis of `seeds` whole rollouts, with whether its decision was recorded."""
+    policy = RiskPolicySpec.model_validate(yaml.safe_load(EXAMPLE_POLICY.read_text())["spec"])
+    calls: list[Call] = []
+    plain, complete = stats.analyze, Analysis.complete
+    made: dict[int, int] = {}
+    kept: list[Analysis] = []  # alive until the end, so no id is reused
+
+    def recording(gates: Any, data: Any, **kwargs: Any) -> Any:
+        result = plain(gates, data, **kwargs)
+        kept.append(result)
+        made[id(result)] = len(calls)
+        calls.append((list(gates), fresh(data), kwargs, False))
+        return result
+
+    def completing(self: Analysis) -> Analysis:
+        if id(self) in made:
+            g, d, k, _ = calls[made[id(self)]]
+            calls[made[id(self)]] = (g, d, k, True)
+        return complete(self)
+
+    stats.analyze, Analysis.complete = recording, completing  # type: ignore[method-assign]
+    try:
+        for seed in range(seeds):
+            run_rollout(policy, Version(), rpm, seed)
+    finally:
+        stats.analyze, Analysis.complete = plain, complete  # type: ignore[method-assign]
+    return calls
+
+
+def replay(calls: list[Call], split: dict[str, list[float]] | None = None) -> float:
+    """CPU seconds per analysis of the calls on fresh panels (completions where recorded)."""
+    jobs = [(g, fresh(d), k, done) for g, d, k, done in calls]
+    total = 0.0
+    for gates, data, kwargs, done in jobs:
+        started = time.thread_time()
+        result = A.analyze(gates, data, **kwargs)
+        middle = time.thread_time()
+        if done:
+            result.complete()
+        ended = time.thread_time()
+        total += ended - started
+        if split is not None:
+            split[stage_of(kwargs, len(gates))].append(middle - started)
+            if done:
+                split["completions of recorded decisions"].append(ended - middle)
+    return total / max(len(jobs), 1)
+
+
+@contextlib.contextmanager
+def patched(replacements: dict[tuple[Any, str], Any]) -> Iterator[None]:
+    saved = {key: getattr(*key) for key in replacements}
+    for (module, name), value in replacements.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for (module, name), value in saved.items():
+            setattr(module, name, value)
+
+
+def _no_interval(*_: Any, **__: Any) -> tuple[float, float]:
+    return 0.9, 1.1
+
+
+def _no_plan(_gate: Any, _data: Any, _th: Any, horizon_s: float, *_: Any, **__: Any) -> Plan:
+    return Plan(horizon_s)
+
+
+def _judge_effect_deferred(gate: Any, item: Any, th: Any, horizon_s: float, deferred: bool = False,
+                           pass_needed: bool = True) -> Any:
+    """`analyze._judge` with an Inconclusive gate deferred like a failed one (time to Pass only)."""
+    plain = _judge_effect_deferred.plain  # type: ignore[attr-defined]
+    if not deferred or isinstance(item, A.NoData):
+        return plain(gate, item, th, horizon_s, deferred, pass_needed)
+    expected, evaluate = A.EVALUATORS[gate.metric]
+    if not isinstance(item, expected) or item.timestamps.size < 2:
+        return plain(gate, item, th, horizon_s, deferred, pass_needed)
+    try:
+        verdict = evaluate(item, gate, th)
+        lean = verdict.outcome is Outcome.PASS or not pass_needed
+        plan = Plan(horizon_s) if lean else A.time_to_pass(gate, item, th, horizon_s)
+        pending = partial(A._complete, gate, item, th, horizon_s, verdict, plan, pass_needed)
+    except (ValueError, ArithmeticError, IndexError) as exc:
+        return A.no_data(gate.metric, str(exc)), None
+    return A._with_plan(verdict, plan, whole=False, quoted=pass_needed), pending
+
+
+def _coarse_grid(points: int) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    @contextlib.contextmanager
+    def grid() -> Iterator[None]:
+        saved = PLAN.PLAN_POINTS
+        PLAN.PLAN_POINTS = points
+        PLAN._ends.cache_clear(), PLAN._widths.cache_clear()
+        try:
+            yield
+        finally:
+            PLAN.PLAN_POINTS = saved
+            PLAN._ends.cache_clear(), PLAN._widths.cache_clear()
+    return grid
+
+
+_NULL = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _without_errstate() -> Iterator[None]:
+    """Every `np.errstate` a no-op (its warnings, which change no value, silenced here instead)."""
+    with warnings.catch_warnings(), patched({(np, "errstate"): lambda **_: _NULL}):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+INTERVALS = {(RATES, "rate_ratio_interval"): _no_interval, (LATENCY, "rate_ratio_interval"): _no_interval,
+             (RATES, "bernoulli_bounds"): lambda *_, **__: (0.0, 1.0), (DRIFT, "distance_interval"): _no_interval,
+             (RATES, "proportion_interval"): _no_interval}
+PLANS = {(A, "plan_gate"): _no_plan, (A, "time_to_pass"): _no_plan}
+
+
+def levers() -> dict[str, Callable[[], contextlib.AbstractContextManager[None]]]:
+    _judge_effect_deferred.plain = A._judge  # type: ignore[attr-defined]
+    return {
+        "no projection in any analysis": lambda: patched(PLANS),
+        "no interval or rate bound in any analysis": lambda: patched(INTERVALS),
+        "neither": lambda: patched({**PLANS, **INTERVALS}),
+        "an open gate's detectable effect deferred to the record": lambda: patched({(A, "_judge"): _judge_effect_deferred}),
+        "32 projected points instead of 64": _coarse_grid(32),
+        "no np.errstate context": _without_errstate,
+    }
+
+
+def measure_lever(calls: list[Call], lever: Callable[[], contextlib.AbstractContextManager[None]], runs: int
+                  ) -> tuple[float, float, list[float]]:
+    """(median CPU per analysis as is, with the lever, ratios of the pairs), alternating the order."""
+    base, changed = [], []
+    for run in range(runs):
+        order = (False, True) if run % 2 == 0 else (True, False)
+        for with_lever in order:
+            if with_lever:
+                with lever():
+                    changed.append(replay(calls))
+            else:
+                base.append(replay(calls))
+    ratios = [c / b for b, c in zip(base, changed)]
+    return statistics.median(base), statistics.median(changed), ratios
+
+
+def numba_probe() -> str:
+    """Memory numba adds, and a jitted rate-ratio mixture against numpy's (if numba is importable)."""
+    def rss() -> int:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
+
+    before = rss()
+    try:
+        import numba  # type: ignore[import-not-found]
+    except ImportError:
+        return "numba is not installed (pip install numba to measure it): skipped"
+    imported = rss()
+
+    @numba.njit(cache=False)
+    def jitted(xc: np.ndarray, xb: np.ndarray, a: np.ndarray, rho: np.ndarray, logw: np.ndarray) -> float:
+        out = np.empty(rho.shape[0])
+        for g in range(rho.shape[0]):
+            s, lr = 0.0, np.log(rho[g])
+            for t in range(xc.shape[0]):
+                s += xc[t] * lr - (xc[t] + xb[t]) * (np.log1p(a[t] * rho[g]) - np.log1p(a[t]))
+            out[g] = s + logw[g]
+        top = out.max()
+        return top + np.log(np.exp(out - top).sum())
+
+    def vectorised(xc: np.ndarray, xb: np.ndarray, a: np.ndarray, rho: np.ndarray, logw: np.ndarray) -> float:
+        llr = xc[:, None] * np.log(rho) - (xc + xb)[:, None] * (np.log1p(a[:, None] * rho) - np.log1p(a)[:, None])
+        out = llr.sum(axis=0) + logw
+        top = out.max()
+        return float(top + np.log(np.exp(out - top).sum()))
+
+    rng = np.random.default_rng(1)
+    args = (rng.poisson(10, 40).astype(float), rng.poisson(100, 40).astype(float), np.full(40, 0.1),
+            np.exp(np.linspace(0.0, 2.0, 33)), np.full(33, -np.log(33)))
+    jitted(*args)
+    compiled = rss()
+
+    def per_call(f: Callable[..., float]) -> float:
+        started = time.thread_time()
+        for _ in range(5000):
+            f(*args)
+        return (time.thread_time() - started) / 5000 * 1e6
+
+    return (f"numba: RSS {before} MiB -> {imported} MiB imported -> {compiled} MiB after one compiled function; "
+            f"rate-ratio mixture over 40 x 33: jitted {per_call(jitted):.1f} us, numpy {per_call(vectorised):.1f} us")
+
+
+def batch_probe(models: int = 16, minutes: int = 31, repeats: int = 10) -> list[str]:
+    """Batch invariance and per-model cost of the error-rate and latency evidence on `models`
+    simulated windows of one length (bench/timing.window, different seeds)."""
+    from bench.timing import window
+    from vigil.api.gates import Gate, MetricKind
+
+    windows = [window(minutes, rpm=1000.0, seed=seed) for seed in range(models)]
+    error_gate, latency_gate = Gate(metric=MetricKind.ERROR_RATE), Gate(metric=MetricKind.LATENCY_P99)
+    cases: dict[str, tuple[list[tuple[Any, ...]], Callable[..., Any]]] = {}
+    rows = []
+    for w in windows:
+        d = w[MetricKind.ERROR_RATE]
+        (n_b, x_b), (n_c, x_c) = d.outcomes(d.baseline), d.outcomes(d.canary)
+        rows.append((n_c, x_c, n_b, x_b))
+    cases["error rate"] = (rows, lambda *a: RATES.gate_error_evidence(*a, error_gate, last=True))
+    rows = []
+    for w in windows:
+        d = w[MetricKind.LATENCY_P99]
+        rows.append((d.buckets(d.canary)[1], d.buckets(d.baseline)[1]))
+    first = windows[0][MetricKind.LATENCY_P99]
+    edges = first.buckets(first.baseline)[0]  # the simulated servers share one bucket layout
+    cases["latency p99"] = (rows, lambda c, b: LATENCY.latency_evidence(
+        edges, c, b, 0.99, latency_gate.tolerance, latency_gate.regression, last=True))
+    out = []
+    for name, (inputs, evidence) in cases.items():
+        alone = [evidence(*row) for row in inputs]
+        stacked = evidence(*(np.array([row[i] for row in inputs]) for i in range(len(inputs[0]))))
+        same = all(np.array_equal(stacked.log_e_fail[k], alone[k].log_e_fail)
+                   and np.array_equal(stacked.log_e_pass[k], alone[k].log_e_pass) for k in range(models))
+        started = time.thread_time()
+        for _ in range(repeats):
+            for row in inputs:
+                evidence(*row)
+        one = (time.thread_time() - started) / (repeats * models)
+        batch = [np.array([row[i] for row in inputs]) for i in range(len(inputs[0]))]
+        started = time.thread_time()
+        for _ in range(repeats):
+            evidence(*batch)
+        many = (time.thread_time() - started) / (repeats * models)
+        out.append(f"{name} evidence: batch-invariant {same}; {1e6 * one:.0f} us a model alone, "
+                   f"{1e6 * many:.0f} us a model in a batch of {models} windows of {minutes} minutes")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=12, help="alternations per lever")
+    args = parser.parse_args()
+    calls = capture(args.seeds)
+    replay(calls)  # warm module caches
+    split: dict[str, list[float]] = defaultdict(list)
+    replay(calls, split)
+    total = sum(sum(v) for v in split.values())
+    print(f"{len(calls)} analyses of {args.seeds} whole rollouts (example policy, healthy v2, 1000 req/min), "
+          f"{sum(c[3] for c in calls)} completed for a recorded decision")
+    for stage, spent in sorted(split.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  {stage:36s} {100 * sum(spent) / total:4.0f}% of the round, {1000 * statistics.median(spent):.2f} ms "
+              f"a call (median of {len(spent)})")
+    print(f"levers, each against the code as it is, {args.runs} alternations:")
+    for name, lever in levers().items():
+        base, changed, ratios = measure_lever(calls, lever, args.runs)
+        quartiles = statistics.quantiles(ratios, n=4)
+        print(f"  {name:56s} {1000 * base:.2f} -> {1000 * changed:.2f} ms a call, ratio {statistics.median(ratios):.3f} "
+              f"(quartiles {quartiles[0]:.3f}, {quartiles[2]:.3f})")
+    for line in batch_probe():
+        print(line)
+    print(numba_probe())
+
+
+if __name__ == "__main__":
+    main()
