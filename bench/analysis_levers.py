@@ -15,9 +15,9 @@ calls. Prints:
   so absolute figures from different moments do not compare; a pair's ratio does). A lever
   replaces a part by a constant, so it measures what that part costs, not a finished change:
   what each would cost users is in docs/benchmarks/operator_scale.md;
-* whether the error rate's and latency's evidence are batch-invariant (each row of a call on 16
-  stacked windows of one length equal to that window's own call, bit for bit) and what a model
-  costs in such a batch against alone: what batching analyses on a common tick would build on;
+* whether each gate's evidence is batch-invariant (each row of a call on 16 stacked windows of
+  one length equal to that window's own call, bit for bit) and what a model costs in such a batch
+  against alone: what batching analyses on a common tick would build on;
 * with numba importable (it is not a dependency), the memory it adds and a jitted rate-ratio
   mixture against numpy's.
 
@@ -57,6 +57,8 @@ RATES = importlib.import_module("vigil.stats.rates")
 LATENCY = importlib.import_module("vigil.stats.latency")
 DRIFT = importlib.import_module("vigil.stats.drift")
 PLAN = importlib.import_module("vigil.stats.plan")
+CALIBRATION = importlib.import_module("vigil.stats.calibration")
+FAIRNESS = importlib.import_module("vigil.stats.fairness")
 
 Call = tuple[list[Any], dict[Any, Any], dict[str, Any], bool]
 """(gates, data, keyword arguments, completed: the decision was recorded)."""
@@ -261,46 +263,63 @@ def numba_probe() -> str:
 
 
 def batch_probe(models: int = 16, minutes: int = 31, repeats: int = 10) -> list[str]:
-    """Batch invariance and per-model cost of the error-rate and latency evidence on `models`
-    simulated windows of one length (bench/timing.window, different seeds)."""
+    """Batch invariance and per-model cost of each gate's evidence (as its verdict computes it) on
+    `models` simulated windows of one length (bench/timing.window, different seeds)."""
     from bench.timing import window
     from vigil.api.gates import Gate, MetricKind
 
     windows = [window(minutes, rpm=1000.0, seed=seed) for seed in range(models)]
-    error_gate, latency_gate = Gate(metric=MetricKind.ERROR_RATE), Gate(metric=MetricKind.LATENCY_P99)
-    cases: dict[str, tuple[list[tuple[Any, ...]], Callable[..., Any]]] = {}
-    rows = []
-    for w in windows:
-        d = w[MetricKind.ERROR_RATE]
-        (n_b, x_b), (n_c, x_c) = d.outcomes(d.baseline), d.outcomes(d.canary)
-        rows.append((n_c, x_c, n_b, x_b))
-    cases["error rate"] = (rows, lambda *a: RATES.gate_error_evidence(*a, error_gate, last=True))
-    rows = []
-    for w in windows:
-        d = w[MetricKind.LATENCY_P99]
-        rows.append((d.buckets(d.canary)[1], d.buckets(d.baseline)[1]))
+    gate = {kind: Gate(metric=kind) for kind in MetricKind}
+
+    def inputs(kind: MetricKind) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for w in windows:
+            d = w[kind]
+            if kind is MetricKind.ERROR_RATE:
+                (n_b, x_b), (n_c, x_c) = d.outcomes(d.baseline), d.outcomes(d.canary)
+                rows.append((n_c, x_c, n_b, x_b))
+            elif kind is MetricKind.CALIBRATION:
+                rows.append((*d.by_bucket(d.canary, d.buckets()), *d.by_bucket(d.baseline, d.buckets())))
+            elif kind is MetricKind.FAIRNESS_GAP:
+                rows.append((*d.by_group(d.canary, d.groups()), *d.by_group(d.baseline, d.groups())))
+            else:
+                rows.append((d.buckets(d.canary)[1], d.buckets(d.baseline)[1]))
+        return rows
+
     first = windows[0][MetricKind.LATENCY_P99]
     edges = first.buckets(first.baseline)[0]  # the simulated servers share one bucket layout
-    cases["latency p99"] = (rows, lambda c, b: LATENCY.latency_evidence(
-        edges, c, b, 0.99, latency_gate.tolerance, latency_gate.regression, last=True))
+    p99, drift = gate[MetricKind.LATENCY_P99], gate[MetricKind.PREDICTION_DRIFT]
+    calibration, fairness = gate[MetricKind.CALIBRATION], gate[MetricKind.FAIRNESS_GAP]
+    cases: dict[str, tuple[list[tuple[Any, ...]], Callable[..., Any]]] = {
+        "error rate": (inputs(MetricKind.ERROR_RATE),
+                       lambda *a: RATES.gate_error_evidence(*a, gate[MetricKind.ERROR_RATE], last=True)),
+        "latency p99": (inputs(MetricKind.LATENCY_P99), lambda c, b: LATENCY.latency_evidence(
+            edges, c, b, 0.99, p99.tolerance, p99.regression, last=True)),
+        "prediction drift": (inputs(MetricKind.PREDICTION_DRIFT), lambda c, b: DRIFT.drift_evidence(
+            c, b, drift.tolerance, regression=drift.regression, last=True)),
+        "calibration": (inputs(MetricKind.CALIBRATION), lambda *a: CALIBRATION.calibration_evidence(
+            *a, calibration.tolerance, regression=calibration.regression, last=True)),
+        "fairness gap": (inputs(MetricKind.FAIRNESS_GAP), lambda *a: FAIRNESS.fairness_evidence(
+            *a, fairness.tolerance, regression=fairness.regression, last=True)),
+    }
     out = []
-    for name, (inputs, evidence) in cases.items():
-        alone = [evidence(*row) for row in inputs]
-        stacked = evidence(*(np.array([row[i] for row in inputs]) for i in range(len(inputs[0]))))
-        same = all(np.array_equal(stacked.log_e_fail[k], alone[k].log_e_fail)
-                   and np.array_equal(stacked.log_e_pass[k], alone[k].log_e_pass) for k in range(models))
+    for name, (rows, evidence) in cases.items():
+        alone = [evidence(*row) for row in rows]
+        batch = [np.array([row[i] for row in rows]) for i in range(len(rows[0]))]
+        stacked = evidence(*batch)
+        same = all(np.array_equal(getattr(stacked, f)[k], getattr(alone[k], f))
+                   for f in ("log_e_fail", "log_e_pass", "n_canary", "n_baseline") for k in range(models))
         started = time.thread_time()
         for _ in range(repeats):
-            for row in inputs:
+            for row in rows:
                 evidence(*row)
         one = (time.thread_time() - started) / (repeats * models)
-        batch = [np.array([row[i] for row in inputs]) for i in range(len(inputs[0]))]
         started = time.thread_time()
         for _ in range(repeats):
             evidence(*batch)
         many = (time.thread_time() - started) / (repeats * models)
-        out.append(f"{name} evidence: batch-invariant {same}; {1e6 * one:.0f} us a model alone, "
-                   f"{1e6 * many:.0f} us a model in a batch of {models} windows of {minutes} minutes")
+        out.append(f"{name + ' evidence:':28s} batch-invariant {same}; {1e6 * one:4.0f} us a model alone, "
+                   f"{1e6 * many:4.0f} us in a batch of {models} windows of {minutes} minutes")
     return out
 
 
