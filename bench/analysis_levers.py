@@ -44,12 +44,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 import numpy as np
-import yaml
 
-import vigil.stats as stats
-from bench.rollout_sim import Version, run_rollout
-from bench.timing import EXAMPLE_POLICY, fresh
-from vigil.api.policy import RiskPolicySpec
+from bench.timing import fresh, healthy_rollouts
 from vigil.stats.result import Analysis, Outcome, Plan
 
 A = importlib.import_module("vigil.stats.analyze")
@@ -72,31 +68,24 @@ def stage_of(kwargs: dict[str, Any], gates: int) -> str:
 
 def capture(seeds: int, rpm: float = 1000.0) -> list[Call]:
     """Every analysis of `seeds` whole rollouts, with whether its decision was recorded."""
-    policy = RiskPolicySpec.model_validate(yaml.safe_load(EXAMPLE_POLICY.read_text())["spec"])
     calls: list[Call] = []
-    plain, complete = stats.analyze, Analysis.complete
     made: dict[int, int] = {}
     kept: list[Analysis] = []  # alive until the end, so no id is reused
 
-    def recording(gates: Any, data: Any, **kwargs: Any) -> Any:
+    def recording(plain: Callable[..., Any], gates: Any, data: Any, **kwargs: Any) -> Any:
         result = plain(gates, data, **kwargs)
         kept.append(result)
         made[id(result)] = len(calls)
         calls.append((list(gates), fresh(data), kwargs, False))
         return result
 
-    def completing(self: Analysis) -> Analysis:
-        if id(self) in made:
-            g, d, k, _ = calls[made[id(self)]]
-            calls[made[id(self)]] = (g, d, k, True)
-        return complete(self)
+    def completing(complete: Callable[[Analysis], Analysis], analysis: Analysis) -> Analysis:
+        if id(analysis) in made:
+            g, d, k, _ = calls[made[id(analysis)]]
+            calls[made[id(analysis)]] = (g, d, k, True)
+        return complete(analysis)
 
-    stats.analyze, Analysis.complete = recording, completing  # type: ignore[method-assign]
-    try:
-        for seed in range(seeds):
-            run_rollout(policy, Version(), rpm, seed)
-    finally:
-        stats.analyze, Analysis.complete = plain, complete  # type: ignore[method-assign]
+    healthy_rollouts(recording, completing, rpm, seeds)
     return calls
 
 

@@ -29,9 +29,10 @@ Asserts nothing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -129,12 +130,12 @@ def time_complete(calls: int = 200, minutes: int = 30, setting: Mapping[str, Any
     return (time.thread_time() - started) / calls
 
 
-def time_rollouts(rpm: float = 1000.0, seeds: int = 3) -> tuple[float, int]:
-    """(CPU seconds of analysis per analysis, analyses) over whole rollouts of a healthy v2 under
-    the shipped example policy, through the real `decide` and its analyzer (bench/rollout_sim.py):
-    every stage and step a canary passes through, in the proportions a rollout spends in them, with
-    the completions of the recorded decisions. A round of 1000 canaries at all points of their
-    rollouts costs 1000 times this."""
+def healthy_rollouts(analyze_as: Callable[..., Any], complete_as: Callable[..., Any],
+                     rpm: float = 1000.0, seeds: int = 3) -> None:
+    """Run `seeds` whole rollouts of a healthy v2 under the shipped example policy through the real
+    `decide` (bench/rollout_sim.py), with `vigil.stats.analyze` and `Analysis.complete` replaced by
+    `analyze_as(plain_analyze, *args, **kwargs)` and `complete_as(plain_complete, analysis)` (the
+    originals are restored afterwards)."""
     import yaml
     import vigil.stats as stats
     from vigil.api.policy import RiskPolicySpec
@@ -143,30 +144,36 @@ def time_rollouts(rpm: float = 1000.0, seeds: int = 3) -> tuple[float, int]:
     from bench.rollout_sim import Version, run_rollout
 
     policy = RiskPolicySpec.model_validate(yaml.safe_load(EXAMPLE_POLICY.read_text())["spec"])
-    spent, calls = [0.0], [0]
     plain, complete = stats.analyze, Analysis.complete
-
-    def timed_analyze(*args: Any, **kwargs: Any) -> Any:
-        started = time.thread_time()
-        try:
-            return plain(*args, **kwargs)
-        finally:
-            spent[0] += time.thread_time() - started
-            calls[0] += 1
-
-    def timed_complete(self: Analysis) -> Analysis:
-        started = time.thread_time()
-        try:
-            return complete(self)
-        finally:
-            spent[0] += time.thread_time() - started
-
-    stats.analyze, Analysis.complete = timed_analyze, timed_complete  # type: ignore[method-assign]
+    stats.analyze = functools.partial(analyze_as, plain)
+    Analysis.complete = lambda self: complete_as(complete, self)  # type: ignore[method-assign]
     try:
         for seed in range(seeds):
             run_rollout(policy, Version(), rpm, seed)
     finally:
         stats.analyze, Analysis.complete = plain, complete  # type: ignore[method-assign]
+
+
+def time_rollouts(rpm: float = 1000.0, seeds: int = 3) -> tuple[float, int]:
+    """(CPU seconds of analysis per analysis, analyses) over whole rollouts of a healthy v2 under
+    the shipped example policy, through the real `decide` and its analyzer (bench/rollout_sim.py):
+    every stage and step a canary passes through, in the proportions a rollout spends in them, with
+    the completions of the recorded decisions. A round of 1000 canaries at all points of their
+    rollouts costs 1000 times this."""
+    spent, calls = [0.0], [0]
+
+    def timed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            spent[0] += time.thread_time() - started
+
+    def timed_analyze(plain: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return timed(plain, *args, **kwargs)
+
+    healthy_rollouts(timed_analyze, timed, rpm, seeds)
     return spent[0] / max(calls[0], 1), calls[0]
 
 
