@@ -35,7 +35,6 @@ import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,8 @@ if __package__ in (None, ""):
 import numpy as np
 
 from bench.timing import fresh, healthy_rollouts
-from vigil.stats.result import Analysis, Outcome, Plan
+from vigil.api.gates import MetricKind
+from vigil.stats.result import Analysis, Plan
 
 A = importlib.import_module("vigil.stats.analyze")
 RATES = importlib.import_module("vigil.stats.rates")
@@ -60,10 +60,11 @@ Call = tuple[list[Any], dict[Any, Any], dict[str, Any], bool]
 """(gates, data, keyword arguments, completed: the decision was recorded)."""
 
 
-def stage_of(kwargs: dict[str, Any], gates: int) -> str:
+def stage_of(kwargs: dict[str, Any], gates: list[Any]) -> str:
+    """The rollout stage an analysis was made in: holdback needs no Pass, shadow judges shadowDisagreement."""
     if not kwargs.get("pass_needed", True):
         return "holdback"
-    return "shadow" if gates == 6 else "canary steps"
+    return "shadow" if any(g.metric is MetricKind.SHADOW_DISAGREEMENT for g in gates) else "canary steps"
 
 
 def capture(seeds: int, rpm: float = 1000.0) -> list[Call]:
@@ -102,7 +103,7 @@ def replay(calls: list[Call], split: dict[str, list[float]] | None = None) -> fl
         ended = time.thread_time()
         total += ended - started
         if split is not None:
-            split[stage_of(kwargs, len(gates))].append(middle - started)
+            split[stage_of(kwargs, gates)].append(middle - started)
             if done:
                 split["completions of recorded decisions"].append(ended - middle)
     return total / max(len(jobs), 1)
@@ -126,25 +127,6 @@ def _no_interval(*_: Any, **__: Any) -> tuple[float, float]:
 
 def _no_plan(_gate: Any, _data: Any, _th: Any, horizon_s: float, *_: Any, **__: Any) -> Plan:
     return Plan(horizon_s)
-
-
-def _judge_effect_deferred(gate: Any, item: Any, th: Any, horizon_s: float, deferred: bool = False,
-                           pass_needed: bool = True) -> Any:
-    """`analyze._judge` with an Inconclusive gate deferred like a failed one (time to Pass only)."""
-    plain = _judge_effect_deferred.plain  # type: ignore[attr-defined]
-    if not deferred or isinstance(item, A.NoData):
-        return plain(gate, item, th, horizon_s, deferred, pass_needed)
-    expected, evaluate = A.EVALUATORS[gate.metric]
-    if not isinstance(item, expected) or item.timestamps.size < 2:
-        return plain(gate, item, th, horizon_s, deferred, pass_needed)
-    try:
-        verdict = evaluate(item, gate, th)
-        lean = verdict.outcome is Outcome.PASS or not pass_needed
-        plan = Plan(horizon_s) if lean else A.time_to_pass(gate, item, th, horizon_s)
-        pending = partial(A._complete, gate, item, th, horizon_s, verdict, plan, pass_needed)
-    except (ValueError, ArithmeticError, IndexError) as exc:
-        return A.no_data(gate.metric, str(exc)), None
-    return A._with_plan(verdict, plan, whole=False, quoted=pass_needed), pending
 
 
 def _coarse_grid(points: int) -> Callable[[], contextlib.AbstractContextManager[None]]:
@@ -178,12 +160,12 @@ PLANS = {(A, "plan_gate"): _no_plan, (A, "time_to_pass"): _no_plan}
 
 
 def levers() -> dict[str, Callable[[], contextlib.AbstractContextManager[None]]]:
-    _judge_effect_deferred.plain = A._judge  # type: ignore[attr-defined]
     return {
         "no projection in any analysis": lambda: patched(PLANS),
         "no interval or rate bound in any analysis": lambda: patched(INTERVALS),
         "neither": lambda: patched({**PLANS, **INTERVALS}),
-        "an open gate's detectable effect deferred to the record": lambda: patched({(A, "_judge"): _judge_effect_deferred}),
+        "an open gate's detectable effect deferred to the record": lambda: patched(
+            {(A, "status_quotes_plan"): lambda *_: False}),
         "32 projected points instead of 64": _coarse_grid(32),
         "no np.errstate context": _without_errstate,
     }

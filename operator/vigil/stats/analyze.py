@@ -141,7 +141,7 @@ def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: flo
     pending: Pending = None
     try:
         verdict = evaluate(item, gate, th)
-        if deferred and (verdict.outcome is not Outcome.INCONCLUSIVE or not pass_needed):
+        if deferred and not status_quotes_plan(verdict, pass_needed):
             # a passed gate needs no projection at all (status counts it as passed), nor any gate
             # where no Pass is needed; a failed or data-less one keeps its time to Pass
             lean = verdict.outcome is Outcome.PASS or not pass_needed
@@ -152,6 +152,12 @@ def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: flo
     except (ValueError, ArithmeticError, IndexError) as exc:  # malformed counters must not pass or crash the loop
         return no_data(gate.metric, f"could not analyse {gate.metric.value}: {exc}"), None
     return _with_plan(verdict, plan, whole=pending is None, quoted=pass_needed), pending
+
+
+def status_quotes_plan(verdict: Verdict, pass_needed: bool) -> bool:
+    """Whether status reads this gate's whole plan now (so `deferred` computes it anyway): an
+    Inconclusive gate's explanation quotes it where a Pass is needed."""
+    return verdict.outcome is Outcome.INCONCLUSIVE and pass_needed
 
 
 def _complete(gate: Gate, item: MetricData, th: Thresholds, horizon_s: float, verdict: Verdict,
