@@ -111,11 +111,10 @@ def rate_ratio_llr(x_c: np.ndarray, x_b: np.ndarray, a: np.ndarray, rho: np.ndar
     """
     x_c, x_b, a = (np.asarray(v, dtype=float)[..., None] for v in (x_c, x_b, a))
     informative = np.isfinite(a) & (a > 0)
+    events = x_c * (np.log(rho) if log_rho is None else log_rho)
     if informative.all():  # every interval informative (the usual case): no mask to apply
-        return _llr_terms(x_c * (np.log(rho) if log_rho is None else log_rho), x_c + x_b, a, rho)
-    a = np.where(np.isfinite(a), a, 0.0)
-    llr = x_c * (np.log(rho) if log_rho is None else log_rho) - (x_c + x_b) * (np.log1p(a * rho) - np.log1p(a))
-    return np.where(informative, llr, 0.0)
+        return _llr_terms(events, x_c + x_b, a, rho)
+    return np.where(informative, _llr_terms(events, x_c + x_b, np.where(np.isfinite(a), a, 0.0), rho), 0.0)
 
 
 def _llr_terms(events: np.ndarray, m: np.ndarray, a: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -380,8 +379,7 @@ def rate_ratio_interval(
             if informative is None or informative.all():
                 llr = _llr_terms(events_term, m, a, rho)
             else:
-                a = np.where(np.isfinite(a), a, 0.0)
-                llr = np.where(informative, events_term - m * (np.log1p(a * rho) - np.log1p(a)), 0.0)
+                llr = np.where(informative, _llr_terms(events_term, m, np.where(np.isfinite(a), a, 0.0), rho), 0.0)
             x = np.add.reduce(llr, axis=-2) + log_w
             tops = np.maximum.reduce(x, axis=-1)
             logs = np.log(np.add.reduce(np.exp(x - np.where(np.isfinite(tops), tops, 0.0)[:, None]), axis=-1))
