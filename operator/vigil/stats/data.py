@@ -174,8 +174,8 @@ def _label(name: str) -> Callable[[Mapping[str, str]], str | None]:
 @functools.cache
 def _labels(*names: str) -> Callable[[Mapping[str, str]], tuple[str, ...] | None]:
     def key(labels: Mapping[str, str]) -> tuple[str, ...] | None:
-        values = tuple(labels.get(n) for n in names)
-        return None if any(v is None for v in values) else values  # type: ignore[return-value]
+        values = tuple(map(labels.get, names))  # a label value is a string, never None
+        return None if None in values else values  # type: ignore[return-value]
 
     return key
 

@@ -199,7 +199,13 @@ def _pearson(n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Q = np.cumsum(q, axis=-1) - q
     p = ratio_or(X, N, 0.0)
     pearson = np.where(p > 0, ratio_or(Q - 2 * p * X + p**2 * N, p, 0.0), 0.0)
-    return pearson, np.maximum(np.cumsum(n > 0, axis=-1) - (n > 0) - 1, 0)
+    return pearson, _degrees(n)
+
+
+def _degrees(n: np.ndarray) -> np.ndarray:
+    """`_pearson`'s degrees of freedom: the intervals with exposure before each one, less one."""
+    served = np.asarray(n, dtype=float) > 0
+    return np.maximum(np.cumsum(served, axis=-1) - served - 1, 0)
 
 
 def baseline_dispersion(n_b: np.ndarray, x_b: np.ndarray, prior: float = 2.0, known: float | None = None,
@@ -215,11 +221,14 @@ def baseline_dispersion(n_b: np.ndarray, x_b: np.ndarray, prior: float = 2.0, kn
     x_c), when given, add their degrees of freedom and their own bursts.
     `known` replaces the Pearson estimate (projections on expected counts, which have none).
     """
+    if known is not None:  # the estimate is replaced: only its degrees of freedom are read
+        dof = _degrees(n_b) if n_c is None or x_c is None else _degrees(n_b) + _degrees(n_c)
+        return max(known, 1.0) * (1.0 + np.sqrt(2.0 / (dof + 2.0)))
     pearson, dof = _pearson(n_b, x_b)
     if n_c is not None and x_c is not None:
         more, extra = _pearson(n_c, x_c)
         pearson, dof = pearson + more, dof + extra
-    phi = np.maximum((pearson + prior) / (dof + prior), 1.0) if known is None else max(known, 1.0)
+    phi = np.maximum((pearson + prior) / (dof + prior), 1.0)
     return phi * (1.0 + np.sqrt(2.0 / (dof + 2.0)))
 
 
