@@ -32,6 +32,23 @@ def test_rate_ratio_llr_is_the_binomial_likelihood_ratio_of_the_canary_share() -
     assert got[0, 0] == pytest.approx(want, rel=1e-12)
 
 
+def test_one_exposure_row_for_many_event_rows_gives_the_same_evidence_bit_for_bit() -> None:
+    """A histogram's buckets share one exposure (all requests): passed as one row, the terms that
+    depend on it alone are computed once, and every bucket's evidence is what the full-width
+    exposure gives, to the last bit (gaps and an unserved interval included)."""
+    rng = np.random.default_rng(5)
+    x_c, x_b = rng.poisson(4.0, (6, 30)).astype(float), rng.poisson(30.0, (6, 30)).astype(float)
+    n_c, n_b = rng.poisson(200.0, (1, 30)).astype(float), rng.poisson(1800.0, (1, 30)).astype(float)
+    n_b[0, 4] = 0.0
+    for last in (False, True):
+        row = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.3, rho0_pass=1 / 1.3, last=last)
+        wide = rate_ratio_evidence(x_c, x_b, np.broadcast_to(n_c, x_c.shape).copy(),
+                                   np.broadcast_to(n_b, x_b.shape).copy(), 1.3, rho0_pass=1 / 1.3, last=last)
+        for got, want in zip(row, wide):
+            assert got.shape == want.shape == ((6, 1) if last else (6, 30))
+            assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("counts, p0", [([90, 14], [0.9, 0.1]), ([500, 30], [0.9, 0.1]), ([3, 4, 10], [0.2, 0.3, 0.5])])
 def test_srm_e_value_equals_savvi_multinomial(counts: list[int], p0: list[float]) -> None:
     reference = Multinomial(0.05, np.array(p0))

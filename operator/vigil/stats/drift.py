@@ -76,9 +76,10 @@ def bucket_log_e(c: np.ndarray, b: np.ndarray, margin: float, inner: bool = Fals
     `last`: only the end of the window, (..., K, 1)."""
     c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
     r = bucket_ratio(margin, c.shape[-1])
+    # every bucket has the same exposure (all requests), so it stays one row (..., 1, T): the rate-ratio
+    # terms that depend on the exposure alone are computed once, not once per bucket (the same values)
     n_c, n_b = c.sum(axis=-1)[..., None, :], b.sum(axis=-1)[..., None, :]
     x_c, x_b = np.moveaxis(c, -1, -2), np.moveaxis(b, -1, -2)
-    n_c, n_b = np.broadcast_to(n_c, x_c.shape), np.broadcast_to(n_b, x_b.shape)
     if inner:
         above, below = rate_ratio_evidence(x_c, x_b, n_c, n_b, 1.0 / r, TAIL_PRIOR, rho0_pass=r, last=last)
         return below, above

@@ -124,7 +124,10 @@ def _llr_terms(events: np.ndarray, m: np.ndarray, a: np.ndarray, rho: np.ndarray
     llr = np.multiply(a, rho)
     np.log1p(llr, out=llr)
     np.subtract(llr, np.log1p(a), out=llr)
-    np.multiply(m, llr, out=llr)
+    if llr.shape != np.broadcast_shapes(llr.shape, m.shape, events.shape):
+        llr = np.multiply(m, llr)  # one exposure for several event counts (a histogram's buckets): its logs once
+    else:
+        np.multiply(m, llr, out=llr)
     return np.subtract(events, llr, out=llr)
 
 
