@@ -10,6 +10,8 @@ calls. Prints:
 
 * the share of the round by stage (holdback, canary steps, shadow) and for the completions of
   recorded decisions, with each stage's CPU per call;
+* each stage's CPU by part: the gates' evidence, their intervals and rate bounds, the projections,
+  and the rest (reading the counters, the verdicts' other figures and explanations);
 * for each lever, the round's CPU against the code as it is: both replayed alternately in this
   process, the ratio of each pair, and the median ratio (the host's speed swings within minutes,
   so absolute figures from different moments do not compare; a pair's ratio does). A lever
@@ -17,7 +19,8 @@ calls. Prints:
   what each would cost users is in docs/benchmarks/operator_scale.md;
 * whether each gate's evidence is batch-invariant (each row of a call on 16 stacked windows of
   one length equal to that window's own call, bit for bit) and what a model costs in such a batch
-  against alone: what batching analyses on a common tick would build on;
+  against alone, and the same cost for the error-rate gate's projected path: what batching
+  analyses on a common tick would build on;
 * with numba importable (it is not a dependency), the memory it adds and a jitted rate-ratio
   mixture against numpy's.
 
@@ -233,6 +236,96 @@ def numba_probe() -> str:
             f"rate-ratio mixture over 40 x 33: jitted {per_call(jitted):.1f} us, numpy {per_call(vectorised):.1f} us")
 
 
+PARTS: dict[str, list[tuple[Any, str]]] = {
+    "gates' evidence (with change detectors)": [
+        (RATES, "gate_error_evidence"), (LATENCY, "latency_evidence"), (DRIFT, "drift_evidence"),
+        (CALIBRATION, "calibration_evidence"), (FAIRNESS, "fairness_evidence"), (RATES, "shadow_evidence"),
+        (RATES, "error_change_log_e"), (LATENCY, "latency_change_log_e")],
+    "intervals and rate bounds": [(RATES, "rate_ratio_interval"), (LATENCY, "rate_ratio_interval"),
+                                  (RATES, "bernoulli_bounds"), (DRIFT, "distance_interval"),
+                                  (RATES, "proportion_interval")],
+    "projections (plans)": [(A, "plan_gate"), (A, "time_to_pass")],
+}
+"""What each part of an analysis is, as the modules that call it reference it (a projection's own
+evidence calls count as projection)."""
+
+
+def parts(calls: list[Call]) -> dict[str, dict[str, float]]:
+    """Share of each stage's CPU (analyses only) in each of PARTS; the rest is reading the counters,
+    the verdicts' other figures (totals, ratios, distances) and their explanations."""
+    spent: dict[str, float] = defaultdict(float)
+    inside: dict[str, int] = defaultdict(int)
+
+    def timed(label: str, f: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            inside[label] += 1
+            started = time.thread_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                inside[label] -= 1
+                if not inside[label]:
+                    spent[label] += time.thread_time() - started
+        return call
+
+    out: dict[str, dict[str, float]] = {}
+    by_stage: dict[str, list[Call]] = defaultdict(list)
+    for call in calls:
+        by_stage[stage_of(call[2], call[0])].append(call)
+    replacements = {(module, name): timed(label, getattr(module, name))
+                    for label, targets in PARTS.items() for module, name in targets}
+    for stage, chosen in by_stage.items():
+        spent.clear()
+        with patched(replacements):
+            per_call = replay([(g, d, k, False) for g, d, k, _ in chosen])
+        total = per_call * len(chosen)
+        out[stage] = {label: spent[label] / total for label in PARTS} | {"rest": 1 - sum(spent.values()) / total}
+    return out
+
+
+def plan_batch_probe(models: int = 16, minutes: int = 31, repeats: int = 10) -> str:
+    """Per-model cost of the error-rate gate's projected path (its no-effect row and first four
+    effects over the 4-hour horizon) alone and as the rows of one call for `models` windows: what
+    batching projections would save. Cost only: the stacked call takes the first model's dispersion
+    for all (a batch would pass one per row), so its values are not compared."""
+    import math
+
+    from bench.timing import window
+    from vigil.api.gates import Gate, MetricKind
+    from vigil.stats.evidence import Thresholds
+
+    gate = Gate(metric=MetricKind.ERROR_RATE)
+    th = Thresholds(alpha_fail=0.01, alpha_pass=0.05, min_samples=100)
+    effects = np.concatenate([[0.0], PLAN._relative_effects(gate.tolerance)[:PLAN.FIRST_EFFECTS]])
+    rows = []
+    for seed in range(models):
+        d = window(minutes, rpm=1000.0, seed=seed)[MetricKind.ERROR_RATE]
+        _, _, widths = PLAN._grid(d.timestamps, th.horizon_s)
+        (n_b, x_b), (n_c, x_c) = d.outcomes(d.baseline), d.outcomes(d.canary)
+        mean_c, mean_b, p_b = float(PLAN._mean(n_c)), float(PLAN._mean(n_b)), float(x_b.sum() / n_b.sum())
+        p_c = np.minimum(p_b * (1 + effects), 1.0)
+        rows.append((PLAN._over(mean_c, widths, effects.size), PLAN._over(mean_c * p_c, widths, effects.size, batched=True),
+                     PLAN._over(mean_b, widths, effects.size), PLAN._over(mean_b * p_b, widths, effects.size),
+                     PLAN.error_dispersion(n_c, x_c, n_b, x_b)))
+    reach = (math.log(1 / th.alpha_pass), th.min_samples)
+
+    def path(*counts: np.ndarray, dispersion: float) -> Any:
+        return RATES.gate_error_evidence(*counts, gate, dispersion=dispersion, reach=reach)
+
+    stacked = [np.concatenate([row[i] for row in rows]) for i in range(4)]
+    started = time.thread_time()
+    for _ in range(repeats):
+        for row in rows:
+            path(*row[:4], dispersion=row[4])
+    one = (time.thread_time() - started) / (repeats * models)
+    started = time.thread_time()
+    for _ in range(repeats):
+        path(*stacked, dispersion=rows[0][4])
+    many = (time.thread_time() - started) / (repeats * models)
+    return (f"{'error-rate projection path:':28s} {1e6 * one:4.0f} us a model alone, {1e6 * many:4.0f} us as rows "
+            f"of one call for {models} windows of {minutes} minutes")
+
+
 def batch_probe(models: int = 16, minutes: int = 31, repeats: int = 10) -> list[str]:
     """Batch invariance and per-model cost of each gate's evidence (as its verdict computes it) on
     `models` simulated windows of one length (bench/timing.window, different seeds)."""
@@ -309,6 +402,9 @@ def main() -> None:
     for stage, spent in sorted(split.items(), key=lambda kv: -sum(kv[1])):
         print(f"  {stage:36s} {100 * sum(spent) / total:4.0f}% of the round, {1000 * statistics.median(spent):.2f} ms "
               f"a call (median of {len(spent)})")
+    print("each stage's analyses by part (share of the stage's CPU):")
+    for stage, shares in parts(calls).items():
+        print(f"  {stage:14s} " + ", ".join(f"{label} {100 * share:.0f}%" for label, share in shares.items()))
     print(f"levers, each against the code as it is, {args.runs} alternations:")
     for name, lever in levers().items():
         base, changed, ratios = measure_lever(calls, lever, args.runs)
@@ -317,6 +413,7 @@ def main() -> None:
               f"(quartiles {quartiles[0]:.3f}, {quartiles[2]:.3f})")
     for line in batch_probe():
         print(line)
+    print(plan_batch_probe())
     print(numba_probe())
 
 
