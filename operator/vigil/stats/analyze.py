@@ -20,11 +20,13 @@ once the gates are decided.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from dataclasses import replace
 from functools import partial
 
 from vigil.api.gates import Gate, MetricKind
-from vigil.stats.calibration import calibration_verdict
+from vigil.stats.batch import evidence_together
+from vigil.stats.calibration import calibration_evidence_call, calibration_verdict
 from vigil.stats.data import (
     GroupPredictions,
     LabelFeedback,
@@ -35,27 +37,30 @@ from vigil.stats.data import (
     ScoreHistogram,
     ShadowComparisons,
 )
-from vigil.stats.drift import drift_verdict
-from vigil.stats.evidence import Thresholds
-from vigil.stats.fairness import fairness_verdict
-from vigil.stats.latency import latency_verdict
+from vigil.stats.drift import drift_evidence_call, drift_verdict
+from vigil.stats.evidence import EvidenceCall, GateEvidence, Thresholds
+from vigil.stats.fairness import fairness_evidence_call, fairness_verdict
+from vigil.stats.latency import latency_evidence_call, latency_verdict
 from vigil.stats.plan import plan_gate, time_to_pass
-from vigil.stats.rates import error_rate_verdict, shadow_verdict
+from vigil.stats.rates import error_rate_evidence_call, error_rate_verdict, shadow_evidence_call, shadow_verdict
 from vigil.stats.report import no_data
 from vigil.stats.result import Analysis, Outcome, Plan, Verdict, combine
 from vigil.stats.srm import sample_ratio_check
 
-Evaluator = Callable[[object, Gate, Thresholds], Verdict]
+Evaluator = Callable[[object, Gate, Thresholds, GateEvidence | None], Verdict]
+EvidenceOf = Callable[[object, Gate], EvidenceCall]
 
-EVALUATORS: dict[MetricKind, tuple[type, Evaluator]] = {
-    MetricKind.ERROR_RATE: (RequestCounts, error_rate_verdict),
-    MetricKind.LATENCY_P50: (LatencyHistogram, latency_verdict),
-    MetricKind.LATENCY_P99: (LatencyHistogram, latency_verdict),
-    MetricKind.PREDICTION_DRIFT: (ScoreHistogram, drift_verdict),
-    MetricKind.CALIBRATION: (LabelFeedback, calibration_verdict),
-    MetricKind.FAIRNESS_GAP: (GroupPredictions, fairness_verdict),
-    MetricKind.SHADOW_DISAGREEMENT: (ShadowComparisons, shadow_verdict),
+EVALUATORS: dict[MetricKind, tuple[type, Evaluator, EvidenceOf]] = {
+    MetricKind.ERROR_RATE: (RequestCounts, error_rate_verdict, error_rate_evidence_call),
+    MetricKind.LATENCY_P50: (LatencyHistogram, latency_verdict, latency_evidence_call),
+    MetricKind.LATENCY_P99: (LatencyHistogram, latency_verdict, latency_evidence_call),
+    MetricKind.PREDICTION_DRIFT: (ScoreHistogram, drift_verdict, drift_evidence_call),
+    MetricKind.CALIBRATION: (LabelFeedback, calibration_verdict, calibration_evidence_call),
+    MetricKind.FAIRNESS_GAP: (GroupPredictions, fairness_verdict, fairness_evidence_call),
+    MetricKind.SHADOW_DISAGREEMENT: (ShadowComparisons, shadow_verdict, shadow_evidence_call),
 }  # type: ignore[dict-item]
+"""Per metric: the data it reads, its verdict (given its evidence when computed with other
+windows'), and its evidence as a call that windows of one shape can share (`vigil.stats.batch`)."""
 
 DEFAULT_HORIZON_S = 4 * 3600.0
 DETECTORS = frozenset({MetricKind.ERROR_RATE, MetricKind.LATENCY_P50, MetricKind.LATENCY_P99})
@@ -75,6 +80,7 @@ def analyze(
     detect_change: bool = False,
     deferred: bool = False,
     pass_needed: bool = True,
+    evidence: Mapping[int, GateEvidence] | None = None,
 ) -> Analysis:
     """Judge the canary on every gate; see the module docstring for the error control.
 
@@ -97,7 +103,9 @@ def analyze(
     pass_needed: False in a stage that ends on its bake time alone (holdback): a projection to
     Pass means nothing there, so no explanation quotes a plan, the analysis' plan line says no
     Pass is needed, and with `deferred` no gate is projected until `complete()` (the record
-    still carries every gate's whole plan: what the stage could detect).
+    still carries every gate's whole plan: what the stage could detect);
+    evidence: the verdicts' evidence by gate index where `analyze_many` computed it with other
+    windows' (the same values; a gate without an entry computes its own).
     """
     for name, value in (("alpha_fail", alpha_fail), ("alpha_pass", alpha_pass)):
         if not 0 < value < 1:
@@ -108,8 +116,9 @@ def analyze(
     th = Thresholds(alpha_fail=share, alpha_pass=alpha_pass, min_samples=max(int(min_samples), 0),
                     horizon_s=horizon_s)
     split = replace(th, alpha_fail=share / 2, change_alpha=share / 2)
+    shared = evidence or {}
     judged = [_judge(gate, _lookup(data, gate.metric), split if detect_change and gate.metric in DETECTORS else th,
-                     horizon_s, deferred, pass_needed) for gate in gates]
+                     horizon_s, deferred, pass_needed, shared.get(i)) for i, gate in enumerate(gates)]
     verdicts = [verdict for verdict, _ in judged]
     outcome = combine([v.outcome for v in verdicts]) if verdicts else Outcome.INCONCLUSIVE
     srm = sample_ratio_check(data, expected_canary_share, alpha_fail, since=share_since)
@@ -117,6 +126,31 @@ def analyze(
     return Analysis(outcome=outcome, verdicts=verdicts, sample_ratio=srm, alpha_fail=alpha_fail,
                     alpha_pass=alpha_pass, note=note, horizon_s=horizon_s, pass_needed=pass_needed,
                     pending=tuple(rest for _, rest in judged) if deferred else ())
+
+
+Request = tuple[Sequence[Gate], Mapping[MetricKind, MetricData | NoData], Mapping[str, Any]]
+"""One `analyze` call: its gates, its data and its keyword arguments."""
+
+
+def analyze_many(requests: Sequence[Request]) -> list[Analysis]:
+    """`analyze` of every request, each the same Analysis its own call gives, with the verdicts'
+    evidence of windows that share a gate and a shape computed as the rows of one call
+    (`vigil.stats.batch`): what the analyses of many ModelDeployments due at once cost less as."""
+    calls: dict[tuple[int, int], EvidenceCall] = {}
+    for r, (gates, data, _) in enumerate(requests):
+        for i, gate in enumerate(gates):
+            item = _lookup(data, gate.metric)
+            expected, _, evidence_of = EVALUATORS[gate.metric]
+            if isinstance(item, expected) and item.timestamps.size >= 2:
+                try:
+                    calls[(r, i)] = evidence_of(item, gate)
+                except (ValueError, ArithmeticError, IndexError):
+                    pass  # its verdict meets the same error and reports it
+    shared: dict[int, dict[int, GateEvidence]] = {r: {} for r in range(len(requests))}
+    for (r, i), ev in evidence_together(calls).items():
+        shared[r][i] = ev
+    return [analyze(gates, data, **{**kwargs, "evidence": shared[r]})
+            for r, (gates, data, kwargs) in enumerate(requests)]
 
 
 def _lookup(data: Mapping[MetricKind, MetricData | NoData], kind: MetricKind) -> MetricData | NoData:
@@ -129,18 +163,19 @@ Pending = Callable[[], Verdict] | None
 
 
 def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: float,
-           deferred: bool = False, pass_needed: bool = True) -> tuple[Verdict, Pending]:
-    """The gate's verdict with its plan, and what completes it when the plan was deferred."""
+           deferred: bool = False, pass_needed: bool = True, ev: GateEvidence | None = None) -> tuple[Verdict, Pending]:
+    """The gate's verdict with its plan, and what completes it when the plan was deferred (`ev`:
+    the verdict's evidence, when computed with other windows')."""
     if isinstance(item, NoData):
         return no_data(gate.metric, item.reason), None
-    expected, evaluate = EVALUATORS[gate.metric]
+    expected, evaluate, _ = EVALUATORS[gate.metric]
     if not isinstance(item, expected):
         return no_data(gate.metric, f"expected {expected.__name__} for {gate.metric.value}, got {type(item).__name__}"), None
     if item.timestamps.size < 2:
         return no_data(gate.metric, "fewer than two samples in the window"), None
     pending: Pending = None
     try:
-        verdict = evaluate(item, gate, th)
+        verdict = evaluate(item, gate, th, ev)
         if deferred and not status_quotes_plan(verdict, pass_needed):
             # a passed gate needs no projection at all (status counts it as passed), nor any gate
             # where no Pass is needed; a failed or data-less one keeps its time to Pass

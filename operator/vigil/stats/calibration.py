@@ -16,11 +16,13 @@ answer, never a pass), and only labels that have arrived count.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import LabelFeedback
-from vigil.stats.evidence import GateEvidence, Thresholds, band_evidence, nan_to_num, ratio
+from vigil.stats.evidence import EvidenceCall, GateEvidence, Thresholds, band_evidence, nan_to_num, ratio, shapes
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import normal_halfwidth, smoothed_variance
@@ -69,11 +71,22 @@ def expected_calibration_error(labelled: np.ndarray, correct: np.ndarray, confid
     return float(np.sum(labelled / n * np.abs(acc - confidence)))
 
 
-def calibration_verdict(data: LabelFeedback, gate: Gate, th: Thresholds) -> Verdict:
+def calibration_evidence_call(data: LabelFeedback, gate: Gate) -> EvidenceCall:
+    """The verdict's evidence (`calibration_evidence` at the end of the window) as a shareable call."""
     buckets = data.buckets()
     lab_b, cor_b = data.by_bucket(data.baseline, buckets)
     lab_c, cor_c = data.by_bucket(data.canary, buckets)
-    ev = calibration_evidence(lab_c, cor_c, lab_b, cor_b, gate.tolerance, regression=gate.regression, last=True)
+    arrays = (lab_c, cor_c, lab_b, cor_b)
+    return EvidenceCall((MetricKind.CALIBRATION, gate, shapes(*arrays)), arrays,
+                        partial(calibration_evidence, tolerance=gate.tolerance, regression=gate.regression, last=True))
+
+
+def calibration_verdict(data: LabelFeedback, gate: Gate, th: Thresholds, ev: GateEvidence | None = None) -> Verdict:
+    """`ev`: the evidence of `calibration_evidence_call`, when computed with other windows'."""
+    buckets = data.buckets()
+    call = calibration_evidence_call(data, gate)
+    lab_c, cor_c, lab_b, cor_b = call.arrays
+    ev = call() if ev is None else ev
     L_c, X_c, L_b, X_b = (a.sum(axis=0) for a in (lab_c, cor_c, lab_b, cor_b))
     shift, info = (float(v) for v in calibration_shift(L_c, X_c, L_b, X_b))
     mid = np.array([float(b) + 0.05 for b in buckets])

@@ -16,12 +16,13 @@ with no drift at all), which is why a fixed "PSI > 0.1" rule rolls back healthy 
 from __future__ import annotations
 
 import functools
+from functools import partial
 
 import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import ScoreHistogram
-from vigil.stats.evidence import GateEvidence, Thresholds, any_of, nan_to_num, ratio
+from vigil.stats.evidence import EvidenceCall, GateEvidence, Thresholds, any_of, nan_to_num, ratio
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
 from vigil.stats.roots import brentq
@@ -173,10 +174,22 @@ def distance_interval(norm_s: float, info: float, dim: int, alpha: float, scale:
     return float(kept[0]), float(kept[-1])
 
 
-def drift_verdict(data: ScoreHistogram, gate: Gate, th: Thresholds) -> Verdict:
+def drift_evidence_call(data: ScoreHistogram, gate: Gate) -> EvidenceCall:
+    """The verdict's evidence (`drift_evidence` at the end of the window), never shared: its
+    per-bucket sums over a window's intervals are not always added in the same order in a
+    stacked call (the last bit of a few e-values moved), and it is arithmetic, not call
+    overhead, so it costs more stacked than alone."""
     _, b = data.buckets(data.baseline)
     _, c = data.buckets(data.canary)
-    ev = drift_evidence(c, b, gate.tolerance, regression=gate.regression, last=True)
+    return EvidenceCall(None, (c, b),
+                        partial(drift_evidence, tolerance=gate.tolerance, regression=gate.regression, last=True))
+
+
+def drift_verdict(data: ScoreHistogram, gate: Gate, th: Thresholds, ev: GateEvidence | None = None) -> Verdict:
+    """`ev`: the evidence of `drift_evidence_call`, when computed with other windows'."""
+    call = drift_evidence_call(data, gate)
+    c, b = call.arrays
+    ev = call() if ev is None else ev
     C, B = c.sum(axis=0), b.sum(axis=0)
     norm_s, info, dim = (float(v) for v in chi_distance(C, B))
     distance = (norm_s / info) ** 2 if info > 0 else float("nan")

@@ -9,6 +9,7 @@ can replay a whole rollout at once; `analyze` reads the last entry.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,27 @@ class GateEvidence:
     def last(self) -> GateEvidence:
         return GateEvidence(*(np.asarray(a)[..., -1] for a in
                               (self.log_e_fail, self.log_e_pass, self.n_canary, self.n_baseline)))
+
+
+@dataclass(frozen=True)
+class EvidenceCall:
+    """How a verdict computes its evidence: `compute(*arrays)`, split out so that the verdicts of
+    several windows can share one call. Calls with equal `key` (the gate, every other argument, the
+    arrays' shapes) may take their arrays stacked on a new leading axis: each row of such a call
+    equals its window's own call bit for bit. A key of None: never shared (a function whose sums
+    numpy may order differently in a larger array, or that costs more stacked)."""
+
+    key: Hashable | None
+    arrays: tuple[np.ndarray, ...]
+    compute: Callable[..., GateEvidence]
+
+    def __call__(self) -> GateEvidence:
+        return self.compute(*self.arrays)
+
+
+def shapes(*arrays: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    """The shapes of an evidence call's arrays, for its key."""
+    return tuple(np.shape(a) for a in arrays)
 
 
 def classify(ev: GateEvidence, alpha_fail: float, alpha_pass: float, min_samples: int) -> np.ndarray:

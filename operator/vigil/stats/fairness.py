@@ -10,11 +10,13 @@ and the four-fifths ratio (min / max) are reported for both versions.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import GroupPredictions
-from vigil.stats.evidence import GateEvidence, Thresholds, band_evidence, nan_to_num, ratio
+from vigil.stats.evidence import EvidenceCall, GateEvidence, Thresholds, band_evidence, nan_to_num, ratio, shapes
 from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import normal_halfwidth, smoothed_variance
@@ -56,11 +58,22 @@ def parity(rates: np.ndarray) -> tuple[float, float]:
     return float(top - rates.min()), float(rates.min() / top) if top > 0 else float("nan")
 
 
-def fairness_verdict(data: GroupPredictions, gate: Gate, th: Thresholds) -> Verdict:
+def fairness_evidence_call(data: GroupPredictions, gate: Gate) -> EvidenceCall:
+    """The verdict's evidence (`fairness_evidence` at the end of the window) as a shareable call."""
     groups = data.groups()
     tot_b, pos_b = data.by_group(data.baseline, groups)
     tot_c, pos_c = data.by_group(data.canary, groups)
-    ev = fairness_evidence(tot_c, pos_c, tot_b, pos_b, gate.tolerance, regression=gate.regression, last=True)
+    arrays = (tot_c, pos_c, tot_b, pos_b)
+    return EvidenceCall((MetricKind.FAIRNESS_GAP, gate, shapes(*arrays)), arrays,
+                        partial(fairness_evidence, tolerance=gate.tolerance, regression=gate.regression, last=True))
+
+
+def fairness_verdict(data: GroupPredictions, gate: Gate, th: Thresholds, ev: GateEvidence | None = None) -> Verdict:
+    """`ev`: the evidence of `fairness_evidence_call`, when computed with other windows'."""
+    groups = data.groups()
+    call = fairness_evidence_call(data, gate)
+    tot_c, pos_c, tot_b, pos_b = call.arrays
+    ev = call() if ev is None else ev
     N_c, P_c, N_b, P_b = (a.sum(axis=0) for a in (tot_c, pos_c, tot_b, pos_b))
     delta, info = group_shift(N_c, P_c, N_b, P_b)
     rate_c, rate_b = ratio(P_c, N_c), ratio(P_b, N_b)

@@ -22,11 +22,14 @@ large in a tail but can be small when the quantile sits just below an edge.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import LatencyHistogram
 from vigil.stats.evidence import (
+    EvidenceCall,
     GateEvidence,
     Thresholds,
     all_of,
@@ -34,6 +37,7 @@ from vigil.stats.evidence import (
     cumulative,
     not_computed,
     ratio,
+    shapes,
 )
 from vigil.stats.rates import CHANGE_ALTERNATIVES, with_change
 from vigil.stats.report import gate_verdict
@@ -132,11 +136,28 @@ def histogram_quantile(edges: np.ndarray, counts: np.ndarray, quantile: float) -
     return lo + (float(edges[i]) - lo) * ((quantile * total - below) / inside if inside > 0 else 1.0)
 
 
-def latency_verdict(data: LatencyHistogram, gate: Gate, th: Thresholds) -> Verdict:
-    q = QUANTILE[gate.metric]
+def latency_evidence_call(data: LatencyHistogram, gate: Gate) -> EvidenceCall:
+    """The verdict's evidence (`latency_evidence` at the end of the window) as a shareable call;
+    windows share it only with the same bucket edges."""
     edges, b = data.buckets(data.baseline)
     _, c = data.buckets(data.canary)
-    ev = latency_evidence(edges, c, b, q, gate.tolerance, gate.regression, last=True)
+    return EvidenceCall((gate.metric, gate, edges.tobytes(), shapes(c, b)), (c, b),
+                        partial(_latency_evidence_of, edges, quantile=QUANTILE[gate.metric],
+                                tolerance=gate.tolerance, regression=gate.regression))
+
+
+def _latency_evidence_of(edges: np.ndarray, c: np.ndarray, b: np.ndarray, *, quantile: float, tolerance: float,
+                         regression: float) -> GateEvidence:
+    return latency_evidence(edges, c, b, quantile, tolerance, regression, last=True)
+
+
+def latency_verdict(data: LatencyHistogram, gate: Gate, th: Thresholds, ev: GateEvidence | None = None) -> Verdict:
+    """`ev`: the evidence of `latency_evidence_call`, when computed with other windows'."""
+    q = QUANTILE[gate.metric]
+    edges, _ = data.buckets(data.baseline)
+    call = latency_evidence_call(data, gate)
+    c, b = call.arrays
+    ev = call() if ev is None else ev
     q_c, q_b = histogram_quantile(edges, c.sum(axis=0), q), histogram_quantile(edges, b.sum(axis=0), q)
     name = f"p{round(q * 100)}"
     figures: dict[str, float | None] = {

@@ -13,12 +13,22 @@ share (Fail) and the regression share (Pass).
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import RequestCounts, ShadowComparisons
-from vigil.stats.evidence import GateEvidence, Thresholds, cumulative, nan_to_num, not_computed, ratio
+from vigil.stats.evidence import (
+    EvidenceCall,
+    GateEvidence,
+    Thresholds,
+    cumulative,
+    nan_to_num,
+    not_computed,
+    ratio,
+    shapes,
+)
 from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Outcome, Verdict
 from vigil.stats.sequential import (
@@ -174,10 +184,20 @@ def gate_error_evidence(n_c: np.ndarray, x_c: np.ndarray, n_b: np.ndarray, x_b: 
                                reach=reach, fail_side=fail_side)
 
 
-def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds) -> Verdict:
+def error_rate_evidence_call(data: RequestCounts, gate: Gate) -> EvidenceCall:
+    """The verdict's evidence (`gate_error_evidence` at the end of the window) as a shareable call."""
     n_b, x_b = data.outcomes(data.baseline)
     n_c, x_c = data.outcomes(data.canary)
-    ev = gate_error_evidence(n_c, x_c, n_b, x_b, gate, last=True)
+    arrays = (n_c, x_c, n_b, x_b)
+    return EvidenceCall((MetricKind.ERROR_RATE, gate, shapes(*arrays)), arrays,
+                        partial(gate_error_evidence, gate=gate, last=True))
+
+
+def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds, ev: GateEvidence | None = None) -> Verdict:
+    """`ev`: the evidence of `error_rate_evidence_call`, when computed with other windows'."""
+    call = error_rate_evidence_call(data, gate)
+    n_c, x_c, n_b, x_b = call.arrays
+    ev = call() if ev is None else ev
     rate_b, rate_c = float(ratio(x_b.sum(), n_b.sum())), float(ratio(x_c.sum(), n_c.sum()))
     rr = mantel_haenszel_ratio(x_c, x_b, n_c, n_b)
     lo, hi = rate_ratio_interval(x_c, x_b, n_c, n_b, th.alpha_fail)
@@ -249,10 +269,26 @@ def shadow_evidence(m: np.ndarray, x: np.ndarray, tolerance: float, regression: 
     return GateEvidence(np.where(info > 0, fail, 0.0), np.where(info > 0, passed, 0.0), cm, km)
 
 
-def shadow_verdict(data: ShadowComparisons, gate: Gate, th: Thresholds) -> Verdict:
+def shadow_evidence_call(data: ShadowComparisons, gate: Gate) -> EvidenceCall:
+    """The verdict's evidence (`shadow_evidence`) as a shareable call."""
     m, x = data.comparisons()
     control = data.control_comparisons()
-    ev = shadow_evidence(m, x, gate.tolerance, gate.regression, control)
+    arrays = (m, x) if control is None else (m, x, *control)
+    return EvidenceCall((MetricKind.SHADOW_DISAGREEMENT, gate, shapes(*arrays)), arrays,
+                        partial(_shadow_evidence_of, tolerance=gate.tolerance, regression=gate.regression))
+
+
+def _shadow_evidence_of(m: np.ndarray, x: np.ndarray, *control: np.ndarray, tolerance: float,
+                        regression: float | None) -> GateEvidence:
+    return shadow_evidence(m, x, tolerance, regression, (control[0], control[1]) if control else None)
+
+
+def shadow_verdict(data: ShadowComparisons, gate: Gate, th: Thresholds, ev: GateEvidence | None = None) -> Verdict:
+    """`ev`: the evidence of `shadow_evidence_call`, when computed with other windows'."""
+    call = shadow_evidence_call(data, gate)
+    m, x = call.arrays[:2]
+    control = (call.arrays[2], call.arrays[3]) if len(call.arrays) > 2 else None
+    ev = call() if ev is None else ev
     rate = float(ratio(x.sum(), m.sum()))
     margins = f"tolerated {percent(gate.tolerance)}, regression {percent(gate.regression)}"
     if control is None:
