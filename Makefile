@@ -49,6 +49,6 @@ docs:
 killpoints: setup
 	python3 -m tests.killpoints
 
-# ... and 4000 hypothesis cases per fuzz property, 12,000 in all (tests/unit/test_fuzz.py).
+# ... and 4000 hypothesis cases per fuzz property and 500 batches of windows, 12,500 in all (tests/unit/test_fuzz.py).
 fuzz: setup
 	VIGIL_FUZZ_EXAMPLES=4000 python3 -m pytest -q -p no:cacheprovider tests/unit/test_fuzz.py

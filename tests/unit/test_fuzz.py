@@ -3,8 +3,10 @@
 Properties: nothing crashes; every rejection of a spec names the field it is about; the
 analysis of arbitrary counters (resets, NaN, negative, junk labels, empty panels) returns a
 verdict per gate and never raises, and deferring its plans (as the operator does) changes nothing
-once completed. The test command runs VIGIL_FUZZ_EXAMPLES (default 3400)
-cases per property, 10,200 in all; `make fuzz` runs 4000 per property (12,000).
+once completed; several such windows analysed together (`analyze_many`, the rows of shared
+evidence calls) give each the analysis its own call gives, bit for bit. The test command runs
+VIGIL_FUZZ_EXAMPLES (default 3400) cases per property and an eighth of that for the batch (each
+of its cases is several windows), 10,625 in all; `make fuzz` runs 4000 per property (12,500).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from vigil.api.gates import Gate, MetricKind
 from vigil.api.modeldeployment import ModelDeploymentSpec
 from vigil.api.policy import RiskPolicySpec
 from vigil.core.policy_check import validation_message
-from vigil.stats.analyze import analyze
+from vigil.stats.analyze import analyze, analyze_many
 from vigil.stats.data import CounterPanel, CounterSeries, LatencyHistogram, RequestCounts, ScoreHistogram
 from vigil.stats.result import Outcome, status_record
 
@@ -174,8 +176,8 @@ def panel(draw: Any, label: str, values: list[str], n: int) -> CounterPanel:
 
 
 @st.composite
-def analysis_inputs(draw: Any) -> dict[MetricKind, Any]:
-    n = draw(st.integers(0, 12))
+def analysis_inputs(draw: Any, length: int | None = None) -> dict[MetricKind, Any]:
+    n = draw(st.integers(0, 12)) if length is None else length
     outcomes = ["success", "error", "weird"]
     les = ["0.05", "0.1", "0.5", "1", "+Inf", "junk", "-1"]
     scores = ["0.1", "0.5", "0.9", "+Inf"]
@@ -207,3 +209,27 @@ def test_analysis_of_arbitrary_counters_never_raises(data: dict[MetricKind, Any]
         assert v.outcome in set(Outcome)
         if v.outcome is Outcome.PASS:  # never a pass on too little canary data (min_samples)
             assert v.samples[1] >= 50, v
+
+
+@st.composite
+def recounted(draw: Any, window: dict[MetricKind, Any]) -> dict[MetricKind, Any]:
+    """Another window with the same series (so the same shapes) and new arbitrary counts."""
+    def panel_like(p: CounterPanel) -> CounterPanel:
+        return CounterPanel(p.timestamps, tuple(
+            CounterSeries(s.labels, np.array(draw(st.lists(NUMBER, min_size=p.timestamps.size,
+                                                            max_size=p.timestamps.size)), dtype=float))
+            for s in p.series))
+    return {kind: type(item)(panel_like(item.baseline), panel_like(item.canary)) for kind, item in window.items()}
+
+
+@settings(FUZZ, max_examples=max(EXAMPLES // 8, 1))
+@given(n=st.integers(0, 12), seed=st.data(), change=st.booleans())
+def test_analyses_together_equal_each_alone_on_arbitrary_counters(n: int, seed: Any, change: bool) -> None:
+    """Two to four windows of the same series (so their evidence calls are shared), with NaN,
+    infinities, resets and junk labels: each analysis of the batch is the one its own call gives."""
+    first = seed.draw(analysis_inputs(n))
+    windows = [first] + [seed.draw(recounted(first)) for _ in range(seed.draw(st.integers(1, 3)))]
+    kwargs = dict(alpha_fail=0.01, alpha_pass=0.05, min_samples=50, detect_change=change)
+    together = analyze_many([(GATES, w, kwargs) for w in windows])
+    for window, got in zip(windows, together):
+        assert repr(got) == repr(analyze(GATES, window, **kwargs))
