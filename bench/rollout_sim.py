@@ -31,7 +31,7 @@ from bench.scenarios import (
 from vigil.api.gates import MetricKind
 from vigil.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, Phase, StepStatus
 from vigil.api.policy import RiskPolicySpec
-from vigil.core.decide import decide
+from vigil.core.decide import AnalysisRequest, analysis_request, decide, default_analyzer, precomputed_analyzer
 from vigil.core.model import Action, Arm, Observation, RouteObservation, Track, TrafficSplit, WorkloadState
 from vigil.core.plan import plan_analysis
 from vigil.metrics import AnalysisTarget
@@ -228,40 +228,94 @@ def run_rollout(policy: RiskPolicySpec, canary: Version, rpm: float, seed: int,
 
     `restart_at`: at that minute the operator "restarts": status goes through its stored JSON
     form and back, which is all a new process would know."""
-    from vigil.api.common import parse_duration
+    rollout = Rollout(policy, canary, rpm, seed, max_minutes, baseline, restart_at)
+    while rollout.outcome is None:
+        rollout.observe()
+        rollout.decide()
+    return rollout.outcome
 
-    rng = np.random.default_rng(seed)
-    versions = {"v1": baseline or Version(), "v2": canary}
-    servers, prometheus = Servers(rng, rpm, versions), SimulatedPrometheus()
-    d1, d2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
-    status = ModelDeploymentStatus(phase=Phase.SUCCEEDED, stable_version="v1", stable_digest=d1,
-                                   step=StepStatus(index=0, weight=100, started_at="2026-11-30T00:00:00Z"))
-    md = spec("v2", d2)
-    split: TrafficSplit[Arm] = TrafficSplit({Arm("v1"): 100})
-    budget = parse_duration(policy.budget.max_duration).total_seconds() / 60
-    limit = max_minutes or int(budget + 60)
-    plan_at = first_plan = None
-    for minute in range(limit + 1):
-        now = T0 + timedelta(minutes=minute)
-        if minute:
-            servers.minute(split, prometheus)
-        plan = plan_analysis(status, policy, now)
-        ready = {arm: WorkloadState(arm.version, d1 if arm.version == "v1" else d2, 2, 2)
+
+class Rollout:
+    """One simulated rollout, a minute at a time: `observe` (the servers answer the minute's
+    traffic, the plan says what to measure, Prometheus is read) then `decide`, with the analysis
+    computed by decide's analyzer or handed in (`run_together`)."""
+
+    def __init__(self, policy: RiskPolicySpec, canary: Version, rpm: float, seed: int,
+                 max_minutes: int | None = None, baseline: Version | None = None,
+                 restart_at: int | None = None) -> None:
+        from vigil.api.common import parse_duration
+
+        self.policy, self.restart_at = policy, restart_at
+        rng = np.random.default_rng(seed)
+        versions = {"v1": baseline or Version(), "v2": canary}
+        self.servers, self.prometheus = Servers(rng, rpm, versions), SimulatedPrometheus()
+        self.d1, self.d2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+        self.status = ModelDeploymentStatus(phase=Phase.SUCCEEDED, stable_version="v1", stable_digest=self.d1,
+                                            step=StepStatus(index=0, weight=100, started_at="2026-11-30T00:00:00Z"))
+        self.md = spec("v2", self.d2)
+        self.split: TrafficSplit[Arm] = TrafficSplit({Arm("v1"): 100})
+        budget = parse_duration(policy.budget.max_duration).total_seconds() / 60
+        self.limit = max_minutes or int(budget + 60)
+        self.minute = 0
+        self.plan_at: float | None = None
+        self.first_plan: str | None = None
+        self.outcome: Outcome | None = None
+        self.obs: Observation | None = None
+        self.now = T0
+
+    def observe(self) -> AnalysisRequest | None:
+        """This minute's traffic and observation; returns the analysis decide will ask for."""
+        self.now = T0 + timedelta(minutes=self.minute)
+        if self.minute:
+            self.servers.minute(self.split, self.prometheus)
+        plan = plan_analysis(self.status, self.policy, self.now)
+        ready = {arm: WorkloadState(arm.version, self.d1 if arm.version == "v1" else self.d2, 2, 2)
                  for arm in (Arm("v1"), Arm("v2"), Arm("v1", Track.BASELINE))}
-        obs = Observation(generation=2, workloads=ready, route=RouteObservation(split),
-                          metrics=measure(prometheus, "ns", md, plan, now))
-        decision = decide("fraud", md, policy, status, obs, now)
+        self.obs = Observation(generation=2, workloads=ready, route=RouteObservation(self.split),
+                               metrics=measure(self.prometheus, "ns", self.md, plan, self.now))
+        return analysis_request(self.policy, self.status, self.obs, self.now)
+
+    def decide(self, analyzer: Any = default_analyzer) -> None:
+        """This minute's decision; sets `outcome` when the rollout ended or ran out of minutes."""
+        assert self.obs is not None
+        decision = decide("fraud", self.md, self.policy, self.status, self.obs, self.now, analyzer=analyzer)
         status = decision.status
-        if minute == restart_at:
+        if self.minute == self.restart_at:
             status = ModelDeploymentStatus.model_validate(status.model_dump(mode="json", by_alias=True))
-        split = decision.traffic or split
-        if status.plan is not None and plan_at is None:
-            plan_at, first_plan = float(minute), status.plan.summary
+        self.status = status
+        self.split = decision.traffic or self.split
+        if status.plan is not None and self.plan_at is None:
+            self.plan_at, self.first_plan = float(self.minute), status.plan.summary
         end = _ended(decision)
         if end is not None:
-            return Outcome(end, float(minute), rolled_back_in=_phase_of_rollback(decision) if end == "rolled-back" else None,
-                           plan_at=plan_at, first_plan=first_plan)
-    return Outcome("running", None, plan_at=plan_at, first_plan=first_plan)
+            self.outcome = Outcome(end, float(self.minute),
+                                   rolled_back_in=_phase_of_rollback(decision) if end == "rolled-back" else None,
+                                   plan_at=self.plan_at, first_plan=self.first_plan)
+        elif self.minute >= self.limit:
+            self.outcome = Outcome("running", None, plan_at=self.plan_at, first_plan=self.first_plan)
+        self.minute += 1
+
+
+def run_together(rollouts: Sequence[Rollout], starts: Sequence[int] | None = None) -> list[Outcome]:
+    """Rollouts run side by side, as one operator runs many ModelDeployments: each minute every
+    rollout that has started observes, the analyses they are due are computed together
+    (`analyze_many`: windows of one gate and shape share their evidence calls), and each decides
+    with its own. Rollout i starts at minute `starts[i]` (0 for all by default), so the fleet's
+    rollouts can be spread over time as a real fleet's are. Every rollout ends as it would alone."""
+    from vigil.stats.analyze import analyze_many
+
+    starts = list(starts) if starts is not None else [0] * len(rollouts)
+    clock = 0
+    while any(r.outcome is None for r in rollouts):
+        live = [r for r, start in zip(rollouts, starts) if r.outcome is None and start <= clock]
+        requests = [(r, r.observe()) for r in live]
+        due = [(r, req) for r, req in requests if req is not None]
+        analyses = analyze_many([(req.gates, req.metrics, req.kwargs) for _, req in due])
+        given = {id(r): (req, a) for (r, req), a in zip(due, analyses)}
+        for r in live:
+            r.decide(precomputed_analyzer(*given[id(r)]) if id(r) in given else default_analyzer)
+        clock += 1
+    return [r.outcome for r in rollouts]  # type: ignore[misc]
 
 
 def _ended(decision: Any) -> str | None:

@@ -177,6 +177,57 @@ def time_rollouts(rpm: float = 1000.0, seeds: int = 3) -> tuple[float, int]:
     return spent[0] / max(calls[0], 1), calls[0]
 
 
+def time_fleet(rpm: float = 1000.0, models: int = 48, fleet: int = 1000, seed: int = 0) -> tuple[float, float, int]:
+    """(CPU seconds of analysis per analysis with each analysed alone, the same with every
+    minute's analyses computed together, analyses) for `models` whole healthy rollouts under the
+    example policy at the density of a fleet of `fleet`: a fleet's rollouts start spread evenly
+    over a rollout's length, so about fleet / length of them start in any one minute; here
+    `models` rollouts start over models / fleet of that length (bench/rollout_sim.run_together).
+    Completions of recorded decisions count in both. Each rollout decides the same either way."""
+    import importlib
+
+    import yaml
+    from vigil.api.policy import RiskPolicySpec
+    from vigil.stats.result import Analysis
+
+    from bench.rollout_sim import Rollout, Version, run_together
+
+    analysis = importlib.import_module("vigil.stats.analyze")  # the module (vigil.stats.analyze is also the function)
+
+    policy = RiskPolicySpec.model_validate(yaml.safe_load(EXAMPLE_POLICY.read_text())["spec"])
+    length = 80  # minutes: a healthy rollout under the example policy takes 76-85
+    rng = np.random.default_rng(seed)
+    starts = sorted(int(m) for m in rng.integers(0, max(round(length * models / fleet), 1), models))
+    spent, calls = [0.0], [0]
+    plain_one, plain_many, complete = analysis.analyze, analysis.analyze_many, Analysis.complete
+
+    def timed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            spent[0] += time.thread_time() - started
+
+    figures = []
+    for together in (False, True):
+        spent[0], calls[0] = 0.0, 0
+        analysis.analyze_many = lambda requests: (calls.__setitem__(0, calls[0] + len(requests)),  # type: ignore[assignment]
+                                                  timed(plain_many, requests))[1]
+        Analysis.complete = lambda self: timed(complete, self)  # type: ignore[method-assign]
+        try:
+            rollouts = [Rollout(policy, Version(), rpm, seed * 10_000 + i) for i in range(models)]
+            if together:
+                run_together(rollouts, starts)
+            else:  # the same minutes, each analysis its own call
+                analysis.analyze_many = lambda requests: (calls.__setitem__(0, calls[0] + len(requests)),  # type: ignore[assignment]
+                                                          [timed(plain_one, g, d, **k) for g, d, k in requests])[1]
+                run_together(rollouts, starts)
+        finally:
+            analysis.analyze_many, Analysis.complete = plain_many, complete  # type: ignore[method-assign]
+        figures.append(spent[0] / max(calls[0], 1))
+    return figures[0], figures[1], calls[0]
+
+
 def main() -> None:
     plain, detecting = time_analyze(), time_analyze(detect_change=True)
     print(f"one analyze call, 7 gates, 30-minute window: {1000 * plain:.1f} ms "

@@ -70,6 +70,44 @@ def default_analyzer(*args: Any, **kwargs: Any) -> AnalysisLike:
     return analyze(*args, **{"deferred": True, **kwargs})
 
 
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """The analysis a pass asks `analyzer` for: its gates, the observed metrics and the keyword
+    arguments (`default_analyzer`'s `deferred` included), for a caller that computes it ahead."""
+
+    gates: list[Any]
+    metrics: Any
+    kwargs: dict[str, Any]
+
+
+def analysis_request(policy: RiskPolicySpec | PolicyProblem, status: ModelDeploymentStatus,
+                     observation: Observation, now: datetime) -> AnalysisRequest | None:
+    """What `decide` will ask its analyzer for in this pass if it analyses (None when nothing is
+    measured): a caller with many ModelDeployments due at once computes these together
+    (`vigil.stats.analyze.analyze_many`) and hands each pass its result (`precomputed_analyzer`).
+    Pure; a pass whose state moves before it analyses asks for something else, and then its
+    analyzer computes that itself."""
+    if isinstance(policy, PolicyProblem) or observation.metrics is None:
+        return None
+    plan = plan_analysis(status, policy, now)
+    if plan is None:
+        return None
+    return AnalysisRequest(list(plan.gates), observation.metrics,
+                           {"deferred": True, **_analysis_arguments(policy, status, observation, plan, now)})
+
+
+def precomputed_analyzer(request: AnalysisRequest, analysis: AnalysisLike,
+                         fallback: Analyzer = default_analyzer) -> Analyzer:
+    """An analyzer that answers `request` (the same metrics object, gates and arguments) with
+    `analysis` and computes anything else with `fallback`."""
+    def analyzer(gates: Any, metrics: Any, **kwargs: Any) -> AnalysisLike:
+        if metrics is request.metrics and list(gates) == request.gates and {"deferred": True, **kwargs} == request.kwargs:
+            return analysis
+        return fallback(gates, metrics, **kwargs)
+
+    return analyzer
+
+
 @dataclass
 class _Ctx:
     """One call's inputs plus what the call accumulates (status edits, events, evidence)."""
@@ -296,20 +334,8 @@ def _analyse(ctx: _Ctx, plan: AnalysisPlan) -> _Judgement | None:
     if ctx.obs.metrics is None:
         return None
     s = ctx.status
-    horizon = parse_duration(ctx.policy.budget.max_duration).total_seconds()
-    split_since = s.step.started_at if s.step and s.step.started_at else s.stage_started_at
-    analysis = ctx.analyzer(
-        list(plan.gates), ctx.obs.metrics,
-        alpha_fail=plan.alpha_fail, alpha_pass=plan.alpha_pass, min_samples=ctx.policy.min_samples,
-        expected_canary_share=expected_share(plan, ctx.obs.route),
-        share_since=parse_iso(split_since).timestamp() if split_since else None, horizon_s=horizon,
-        # a regression that starts late (after promotion, or while a rollout holds past its
-        # budget) is caught about as fast as a fresh one; see docs/rollouts.md for the alpha it costs
-        detect_change=plan.stage is Stage.HOLDBACK or _budget_spent(ctx),
-        # holdback ends on its bake time: status projects nothing there (the record still says
-        # what the holdback could detect)
-        pass_needed=plan.stage is not Stage.HOLDBACK,
-    )
+    analysis = ctx.analyzer(list(plan.gates), ctx.obs.metrics,
+                            **_analysis_arguments(ctx.policy, s, ctx.obs, plan, ctx.now))
     not_applicable = [
         {"metric": g.metric.value, "outcome": "NotApplicable",
          "explanation": f"judged in shadow: {s.carried_verdicts.get(g.metric.value, 'not judged')}"
@@ -336,6 +362,24 @@ def _analyse(ctx: _Ctx, plan: AnalysisPlan) -> _Judgement | None:
     judgement = _Judgement(analysis, {_metric(v): Outcome(v.outcome) for v in analysis.verdicts})
     s.plan = _plan_status(ctx, plan, analysis)
     return judgement
+
+
+def _analysis_arguments(policy: RiskPolicySpec, s: ModelDeploymentStatus, obs: Observation, plan: AnalysisPlan,
+                        now: datetime) -> dict[str, Any]:
+    """The analyzer's keyword arguments for `plan` in state `s` (`_analyse`, `analysis_request`)."""
+    horizon = parse_duration(policy.budget.max_duration).total_seconds()
+    split_since = s.step.started_at if s.step and s.step.started_at else s.stage_started_at
+    return dict(
+        alpha_fail=plan.alpha_fail, alpha_pass=plan.alpha_pass, min_samples=policy.min_samples,
+        expected_canary_share=expected_share(plan, obs.route),
+        share_since=parse_iso(split_since).timestamp() if split_since else None, horizon_s=horizon,
+        # a regression that starts late (after promotion, or while a rollout holds past its
+        # budget) is caught about as fast as a fresh one; see docs/rollouts.md for the alpha it costs
+        detect_change=plan.stage is Stage.HOLDBACK or _spent(policy, s, now),
+        # holdback ends on its bake time: status projects nothing there (the record still says
+        # what the holdback could detect)
+        pass_needed=plan.stage is not Stage.HOLDBACK,
+    )
 
 
 def _bake(policy: RiskPolicySpec, phase: Phase) -> timedelta:
@@ -477,8 +521,11 @@ def _act_on(ctx: _Ctx, judgement: _Judgement, arm: str | None) -> Action:
 
 def _budget_spent(ctx: _Ctx) -> bool:
     """The rollout's budget ran out before promotion (holdback comes after promotion)."""
-    s, p = ctx.status, ctx.policy
-    return s.phase is not Phase.HOLDBACK and since(ctx.now, s.rollout_started_at) >= parse_duration(p.budget.max_duration)
+    return _spent(ctx.policy, ctx.status, ctx.now)
+
+
+def _spent(policy: RiskPolicySpec, s: ModelDeploymentStatus, now: datetime) -> bool:
+    return s.phase is not Phase.HOLDBACK and since(now, s.rollout_started_at) >= parse_duration(policy.budget.max_duration)
 
 
 def _expire(ctx: _Ctx) -> Action:
