@@ -21,6 +21,9 @@ calls. Prints:
   one length equal to that window's own call, bit for bit) and what a model costs in such a batch
   against alone, and the same cost for the error-rate gate's projected path: what batching
   analyses on a common tick would build on;
+* a fleet's round computed together: 48 whole rollouts started at the density of a 1000-model
+  fleet, side by side through the real `decide`, each minute's analyses by one `analyze_many`
+  against each alone (bench/timing.time_fleet; the operator does not batch yet);
 * with numba importable (it is not a dependency), the memory it adds and a jitted rate-ratio
   mixture against numpy's.
 
@@ -47,7 +50,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from bench.timing import fresh, healthy_rollouts
+from bench.timing import fresh, healthy_rollouts, time_fleet
 from vigil.api.gates import MetricKind
 from vigil.stats.result import Analysis, Plan
 
@@ -414,6 +417,11 @@ def main() -> None:
     for line in batch_probe():
         print(line)
     print(plan_batch_probe())
+    for first in (False, True):
+        alone, together, count = time_fleet(together_first=first)
+        print(f"a fleet's round together ({'together' if first else 'alone'} first): {count} analyses of 48 whole "
+              f"rollouts at a 1000-model fleet's density, {1000 * alone:.2f} ms each alone, {1000 * together:.2f} ms "
+              f"computed together ({together / alone:.2f} of it)")
     print(numba_probe())
 
 

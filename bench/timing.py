@@ -177,13 +177,15 @@ def time_rollouts(rpm: float = 1000.0, seeds: int = 3) -> tuple[float, int]:
     return spent[0] / max(calls[0], 1), calls[0]
 
 
-def time_fleet(rpm: float = 1000.0, models: int = 48, fleet: int = 1000, seed: int = 0) -> tuple[float, float, int]:
+def time_fleet(rpm: float = 1000.0, models: int = 48, fleet: int = 1000, seed: int = 0,
+               together_first: bool = False) -> tuple[float, float, int]:
     """(CPU seconds of analysis per analysis with each analysed alone, the same with every
     minute's analyses computed together, analyses) for `models` whole healthy rollouts under the
     example policy at the density of a fleet of `fleet`: a fleet's rollouts start spread evenly
     over a rollout's length, so about fleet / length of them start in any one minute; here
     `models` rollouts start over models / fleet of that length (bench/rollout_sim.run_together).
-    Completions of recorded decisions count in both. Each rollout decides the same either way."""
+    Completions of recorded decisions count in both. Each rollout decides the same either way.
+    The two runs follow each other (`together_first` swaps them: the host's speed drifts)."""
     import importlib
 
     import yaml
@@ -208,8 +210,8 @@ def time_fleet(rpm: float = 1000.0, models: int = 48, fleet: int = 1000, seed: i
         finally:
             spent[0] += time.thread_time() - started
 
-    figures = []
-    for together in (False, True):
+    figures = {}
+    for together in ((True, False) if together_first else (False, True)):
         spent[0], calls[0] = 0.0, 0
         analysis.analyze_many = lambda requests: (calls.__setitem__(0, calls[0] + len(requests)),  # type: ignore[assignment]
                                                   timed(plain_many, requests))[1]
@@ -224,8 +226,8 @@ def time_fleet(rpm: float = 1000.0, models: int = 48, fleet: int = 1000, seed: i
                 run_together(rollouts, starts)
         finally:
             analysis.analyze_many, Analysis.complete = plain_many, complete  # type: ignore[method-assign]
-        figures.append(spent[0] / max(calls[0], 1))
-    return figures[0], figures[1], calls[0]
+        figures[together] = spent[0] / max(calls[0], 1)
+    return figures[False], figures[True], calls[0]
 
 
 def main() -> None:
