@@ -417,11 +417,10 @@ def main() -> None:
     for line in batch_probe():
         print(line)
     print(plan_batch_probe())
-    for first in (False, True):
-        alone, together, count = time_fleet(together_first=first)
-        print(f"a fleet's round together ({'together' if first else 'alone'} first): {count} analyses of 48 whole "
-              f"rollouts at a 1000-model fleet's density, {1000 * alone:.2f} ms each alone, {1000 * together:.2f} ms "
-              f"computed together ({together / alone:.2f} of it)")
+    alone, together, count = time_fleet()
+    print(f"a fleet's round together: {count} analyses of 48 whole rollouts at a 1000-model fleet's density, "
+          f"{1000 * alone:.2f} ms each alone, {1000 * together:.2f} ms computed together ({together / alone:.2f} "
+          "of it; paired minute by minute)")
     print(numba_probe())
 
 

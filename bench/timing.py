@@ -177,15 +177,16 @@ def time_rollouts(rpm: float = 1000.0, seeds: int = 3) -> tuple[float, int]:
     return spent[0] / max(calls[0], 1), calls[0]
 
 
-def time_fleet(rpm: float = 1000.0, models: int = 48, fleet: int = 1000, seed: int = 0,
-               together_first: bool = False) -> tuple[float, float, int]:
-    """(CPU seconds of analysis per analysis with each analysed alone, the same with every
-    minute's analyses computed together, analyses) for `models` whole healthy rollouts under the
-    example policy at the density of a fleet of `fleet`: a fleet's rollouts start spread evenly
-    over a rollout's length, so about fleet / length of them start in any one minute; here
-    `models` rollouts start over models / fleet of that length (bench/rollout_sim.run_together).
-    Completions of recorded decisions count in both. Each rollout decides the same either way.
-    The two runs follow each other (`together_first` swaps them: the host's speed drifts)."""
+def time_fleet(rpm: float = 1000.0, models: int = 48, fleet: int = 1000, seed: int = 0) -> tuple[float, float, int]:
+    """(CPU seconds of analysis per analysis with each analysed alone, the same with each minute's
+    analyses computed together, analyses) for `models` whole healthy rollouts under the example
+    policy at the density of a fleet of `fleet`: a fleet's rollouts start spread evenly over a
+    rollout's length, so about fleet / length of them start in any one minute; here `models`
+    rollouts start over models / fleet of that length (bench/rollout_sim.run_together). Every
+    minute's requests are analysed both ways, on fresh copies of their counters, in alternating
+    order (the host's speed drifts within minutes: paired minute by minute, the ratio holds);
+    the rollouts decide on the analyses computed together, which are the same. The completions
+    of recorded decisions (about 5% of a round, per model either way) are not counted."""
     import importlib
 
     import yaml
@@ -195,39 +196,34 @@ def time_fleet(rpm: float = 1000.0, models: int = 48, fleet: int = 1000, seed: i
     from bench.rollout_sim import Rollout, Version, run_together
 
     analysis = importlib.import_module("vigil.stats.analyze")  # the module (vigil.stats.analyze is also the function)
-
     policy = RiskPolicySpec.model_validate(yaml.safe_load(EXAMPLE_POLICY.read_text())["spec"])
     length = 80  # minutes: a healthy rollout under the example policy takes 76-85
     rng = np.random.default_rng(seed)
     starts = sorted(int(m) for m in rng.integers(0, max(round(length * models / fleet), 1), models))
-    spent, calls = [0.0], [0]
-    plain_one, plain_many, complete = analysis.analyze, analysis.analyze_many, Analysis.complete
+    spent = {False: 0.0, True: 0.0}
+    calls = [0]
+    plain_many = analysis.analyze_many
 
-    def timed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        started = time.thread_time()
-        try:
-            return call(*args, **kwargs)
-        finally:
-            spent[0] += time.thread_time() - started
-
-    figures = {}
-    for together in ((True, False) if together_first else (False, True)):
-        spent[0], calls[0] = 0.0, 0
-        analysis.analyze_many = lambda requests: (calls.__setitem__(0, calls[0] + len(requests)),  # type: ignore[assignment]
-                                                  timed(plain_many, requests))[1]
-        Analysis.complete = lambda self: timed(complete, self)  # type: ignore[method-assign]
-        try:
-            rollouts = [Rollout(policy, Version(), rpm, seed * 10_000 + i) for i in range(models)]
+    def both(requests: list[Any]) -> list[Any]:
+        copies = [(g, fresh(d), k) for g, d, k in requests]
+        calls[0] += len(requests)
+        out: list[Any] = []
+        for together in ((True, False) if calls[0] % 2 else (False, True)):
+            started = time.thread_time()
             if together:
-                run_together(rollouts, starts)
-            else:  # the same minutes, each analysis its own call
-                analysis.analyze_many = lambda requests: (calls.__setitem__(0, calls[0] + len(requests)),  # type: ignore[assignment]
-                                                          [timed(plain_one, g, d, **k) for g, d, k in requests])[1]
-                run_together(rollouts, starts)
-        finally:
-            analysis.analyze_many, Analysis.complete = plain_many, complete  # type: ignore[method-assign]
-        figures[together] = spent[0] / max(calls[0], 1)
-    return figures[False], figures[True], calls[0]
+                out = plain_many(requests)
+            else:
+                for g, d, k in copies:
+                    analysis.analyze(g, d, **k)
+            spent[together] += time.thread_time() - started
+        return out
+
+    analysis.analyze_many = both
+    try:
+        run_together([Rollout(policy, Version(), rpm, seed * 10_000 + i) for i in range(models)], starts)
+    finally:
+        analysis.analyze_many = plain_many
+    return spent[False] / max(calls[0], 1), spent[True] / max(calls[0], 1), calls[0]
 
 
 def main() -> None:
