@@ -191,7 +191,6 @@ def time_fleet(rpm: float = 1000.0, models: int = 48, fleet: int = 1000, seed: i
 
     import yaml
     from vigil.api.policy import RiskPolicySpec
-    from vigil.stats.result import Analysis
 
     from bench.rollout_sim import Rollout, Version, run_together
 

@@ -16,13 +16,11 @@ answer, never a pass), and only labels that have arrived count.
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import LabelFeedback
-from vigil.stats.evidence import EvidenceCall, GateEvidence, Thresholds, band_evidence, nan_to_num, ratio, shapes
+from vigil.stats.evidence import EvidenceCall, GateEvidence, Thresholds, band_evidence, margins_call, nan_to_num, ratio
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import normal_halfwidth, smoothed_variance
@@ -76,9 +74,7 @@ def calibration_evidence_call(data: LabelFeedback, gate: Gate) -> EvidenceCall:
     buckets = data.buckets()
     lab_b, cor_b = data.by_bucket(data.baseline, buckets)
     lab_c, cor_c = data.by_bucket(data.canary, buckets)
-    arrays = (lab_c, cor_c, lab_b, cor_b)
-    return EvidenceCall((MetricKind.CALIBRATION, gate, shapes(*arrays)), arrays,
-                        partial(calibration_evidence, tolerance=gate.tolerance, regression=gate.regression, last=True))
+    return margins_call(gate, (lab_c, cor_c, lab_b, cor_b), calibration_evidence)
 
 
 def calibration_verdict(data: LabelFeedback, gate: Gate, th: Thresholds, ev: GateEvidence | None = None) -> Verdict:

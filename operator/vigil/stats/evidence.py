@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -48,10 +50,19 @@ class EvidenceCall:
     def __call__(self) -> GateEvidence:
         return self.compute(*self.arrays)
 
+    @classmethod
+    def of(cls, gate: Any, arrays: tuple[np.ndarray, ...], compute: Callable[..., GateEvidence],
+           *more_key: Hashable) -> EvidenceCall:
+        """A call of `gate` (a frozen, hashable Gate) that windows with the same gate, the same
+        `more_key` (what else `compute` was given) and arrays of the same shapes share."""
+        return cls((gate, *more_key, tuple(np.shape(a) for a in arrays)), arrays, compute)
 
-def shapes(*arrays: np.ndarray) -> tuple[tuple[int, ...], ...]:
-    """The shapes of an evidence call's arrays, for its key."""
-    return tuple(np.shape(a) for a in arrays)
+
+def margins_call(gate: Any, arrays: tuple[np.ndarray, ...], evidence: Callable[..., GateEvidence]) -> EvidenceCall:
+    """`EvidenceCall.of` an evidence function that takes the gate's margins (tolerance,
+    regression) and `last`, at the end of the window as a verdict reads it."""
+    return EvidenceCall.of(gate, arrays, partial(evidence, tolerance=gate.tolerance, regression=gate.regression,
+                                                 last=True))
 
 
 def classify(ev: GateEvidence, alpha_fail: float, alpha_pass: float, min_samples: int) -> np.ndarray:

@@ -10,13 +10,11 @@ and the four-fifths ratio (min / max) are reported for both versions.
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import GroupPredictions
-from vigil.stats.evidence import EvidenceCall, GateEvidence, Thresholds, band_evidence, nan_to_num, ratio, shapes
+from vigil.stats.evidence import EvidenceCall, GateEvidence, Thresholds, band_evidence, margins_call, nan_to_num, ratio
 from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Verdict
 from vigil.stats.sequential import normal_halfwidth, smoothed_variance
@@ -63,9 +61,7 @@ def fairness_evidence_call(data: GroupPredictions, gate: Gate) -> EvidenceCall:
     groups = data.groups()
     tot_b, pos_b = data.by_group(data.baseline, groups)
     tot_c, pos_c = data.by_group(data.canary, groups)
-    arrays = (tot_c, pos_c, tot_b, pos_b)
-    return EvidenceCall((MetricKind.FAIRNESS_GAP, gate, shapes(*arrays)), arrays,
-                        partial(fairness_evidence, tolerance=gate.tolerance, regression=gate.regression, last=True))
+    return margins_call(gate, (tot_c, pos_c, tot_b, pos_b), fairness_evidence)
 
 
 def fairness_verdict(data: GroupPredictions, gate: Gate, th: Thresholds, ev: GateEvidence | None = None) -> Verdict:

@@ -37,7 +37,6 @@ from vigil.stats.evidence import (
     cumulative,
     not_computed,
     ratio,
-    shapes,
 )
 from vigil.stats.rates import CHANGE_ALTERNATIVES, with_change
 from vigil.stats.report import gate_verdict
@@ -141,9 +140,9 @@ def latency_evidence_call(data: LatencyHistogram, gate: Gate) -> EvidenceCall:
     windows share it only with the same bucket edges."""
     edges, b = data.buckets(data.baseline)
     _, c = data.buckets(data.canary)
-    return EvidenceCall((gate.metric, gate, edges.tobytes(), shapes(c, b)), (c, b),
-                        partial(_latency_evidence_of, edges, quantile=QUANTILE[gate.metric],
-                                tolerance=gate.tolerance, regression=gate.regression))
+    return EvidenceCall.of(gate, (c, b), partial(_latency_evidence_of, edges, quantile=QUANTILE[gate.metric],
+                                                 tolerance=gate.tolerance, regression=gate.regression),
+                           edges.tobytes())
 
 
 def _latency_evidence_of(edges: np.ndarray, c: np.ndarray, b: np.ndarray, *, quantile: float, tolerance: float,

@@ -27,7 +27,6 @@ from vigil.stats.evidence import (
     nan_to_num,
     not_computed,
     ratio,
-    shapes,
 )
 from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Outcome, Verdict
@@ -188,9 +187,7 @@ def error_rate_evidence_call(data: RequestCounts, gate: Gate) -> EvidenceCall:
     """The verdict's evidence (`gate_error_evidence` at the end of the window) as a shareable call."""
     n_b, x_b = data.outcomes(data.baseline)
     n_c, x_c = data.outcomes(data.canary)
-    arrays = (n_c, x_c, n_b, x_b)
-    return EvidenceCall((MetricKind.ERROR_RATE, gate, shapes(*arrays)), arrays,
-                        partial(gate_error_evidence, gate=gate, last=True))
+    return EvidenceCall.of(gate, (n_c, x_c, n_b, x_b), partial(gate_error_evidence, gate=gate, last=True))
 
 
 def error_rate_verdict(data: RequestCounts, gate: Gate, th: Thresholds, ev: GateEvidence | None = None) -> Verdict:
@@ -274,8 +271,8 @@ def shadow_evidence_call(data: ShadowComparisons, gate: Gate) -> EvidenceCall:
     m, x = data.comparisons()
     control = data.control_comparisons()
     arrays = (m, x) if control is None else (m, x, *control)
-    return EvidenceCall((MetricKind.SHADOW_DISAGREEMENT, gate, shapes(*arrays)), arrays,
-                        partial(_shadow_evidence_of, tolerance=gate.tolerance, regression=gate.regression))
+    return EvidenceCall.of(gate, arrays, partial(_shadow_evidence_of, tolerance=gate.tolerance,
+                                                 regression=gate.regression))
 
 
 def _shadow_evidence_of(m: np.ndarray, x: np.ndarray, *control: np.ndarray, tolerance: float,
