@@ -282,7 +282,12 @@ class GroupPredictions(ArmData):
         return total.reshape(panel.intervals, len(groups)), positive.reshape(panel.intervals, len(groups))
 
     def groups(self) -> list[str]:
-        return sorted({s.labels["group"] for p in self.arms() for s in p.series if "group" in s.labels})
+        """The `group` labels of both arms, in order (found once: the evidence call and the verdict ask)."""
+        memo = self.__dict__.get("_memo_groups")
+        if memo is None:
+            memo = self.__dict__["_memo_groups"] = sorted(
+                {s.labels["group"] for p in self.arms() for s in p.series if "group" in s.labels})
+        return list(memo)
 
 
 @dataclass(frozen=True, eq=False)
@@ -300,9 +305,13 @@ class LabelFeedback(ArmData):
         return labelled, _columns(correct).reshape(shape)
 
     def buckets(self) -> list[str]:
-        names = {s.labels["confidence_bucket"] for p in self.arms() for s in p.series
-                 if "confidence_bucket" in s.labels}
-        return sorted(names, key=float)
+        """The `confidence_bucket` labels of both arms, in order (found once, as `groups`)."""
+        memo = self.__dict__.get("_memo_buckets_found")
+        if memo is None:
+            names = {s.labels["confidence_bucket"] for p in self.arms() for s in p.series
+                     if "confidence_bucket" in s.labels}
+            memo = self.__dict__["_memo_buckets_found"] = sorted(names, key=float)
+        return list(memo)
 
 
 @dataclass(frozen=True, eq=False)
