@@ -74,8 +74,12 @@ def test_report_from_real_prometheus(tmp_path: Path) -> None:
     assert share_v2 and 20 < sum(share_v2) / len(share_v2) < 40  # the route says 30%
     assert max(settled(data.error_rate["v1"])) == 0
     assert 10 < sum(settled(data.error_rate["v2"])) / len(settled(data.error_rate["v2"])) < 30
-    assert max(settled(data.latency_p99["v1"])) < 100  # ms
+    # the faulty version's p99 stands out: v2 delays a fifth of its requests by 300 ms; healthy v1
+    # answers in a few ms, but with both cores busy its p99 reached 110 ms in one CI run, so the
+    # line between them is drawn halfway, not at what an idle machine shows
+    assert max(settled(data.latency_p99["v1"])) < 200  # ms
     assert min(settled(data.latency_p99["v2"])) > 200
+    assert min(settled(data.latency_p99["v2"])) > 1.5 * max(settled(data.latency_p99["v1"]))
     html = files.html.read_text()
     assert len(re.findall(r'class="decision-marker', html)) == 2
     assert 'id="plot-error-rate"' in html and "-gap" not in html
