@@ -20,9 +20,9 @@ once the gates are decided.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.batch import evidence_together
