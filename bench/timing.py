@@ -55,15 +55,21 @@ WORST = {"gates": GATES, "alpha_fail": 0.05, "alpha_pass": 0.05, "min_samples": 
 """All seven gates at round alphas and the default horizon (what this file measured first)."""
 
 
+def shipped_policy(path: Path = EXAMPLE_POLICY) -> Any:
+    """The example RiskPolicy's spec as the operator reads it (a RiskPolicySpec)."""
+    import yaml
+    from vigil.api.policy import RiskPolicySpec
+
+    return RiskPolicySpec.model_validate(yaml.safe_load(path.read_text())["spec"])
+
+
 def as_deployed(stage: str = "canary", path: Path = EXAMPLE_POLICY) -> dict[str, Any]:
     """`analyze`'s gates and arguments for the example policy in `stage`, as `vigil.core.decide`
     passes them (the stage's gates and alphas from `vigil.core.plan`, the budget as horizon)."""
-    import yaml
     from vigil.api.common import parse_duration
-    from vigil.api.policy import RiskPolicySpec
     from vigil.core.plan import Stage, gate_alpha, gates_for
 
-    policy = RiskPolicySpec.model_validate(yaml.safe_load(path.read_text())["spec"])
+    policy = shipped_policy(path)
     gates, _ = gates_for(Stage(stage), policy)
     return {"gates": list(gates), "alpha_fail": gate_alpha(policy) * max(len(gates), 1),
             "alpha_pass": 1 - policy.promotion_confidence, "min_samples": policy.min_samples,
@@ -136,14 +142,12 @@ def healthy_rollouts(analyze_as: Callable[..., Any], complete_as: Callable[..., 
     `decide` (bench/rollout_sim.py), with `vigil.stats.analyze` and `Analysis.complete` replaced by
     `analyze_as(plain_analyze, *args, **kwargs)` and `complete_as(plain_complete, analysis)` (the
     originals are restored afterwards)."""
-    import yaml
     import vigil.stats as stats
-    from vigil.api.policy import RiskPolicySpec
     from vigil.stats.result import Analysis
 
     from bench.rollout_sim import Version, run_rollout
 
-    policy = RiskPolicySpec.model_validate(yaml.safe_load(EXAMPLE_POLICY.read_text())["spec"])
+    policy = shipped_policy()
     plain, complete = stats.analyze, Analysis.complete
     stats.analyze = functools.partial(analyze_as, plain)
     Analysis.complete = lambda self: complete_as(complete, self)  # type: ignore[method-assign]
@@ -189,13 +193,10 @@ def time_fleet(rpm: float = 1000.0, models: int = 48, fleet: int = 1000, seed: i
     of recorded decisions (about 5% of a round, per model either way) are not counted."""
     import importlib
 
-    import yaml
-    from vigil.api.policy import RiskPolicySpec
-
     from bench.rollout_sim import Rollout, Version, run_together
 
     analysis = importlib.import_module("vigil.stats.analyze")  # the module (vigil.stats.analyze is also the function)
-    policy = RiskPolicySpec.model_validate(yaml.safe_load(EXAMPLE_POLICY.read_text())["spec"])
+    policy = shipped_policy()
     length = 80  # minutes: a healthy rollout under the example policy takes 76-85
     rng = np.random.default_rng(seed)
     starts = sorted(int(m) for m in rng.integers(0, max(round(length * models / fleet), 1), models))

@@ -3,17 +3,14 @@ rollout whose analyses are computed together with other rollouts' decides exactl
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
-from vigil.api.policy import RiskPolicySpec
 from vigil.core import decide as core
 
 from bench.rollout_sim import Rollout, Version, run_rollout, run_together
+from bench.timing import shipped_policy
 
-POLICY = RiskPolicySpec.model_validate(
-    yaml.safe_load((Path(__file__).resolve().parents[2] / "manifests" / "examples" / "riskpolicy.yaml").read_text())["spec"])
+POLICY = shipped_policy()
 
 
 def test_every_analysis_of_a_rollout_is_the_one_requested_ahead() -> None:

@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any
 
 from vigil.api.gates import Gate, MetricKind
-from vigil.stats.batch import evidence_together
+from vigil.stats.batch import FAULTS, evidence_together
 from vigil.stats.calibration import calibration_evidence_call, calibration_verdict
 from vigil.stats.data import (
     GroupPredictions,
@@ -140,11 +140,10 @@ def analyze_many(requests: Sequence[Request]) -> list[Analysis]:
     for r, (gates, data, _) in enumerate(requests):
         for i, gate in enumerate(gates):
             item = _lookup(data, gate.metric)
-            expected, _, evidence_of = EVALUATORS[gate.metric]
-            if isinstance(item, expected) and item.timestamps.size >= 2:
+            if _unjudgeable(gate, item) is None:
                 try:
-                    calls[(r, i)] = evidence_of(item, gate)
-                except (ValueError, ArithmeticError, IndexError):
+                    calls[(r, i)] = EVALUATORS[gate.metric][2](item, gate)
+                except FAULTS:
                     pass  # its verdict meets the same error and reports it
     shared: dict[int, dict[int, GateEvidence]] = {r: {} for r in range(len(requests))}
     for (r, i), ev in evidence_together(calls).items():
@@ -166,16 +165,12 @@ def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: flo
            deferred: bool = False, pass_needed: bool = True, ev: GateEvidence | None = None) -> tuple[Verdict, Pending]:
     """The gate's verdict with its plan, and what completes it when the plan was deferred (`ev`:
     the verdict's evidence, when computed with other windows')."""
-    if isinstance(item, NoData):
-        return no_data(gate.metric, item.reason), None
-    expected, evaluate, _ = EVALUATORS[gate.metric]
-    if not isinstance(item, expected):
-        return no_data(gate.metric, f"expected {expected.__name__} for {gate.metric.value}, got {type(item).__name__}"), None
-    if item.timestamps.size < 2:
-        return no_data(gate.metric, "fewer than two samples in the window"), None
+    problem = _unjudgeable(gate, item)
+    if problem is not None:
+        return no_data(gate.metric, problem), None
     pending: Pending = None
     try:
-        verdict = evaluate(item, gate, th, ev)
+        verdict = EVALUATORS[gate.metric][1](item, gate, th, ev)
         if deferred and not status_quotes_plan(verdict, pass_needed):
             # a passed gate needs no projection at all (status counts it as passed), nor any gate
             # where no Pass is needed; a failed or data-less one keeps its time to Pass
@@ -184,9 +179,21 @@ def _judge(gate: Gate, item: MetricData | NoData, th: Thresholds, horizon_s: flo
             pending = partial(_complete, gate, item, th, horizon_s, verdict, plan, pass_needed)
         else:
             plan = plan_gate(gate, item, th, horizon_s)
-    except (ValueError, ArithmeticError, IndexError) as exc:  # malformed counters must not pass or crash the loop
+    except FAULTS as exc:  # malformed counters must not pass or crash the loop
         return no_data(gate.metric, f"could not analyse {gate.metric.value}: {exc}"), None
     return _with_plan(verdict, plan, whole=pending is None, quoted=pass_needed), pending
+
+
+def _unjudgeable(gate: Gate, item: MetricData | NoData) -> str | None:
+    """Why the gate's data cannot be judged at all (its NoData reason), or None."""
+    if isinstance(item, NoData):
+        return item.reason
+    expected = EVALUATORS[gate.metric][0]
+    if not isinstance(item, expected):
+        return f"expected {expected.__name__} for {gate.metric.value}, got {type(item).__name__}"
+    if item.timestamps.size < 2:
+        return "fewer than two samples in the window"
+    return None
 
 
 def status_quotes_plan(verdict: Verdict, pass_needed: bool) -> bool:
@@ -203,7 +210,7 @@ def _complete(gate: Gate, item: MetricData, th: Thresholds, horizon_s: float, ve
     decides, so it does not turn a judged gate into NoData after the fact."""
     try:
         return _with_plan(verdict, plan_gate(gate, item, th, horizon_s), quoted=pass_needed)
-    except (ValueError, ArithmeticError, IndexError) as exc:
+    except FAULTS as exc:
         return _with_plan(verdict, replace(lean, note=f"the detectable effect could not be projected: {exc}"),
                           whole=False, quoted=pass_needed)
 

@@ -140,14 +140,9 @@ def latency_evidence_call(data: LatencyHistogram, gate: Gate) -> EvidenceCall:
     windows share it only with the same bucket edges."""
     edges, b = data.buckets(data.baseline)
     _, c = data.buckets(data.canary)
-    return EvidenceCall.of(gate, (c, b), partial(_latency_evidence_of, edges, quantile=QUANTILE[gate.metric],
-                                                 tolerance=gate.tolerance, regression=gate.regression),
+    return EvidenceCall.of(gate, (c, b), partial(latency_evidence, edges, quantile=QUANTILE[gate.metric],
+                                                 tolerance=gate.tolerance, regression=gate.regression, last=True),
                            edges.tobytes())
-
-
-def _latency_evidence_of(edges: np.ndarray, c: np.ndarray, b: np.ndarray, *, quantile: float, tolerance: float,
-                         regression: float) -> GateEvidence:
-    return latency_evidence(edges, c, b, quantile, tolerance, regression, last=True)
 
 
 def latency_verdict(data: LatencyHistogram, gate: Gate, th: Thresholds, ev: GateEvidence | None = None) -> Verdict:
