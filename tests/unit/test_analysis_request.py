@@ -25,7 +25,7 @@ def test_every_analysis_of_a_rollout_is_the_one_requested_ahead() -> None:
 
         def analyzer(gates: Any, metrics: Any, **kwargs: Any) -> Any:
             hits.append(request is not None and metrics is request.metrics and list(gates) == request.gates
-                        and {"deferred": True, **kwargs} == request.kwargs)
+                        and {**core.ANALYZER_DEFAULTS, **kwargs} == request.kwargs)
             return core.default_analyzer(gates, metrics, **kwargs)
 
         rollout.decide(analyzer)

@@ -61,13 +61,17 @@ Analyzer = Callable[..., AnalysisLike]
 HISTORY_LIMIT = 20
 
 
+ANALYZER_DEFAULTS: dict[str, Any] = {"deferred": True}
+"""What `default_analyzer` adds to the arguments `decide` passes (a request computed ahead carries it too)."""
+
+
 def default_analyzer(*args: Any, **kwargs: Any) -> AnalysisLike:
     """`vigil.stats.analyze`, deferring what only a decision's AuditRecord reads (the plans of
     decided gates beyond what status shows): `_finish` completes the record when the decision is
     recorded, so every record carries what an eager analysis gives."""
     from vigil.stats import analyze
 
-    return analyze(*args, **{"deferred": True, **kwargs})
+    return analyze(*args, **{**ANALYZER_DEFAULTS, **kwargs})
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def analysis_request(policy: RiskPolicySpec | PolicyProblem, status: ModelDeploy
     if plan is None:
         return None
     return AnalysisRequest(list(plan.gates), observation.metrics,
-                           {"deferred": True, **_analysis_arguments(policy, status, observation, plan, now)})
+                           {**ANALYZER_DEFAULTS, **_analysis_arguments(policy, status, observation, plan, now)})
 
 
 def precomputed_analyzer(request: AnalysisRequest, analysis: AnalysisLike,
@@ -101,7 +105,7 @@ def precomputed_analyzer(request: AnalysisRequest, analysis: AnalysisLike,
     """An analyzer that answers `request` (the same metrics object, gates and arguments) with
     `analysis` and computes anything else with `fallback`."""
     def analyzer(gates: Any, metrics: Any, **kwargs: Any) -> AnalysisLike:
-        if metrics is request.metrics and list(gates) == request.gates and {"deferred": True, **kwargs} == request.kwargs:
+        if metrics is request.metrics and list(gates) == request.gates and {**ANALYZER_DEFAULTS, **kwargs} == request.kwargs:
             return analysis
         return fallback(gates, metrics, **kwargs)
 
