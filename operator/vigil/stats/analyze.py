@@ -42,6 +42,7 @@ from vigil.stats.evidence import EvidenceCall, GateEvidence, Thresholds
 from vigil.stats.fairness import fairness_evidence_call, fairness_verdict
 from vigil.stats.latency import latency_evidence_call, latency_verdict
 from vigil.stats.plan import plan_gate, time_to_pass
+from vigil.stats.quiet import quietly
 from vigil.stats.rates import error_rate_evidence_call, error_rate_verdict, shadow_evidence_call, shadow_verdict
 from vigil.stats.report import no_data
 from vigil.stats.result import Analysis, Outcome, Plan, Verdict, combine
@@ -67,6 +68,7 @@ DETECTORS = frozenset({MetricKind.ERROR_RATE, MetricKind.LATENCY_P50, MetricKind
 """Gates with a change detector for `detect_change`."""
 
 
+@quietly
 def analyze(
     gates: Sequence[Gate],
     data: Mapping[MetricKind, MetricData | NoData],
@@ -132,6 +134,7 @@ Request = tuple[Sequence[Gate], Mapping[MetricKind, MetricData | NoData], Mappin
 """One `analyze` call: its gates, its data and its keyword arguments."""
 
 
+@quietly
 def analyze_many(requests: Sequence[Request]) -> list[Analysis]:
     """`analyze` of every request, each the same Analysis its own call gives, with the verdicts'
     evidence of windows that share a gate and a shape computed as the rows of one call
@@ -202,6 +205,7 @@ def status_quotes_plan(verdict: Verdict, pass_needed: bool) -> bool:
     return verdict.outcome is Outcome.INCONCLUSIVE and pass_needed
 
 
+@quietly
 def _complete(gate: Gate, item: MetricData, th: Thresholds, horizon_s: float, verdict: Verdict,
               lean: Plan, pass_needed: bool = True) -> Verdict:
     """A deferred verdict with its whole plan: what `_judge` returns without deferring. Should

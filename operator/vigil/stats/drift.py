@@ -23,6 +23,7 @@ import numpy as np
 from vigil.api.gates import Gate, MetricKind
 from vigil.stats.data import ScoreHistogram
 from vigil.stats.evidence import EvidenceCall, GateEvidence, Thresholds, any_of, nan_to_num, ratio
+from vigil.stats.quiet import quiet
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
 from vigil.stats.roots import brentq
@@ -156,7 +157,7 @@ def bucket_ratios(c: np.ndarray, b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray
     """`mantel_haenszel_ratio` of every bucket (counts per interval (T, K)) at once, NaN where
     not `counted`: each bucket's terms summed as one contiguous row, as the per-bucket call sums them."""
     n = n_c + n_b
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # absurd counts: inf, as the scalar path
+    with quiet(divide="ignore", invalid="ignore", over="ignore"):  # absurd counts: inf, as the scalar path
         num = np.nansum(np.where(n > 0, np.ascontiguousarray(c.T) * n_b / n, 0.0), axis=-1)
         den = np.nansum(np.where(n > 0, np.ascontiguousarray(b.T) * n_c / n, 0.0), axis=-1)
         out = np.where(den == 0, np.where(num > 0, np.inf, np.nan), num / np.where(den == 0, 1.0, den))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from vigil.stats.quiet import quiet
 from vigil.stats.sequential import logsumexp, tolerance_band_log_e
 
 INCONCLUSIVE, PASS, FAIL = 0, 1, 2
@@ -93,7 +94,7 @@ def any_of(log_e: list[np.ndarray], weights: list[float] | None = None, in_order
         return logsumexp(x, axis=0)
     top = x.max(axis=0, keepdims=True)
     top[~np.isfinite(top)] = 0.0
-    with np.errstate(divide="ignore"):
+    with quiet(divide="ignore"):
         return top[0] + np.log(np.cumsum(np.exp(x - top), axis=0)[-1])
 
 
@@ -119,8 +120,9 @@ def nan_to_num(x: np.ndarray | float, nan: float = 0.0) -> np.ndarray:
 def ratio(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
     """num/den with NaN where den is 0."""
     num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    counted = den > 0  # divided only there: no warning to silence, half the array calls
+    shape = den.shape if num.shape == den.shape else np.broadcast_shapes(num.shape, den.shape)
+    return np.divide(num, den, out=np.full(shape, np.nan), where=counted)
 
 
 @dataclass(frozen=True)

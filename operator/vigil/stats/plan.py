@@ -34,6 +34,7 @@ from vigil.stats.drift import DRIFT_SCALE, buckets_shown, chi_distance
 from vigil.stats.evidence import GateEvidence, Thresholds, not_computed
 from vigil.stats.fairness import fairness_evidence
 from vigil.stats.latency import QUANTILE, latency_evidence
+from vigil.stats.quiet import quiet
 from vigil.stats.rates import gate_error_evidence, shadow_evidence
 from vigil.stats.result import Plan
 from vigil.stats.sequential import ball_log_e, exposure_ratio
@@ -360,7 +361,7 @@ def _calibration(data: LabelFeedback, gate: Gate, widths: np.ndarray, th: Thresh
     L_c, L_b = _mean(lab_c), _mean(lab_b)
     if L_c.sum() <= 0 or L_b.sum() <= 0:
         return "no labels yet in one of the arms"
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quiet(divide="ignore", invalid="ignore"):
         acc = np.where(lab_b.sum(axis=0) > 0, cor_b.sum(axis=0) / lab_b.sum(axis=0), 0.5)
 
     def path(effects: np.ndarray, fail: bool) -> GateEvidence:
@@ -382,7 +383,7 @@ def _fairness(data: GroupPredictions, gate: Gate, widths: np.ndarray, th: Thresh
     N_c, N_b = _mean(tot_c), _mean(tot_b)
     if N_c.sum() <= 0 or N_b.sum() <= 0:
         return "no traffic yet in one of the arms"
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quiet(divide="ignore", invalid="ignore"):
         rate = np.where(tot_b.sum(axis=0) > 0, pos_b.sum(axis=0) / tot_b.sum(axis=0), 0.5)
     smallest = int(np.argmin(np.where(N_c > 0, N_c, np.inf)))
     sign = -1.0 if rate[smallest] >= 0.5 else 1.0  # move the rate towards the wider side

@@ -28,6 +28,7 @@ from vigil.stats.evidence import (
     not_computed,
     ratio,
 )
+from vigil.stats.quiet import quiet
 from vigil.stats.report import gate_verdict, percent
 from vigil.stats.result import Outcome, Verdict
 from vigil.stats.sequential import (
@@ -132,7 +133,7 @@ def floor_where_it_could_reach(x_c: np.ndarray, n_c: np.ndarray, x_b: np.ndarray
     share = np.log(1 - RATIO_PASS_SHARE)
     hat_c, hat_b = ratio_or(x_c, n_c, 0.0), ratio_or(x_b, n_b, 0.0)
     t = hat_b + floor
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quiet(divide="ignore", invalid="ignore"):
         top = np.where(t > hat_c, bernoulli_log_e(x_c, n_c, t, bernoulli_log_marginal(x_c, n_c)), 0.0)
     bound = np.maximum(top, 0.0) - np.log(2.0) + share
     need = (n_c >= min_samples) & ~(ratio_route >= level) & ~(bound < level - REACH_MARGIN)

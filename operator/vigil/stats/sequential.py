@@ -32,6 +32,7 @@ import numpy as np
 from scipy.special import betaln, expit, gammaln, log_ndtr, logit, xlog1py, xlogy
 
 from vigil.stats import scalar
+from vigil.stats.quiet import quiet
 from vigil.stats.roots import NotExact, brent_steps, brentq, lockstep
 
 
@@ -86,7 +87,7 @@ def logsumexp(x: np.ndarray, axis: int = -1, scratch: bool = False) -> np.ndarra
     top = np.maximum.reduce(x, axis=axis, keepdims=True)  # x.max and x.sum without their wrappers
     top = np.where(np.isfinite(top), top, 0.0)
     shifted = np.exp(np.subtract(x, top, out=x), out=x) if scratch else np.exp(x - top)
-    with np.errstate(divide="ignore"):
+    with quiet(divide="ignore"):
         return top.squeeze(axis=axis) + np.log(np.add.reduce(shifted, axis=axis))
 
 
@@ -135,8 +136,11 @@ def exposure_ratio(n_c: np.ndarray, n_b: np.ndarray, rho0: np.ndarray | float) -
     """a = rho0 * n_c / n_b per interval (inf where the baseline saw nothing, or where counts
     beyond any real traffic overflow it: such an interval is left out as uninformative)."""
     n_c, n_b = np.asarray(n_c, dtype=float), np.asarray(n_b, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return np.where(n_b > 0, rho0 * n_c / np.where(n_b > 0, n_b, 1.0), np.inf)
+    with quiet(over="ignore", invalid="ignore"):
+        top = np.multiply(rho0, n_c)
+        seen = n_b > 0  # divided only there (`evidence.ratio`'s way)
+        shape = seen.shape if top.shape == seen.shape else np.broadcast_shapes(top.shape, seen.shape)
+        return np.divide(top, n_b, out=np.full(shape, np.inf), where=seen)
 
 
 def rate_ratio_evidence(
@@ -307,7 +311,7 @@ def robust_rate_ratio_evidence(
 def _running_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray) -> np.ndarray:
     """Mantel-Haenszel rate ratio over every prefix (..., T), NaN while undefined."""
     n = np.asarray(n_c, dtype=float) + np.asarray(n_b, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quiet(divide="ignore", invalid="ignore"):
         num = np.cumsum(np.where(n > 0, x_c * n_b / np.where(n > 0, n, 1.0), 0.0), axis=-1)
         den = np.cumsum(np.where(n > 0, x_b * n_c / np.where(n > 0, n, 1.0), 0.0), axis=-1)
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
@@ -332,7 +336,7 @@ def mantel_haenszel_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b
     """Rate ratio pooled over intervals without letting changing weights bias it."""
     n = n_c + n_b
     served = n > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quiet(divide="ignore", invalid="ignore"):
         # np.nansum of the served terms without its wrapper: NaN terms count as 0, the same sum
         num, den = (np.add.reduce(np.where(served & ~np.isnan(t), t, 0.0), axis=None)
                     for t in (x_c * n_b / n, x_b * n_c / n))
@@ -358,7 +362,7 @@ def rate_ratio_interval(
     n_b_safe = np.where(served, n_b_, 1.0)
 
     def log_e(log_r: float) -> float:
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        with quiet(divide="ignore", invalid="ignore", over="ignore"):
             a = np.where(served, np.exp(log_r) * n_c_ / n_b_safe, np.inf)[..., None]
             finite = np.isfinite(a)
             a = np.where(finite, a, 0.0)
@@ -379,7 +383,7 @@ def rate_ratio_interval(
         """log_e at several ratios in one pass: each row is what log_e computes for its ratio
         (elementwise operations, the same reductions per row; masks that select everything
         are left out)."""
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        with quiet(divide="ignore", invalid="ignore", over="ignore"):
             a = np.exp(log_r)[:, None] * n_c_ / n_b_safe
             if not all_served:
                 a = np.where(served, a, np.inf)
@@ -634,7 +638,7 @@ def normal_halfwidth(info: np.ndarray, alpha: float, scale: float) -> np.ndarray
     """Half-width of the two-sided normal-mixture confidence sequence at level alpha."""
     info = np.asarray(info, dtype=float)
     v = 1.0 + scale**2 * info
-    with np.errstate(divide="ignore"):
+    with quiet(divide="ignore"):
         return np.sqrt(v * (2 * np.log(1 / alpha) + np.log(v)) / (scale**2 * info**2))
 
 
@@ -676,7 +680,7 @@ def dirichlet_multinomial_log_e(counts: np.ndarray, p0: np.ndarray, concentratio
     def log_beta(a: np.ndarray) -> np.ndarray:
         return gammaln(a).sum(axis=-1) - gammaln(a.sum(axis=-1))
 
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quiet(divide="ignore", invalid="ignore"):
         null = np.where(counts > 0, counts * np.log(p0), 0.0).sum(axis=-1)
     return log_beta(a0 + counts) - log_beta(a0) - null
 
@@ -701,7 +705,7 @@ def tolerance_band_log_e(delta: np.ndarray, info: np.ndarray, tolerance: float, 
 def smoothed_variance(x: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Binomial variance of x/n with a half-count added, so 0 or n successes do not claim certainty."""
     p = (x + 0.5) / (n + 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quiet(divide="ignore", invalid="ignore"):
         return np.where(n > 0, p * (1 - p) / np.where(n > 0, n, 1.0), np.inf)
 
 
@@ -726,7 +730,7 @@ def bernoulli_log_e(x: np.ndarray, n: np.ndarray, theta: np.ndarray, log_margina
     """Log e-value against "the rate is theta": the Beta-mixture Bayes factor, a test
     martingale under theta whatever the stopping time (Robbins' method of mixtures)."""
     theta = _unit(theta)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quiet(divide="ignore", invalid="ignore"):
         loglik = xlogy(x, theta) + xlog1py(n - x, -theta)
     return log_marginal - loglik
 
@@ -784,7 +788,7 @@ def difference_floor_log_e(x_c: np.ndarray, n_c: np.ndarray, x_b: np.ndarray, n_
 
     def arms(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = t - floor
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with quiet(divide="ignore", invalid="ignore"):
             e_c = log_e(x_c, miss_c, t, m_c)
             e_b = np.where(s < 0, np.inf, log_e(x_b, miss_b, s, m_b))
         if below:  # canary rate shown below t, baseline rate shown above t - floor
@@ -830,5 +834,5 @@ def bernoulli_bounds_reference(x: float, n: float, alpha: float) -> tuple[float,
 
 def ratio_or(num: np.ndarray, den: np.ndarray, fill: float) -> np.ndarray:
     """num/den with `fill` where den is 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with quiet(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), fill)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from vigil.stats.evidence import nan_to_num, ratio
+from vigil.stats.quiet import quiet
 
 Z_BOUND = 1.0
 """One-sided 84% Poisson score bounds on the baseline counts behind rho0, so that a small,
@@ -112,7 +113,7 @@ def tail_sides(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance
     lo_at, hi_at = _gather(s_lo), _gather(s_hi)
     fails: list[Slot] = []
     passes: list[Slot] = []
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    with quiet(divide="ignore", invalid="ignore", over="ignore"):
         for j, ok in ((j_below, below_ok.any(axis=-1)), (j_above, above_ok.any(axis=-1))):
             j = np.minimum(np.maximum(j, 1), size - 1)
             ok = ok & enough
