@@ -158,8 +158,9 @@ def main() -> None:
     kinds = request_kinds([tuple(r) for r in figures["requests"]])
     # after the cluster is down (less contention): canaries in progress under the shipped example
     # policy, as `decide` calls `analyze` in the canary stage, and the most a round can cost
-    canary_runs = analysis_cpu_runs(operator_env, "as_deployed()", args.count)
-    rollout_runs = cpu_runs(operator_env, "time_rollouts(1000.0)[0]", args.count)
+    references: list[float] = []
+    canary_runs = analysis_cpu_runs(operator_env, "as_deployed()", args.count, references=references)
+    rollout_runs = cpu_runs(operator_env, "time_rollouts(1000.0)[0]", args.count, references=references)
     analysis_cpu, analysis_cpu_rollouts = statistics.median(canary_runs), statistics.median(rollout_runs)
     analysis_cpu_worst = statistics.median(analysis_cpu_runs(operator_env, "None", args.count))
     rows = [
@@ -187,6 +188,9 @@ def main() -> None:
          "(shadow, steps, holdback; bench/timing.time_rollouts; median of 3 processes)",
          f"{analysis_cpu_rollouts:.1f} s ({spread(rollout_runs)})",
          f"< 5 s: {mark(analysis_cpu_rollouts, TARGETS['analysis_cpu_s'])}"),
+        ("the host's speed in those six processes: bench/timing.time_reference, a fixed workload of the analysis's "
+         "kind (a figure that moved with it moved with the host)",
+         f"{statistics.median(references):.2f} us a step ({', '.join(f'{r:.2f}' for r in references)})", ""),
         ("CPU per analysis round: all seven gates at alpha 0.05 (the most a round costs: a policy with every "
          "gate, in shadow)", f"{analysis_cpu_worst:.1f} s", ""),
     ]
@@ -208,24 +212,33 @@ def main() -> None:
         write_doc(args, rows, t1 - t0, t2 - t1, deployed, in_canary)
 
 
-def cpu_runs(env: dict[str, str], expression: str, count: int, runs: int = 3) -> list[float]:
+def cpu_runs(env: dict[str, str], expression: str, count: int, runs: int = 3,
+             references: list[float] | None = None) -> list[float]:
     """A bench/timing.py figure (`expression` over its names: CPU seconds per analysis) times
     `count` models, in `runs` processes one after the other with the operator's allocator settings
     (see `analysis_cpu_runs`). The host is shared and its speed swings within minutes, so every
-    process's figure is printed; the target is held to their median."""
-    code = f"from bench.timing import *; print({expression})"
-    return [count * float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                                         check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env}
-                                         ).stdout.split()[-1]) for _ in range(runs)]
+    process's figure is printed; the target is held to their median. Each process also times
+    `bench.timing.time_reference` (the host's speed), appended to `references` in microseconds."""
+    code = f"from bench.timing import *; print(time_reference() * 1e6, {expression})"
+    out = []
+    for _ in range(runs):
+        reference, figure = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env}).stdout.split()[-2:]
+        out.append(count * float(figure))
+        if references is not None:
+            references.append(float(reference))
+    return out
 
 
-def analysis_cpu_runs(env: dict[str, str], setting: str, count: int, calls: int = 200) -> list[float]:
+def analysis_cpu_runs(env: dict[str, str], setting: str, count: int, calls: int = 200,
+                      references: list[float] | None = None) -> list[float]:
     """CPU seconds of `count` `analyze` calls (bench/timing.py; `setting`: its gates and arguments,
     as Python over bench.timing's names), per process (`cpu_runs`), with the operator's allocator
     settings, which change it: the system allocator for every object (PYTHONMALLOC=malloc) cost a
     third more, and 64 KiB trim and mmap thresholds half as much again (the analysis's larger
     temporaries were mapped and unmapped at every call)."""
-    return cpu_runs(env, f"time_analyze(calls={calls}, setting={setting})", count)
+    return cpu_runs(env, f"time_analyze(calls={calls}, setting={setting})", count, references=references)
 
 
 def spread(figures: list[float]) -> str:

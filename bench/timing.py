@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -122,6 +123,24 @@ def time_analyze(calls: int = 200, minutes: int = 30, detect_change: bool = Fals
     for copy in copies:
         analyze(gates, copy, expected_canary_share=0.1, detect_change=detect_change, **kwargs)
     return (time.thread_time() - started) / calls
+
+
+def time_reference(steps: int = 20_000) -> float:
+    """CPU seconds per step of a fixed workload of the analysis's kind and nothing of Vigil's:
+    a few numpy calls on a 30-entry array and some scalar math per step. The host's speed, timed
+    in the same process as a CPU figure and printed beside it: this host's speed swings within
+    minutes (the same analysis code has measured 3.8 and 6.4 s a round), and a figure that moved
+    with its reference moved with the host, not with the code."""
+    x = np.linspace(0.5, 3.0, 30)
+    total = 0.0
+    started = time.thread_time()
+    for step in range(steps):
+        y = np.cumsum(np.log1p(x * (1.0 + step % 7)))
+        top = float(np.maximum.reduce(y))
+        total += math.log(top + 1.0) * 0.5 + abs(math.sin(top))
+    if total < 0:  # never: keeps the arithmetic from being skipped
+        print(total)
+    return (time.thread_time() - started) / steps
 
 
 def time_complete(calls: int = 200, minutes: int = 30, setting: Mapping[str, Any] | None = None) -> float:
