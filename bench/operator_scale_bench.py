@@ -218,8 +218,10 @@ def cpu_runs(env: dict[str, str], expression: str, count: int, runs: int = 3,
     `count` models, in `runs` processes one after the other with the operator's allocator settings
     (see `analysis_cpu_runs`). The host is shared and its speed swings within minutes, so every
     process's figure is printed; the target is held to their median. Each process also times
-    `bench.timing.time_reference` (the host's speed), appended to `references` in microseconds."""
-    code = f"from bench.timing import *; print(time_reference() * 1e6, {expression})"
+    `bench.timing.time_reference` (the host's speed) before and after its figure, and appends the
+    mean to `references` in microseconds."""
+    code = (f"from bench.timing import *; before = time_reference(); figure = {expression}; "
+            f"print((before + time_reference()) / 2 * 1e6, figure)")
     out = []
     for _ in range(runs):
         reference, figure = subprocess.run(
