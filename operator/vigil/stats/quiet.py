@@ -3,8 +3,8 @@
 The statistics divide by counts that may be zero and take logs of e-values that may be 0 on
 purpose: the result (inf, NaN) is handled as a value, so the warning is noise. `np.errstate`
 costs a few microseconds to enter and leave (a context variable set, an extension object
-built), and an analysis entered it about 120 times: a tenth of its CPU on the window's small
-arrays. Now `analyze` and the completion of a deferred plan run under `quietly` (one errstate
+built), and an analysis entered it about 120 times: a few per cent of its CPU on the window's
+small arrays. Now `analyze` and the completion of a deferred plan run under `quietly` (one errstate
 for all of them), and each step asks for `quiet(...)`, which is that step's own errstate when it
 runs alone (a test, the bench, a caller of one function) and nothing under `quietly`.
 
