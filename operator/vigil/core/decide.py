@@ -89,8 +89,10 @@ def analysis_request(policy: RiskPolicySpec | PolicyProblem, status: ModelDeploy
     """What `decide` will ask its analyzer for in this pass if it analyses (None when nothing is
     measured): a caller with many ModelDeployments due at once computes these together
     (`vigil.stats.analyze.analyze_many`) and hands each pass its result (`precomputed_analyzer`).
-    Pure; a pass whose state moves before it analyses asks for something else, and then its
-    analyzer computes that itself."""
+    `bench/rollout_sim.run_together` does, to measure what that saves a fleet; the operator does
+    not (each pass analyses its own model at once: docs/benchmarks/operator_scale.md, "no common
+    tick"). Pure; a pass whose state moves before it analyses asks for something else, and then
+    its analyzer computes that itself."""
     if isinstance(policy, PolicyProblem) or observation.metrics is None:
         return None
     plan = plan_analysis(status, policy, now)

@@ -138,7 +138,9 @@ Request = tuple[Sequence[Gate], Mapping[MetricKind, MetricData | NoData], Mappin
 def analyze_many(requests: Sequence[Request]) -> list[Analysis]:
     """`analyze` of every request, each the same Analysis its own call gives, with the verdicts'
     evidence of windows that share a gate and a shape computed as the rows of one call
-    (`vigil.stats.batch`): what the analyses of many ModelDeployments due at once cost less as."""
+    (`vigil.stats.batch`): what the analyses of many ModelDeployments due at once cost less as
+    (0.82-0.85 of the CPU at a fleet's density; the operator analyses each model in its own pass,
+    not in batches: docs/benchmarks/operator_scale.md, "no common tick")."""
     calls: dict[tuple[int, int], EvidenceCall] = {}
     for r, (gates, data, _) in enumerate(requests):
         for i, gate in enumerate(gates):
