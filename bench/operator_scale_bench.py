@@ -51,6 +51,9 @@ OPERATOR_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "1048576", "M
 """What the chart sets in the operator's container too (see charts/vigil/templates/deployment.yaml)."""
 
 
+HAND_WRITTEN = "<!-- written by hand below this line: `--write` replaces only what is above it -->\n"
+"""The marker in docs/benchmarks/operator_scale.md after which `write_doc` keeps the file as it is
+(what each run measured, the analyses of the figures, the decisions taken on them)."""
 TARGETS = {"p99": 1.0, "rss_mib": 300.0, "batches": 1.0, "analysis_cpu_s": 5.0}
 
 
@@ -328,8 +331,9 @@ def write_doc(args: argparse.Namespace, rows: list[tuple[str, str, str]], deploy
          "found to within the same 0.001 in log ratio as before, from a guessed bracket)."),
         "",
     ]
-    path.write_text("\n".join(lines))
-    print(f"written to {path}")
+    kept = path.read_text().partition(HAND_WRITTEN)[2] if path.exists() else ""
+    path.write_text("\n".join(lines) + "\n" + HAND_WRITTEN + kept)
+    print(f"written to {path}" + (" (the hand-written sections after its marker kept)" if kept else ""))
 
 
 def fill_history(custom: k8s.CustomObjectsApi, count: int, entries: int) -> None:
