@@ -51,6 +51,7 @@ OPERATOR_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "1048576", "M
 """What the chart sets in the operator's container too (see charts/vigil/templates/deployment.yaml)."""
 
 
+DOC = ROOT / "docs" / "benchmarks" / "operator_scale.md"
 HAND_WRITTEN = "<!-- written by hand below this line: `--write` replaces only what is above it -->\n"
 """The marker in docs/benchmarks/operator_scale.md after which `write_doc` keeps the file as it is
 (what each run measured, the analyses of the figures, the decisions taken on them)."""
@@ -280,8 +281,8 @@ def wait_for_file(path: Path, timeout: float = 60.0) -> dict[str, Any]:
 
 
 def write_doc(args: argparse.Namespace, rows: list[tuple[str, str, str]], deploy_s: float, canary_s: float,
-              deployed: int, in_canary: int) -> None:
-    path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "operator_scale.md"
+              deployed: int, in_canary: int, path: Path = DOC) -> None:
+    """The doc's head from this run's figures; what follows its `HAND_WRITTEN` marker stays."""
     lines = [
         "# Operator scale (issue 13)", "",
         (f"`python bench/operator_scale_bench.py --count {args.count} --replicas {args.replicas} --hold {args.hold:.0f}"
