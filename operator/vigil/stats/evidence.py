@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from vigil.stats.quiet import quiet
-from vigil.stats.sequential import logsumexp, tolerance_band_log_e
+from vigil.stats.sequential import divided, logsumexp, tolerance_band_log_e
 
 INCONCLUSIVE, PASS, FAIL = 0, 1, 2
 
@@ -119,10 +119,7 @@ def nan_to_num(x: np.ndarray | float, nan: float = 0.0) -> np.ndarray:
 
 def ratio(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
     """num/den with NaN where den is 0."""
-    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    counted = den > 0  # divided only there: no warning to silence, half the array calls
-    shape = den.shape if num.shape == den.shape else np.broadcast_shapes(num.shape, den.shape)
-    return np.divide(num, den, out=np.full(shape, np.nan), where=counted)
+    return divided(np.asarray(num, dtype=float), np.asarray(den, dtype=float), np.nan)
 
 
 @dataclass(frozen=True)

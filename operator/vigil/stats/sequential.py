@@ -137,10 +137,16 @@ def exposure_ratio(n_c: np.ndarray, n_b: np.ndarray, rho0: np.ndarray | float) -
     beyond any real traffic overflow it: such an interval is left out as uninformative)."""
     n_c, n_b = np.asarray(n_c, dtype=float), np.asarray(n_b, dtype=float)
     with quiet(over="ignore", invalid="ignore"):
-        top = np.multiply(rho0, n_c)
-        seen = n_b > 0  # divided only there (`evidence.ratio`'s way)
-        shape = seen.shape if top.shape == seen.shape else np.broadcast_shapes(top.shape, seen.shape)
-        return np.divide(top, n_b, out=np.full(shape, np.inf), where=seen)
+        return divided(np.multiply(rho0, n_c), n_b, np.inf)
+
+
+def divided(num: np.ndarray, den: np.ndarray, fill: float) -> np.ndarray:
+    """num / den where den > 0, `fill` elsewhere, broadcast: divided only where the denominator
+    counts, so no division by zero to silence, and one comparison where two `np.where`s (a
+    divisor made safe, then the fill) cost twice the calls on the window's small arrays."""
+    counted = den > 0
+    shape = den.shape if np.shape(num) == den.shape else np.broadcast_shapes(np.shape(num), den.shape)
+    return np.divide(num, den, out=np.full(shape, fill), where=counted)
 
 
 def rate_ratio_evidence(
