@@ -202,6 +202,15 @@ class ArmData:
     def arms(self) -> tuple[CounterPanel, CounterPanel]:
         return self.baseline, self.canary
 
+    def label_values(self, label: str, key: Callable[[str], float] | None = None) -> list[str]:
+        """The values of `label` in both arms' series, sorted by `key`: found once per window
+        (the evidence call, the verdict and the plan each ask), a fresh list each time."""
+        memo = self.__dict__.setdefault("_memo_label_values", {})
+        if label not in memo:
+            memo[label] = sorted({s.labels[label] for p in self.arms() for s in p.series if label in s.labels},
+                                 key=key)
+        return list(memo[label])
+
 
 @dataclass(frozen=True, eq=False)
 class RequestCounts(ArmData):
@@ -244,11 +253,7 @@ class HistogramData(ArmData):
 
     def edges(self) -> list[str]:
         """The `le` labels of both arms, in order (found once: both arms' buckets ask for them)."""
-        memo = self.__dict__.get("_memo_edges")
-        if memo is None:
-            seen = {s.labels["le"] for p in self.arms() for s in p.series if "le" in s.labels}
-            memo = self.__dict__["_memo_edges"] = sorted(seen, key=parse_le)
-        return list(memo)
+        return self.label_values("le", key=parse_le)
 
 
 class LatencyHistogram(HistogramData):
@@ -282,12 +287,8 @@ class GroupPredictions(ArmData):
         return total.reshape(panel.intervals, len(groups)), positive.reshape(panel.intervals, len(groups))
 
     def groups(self) -> list[str]:
-        """The `group` labels of both arms, in order (found once: the evidence call and the verdict ask)."""
-        memo = self.__dict__.get("_memo_groups")
-        if memo is None:
-            memo = self.__dict__["_memo_groups"] = sorted(
-                {s.labels["group"] for p in self.arms() for s in p.series if "group" in s.labels})
-        return list(memo)
+        """The `group` labels of both arms, in order."""
+        return self.label_values("group")
 
 
 @dataclass(frozen=True, eq=False)
@@ -305,13 +306,8 @@ class LabelFeedback(ArmData):
         return labelled, _columns(correct).reshape(shape)
 
     def buckets(self) -> list[str]:
-        """The `confidence_bucket` labels of both arms, in order (found once, as `groups`)."""
-        memo = self.__dict__.get("_memo_buckets_found")
-        if memo is None:
-            names = {s.labels["confidence_bucket"] for p in self.arms() for s in p.series
-                     if "confidence_bucket" in s.labels}
-            memo = self.__dict__["_memo_buckets_found"] = sorted(names, key=float)
-        return list(memo)
+        """The `confidence_bucket` labels of both arms, in order of their value."""
+        return self.label_values("confidence_bucket", key=float)
 
 
 @dataclass(frozen=True, eq=False)
