@@ -317,10 +317,10 @@ def robust_rate_ratio_evidence(
 def _running_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.ndarray) -> np.ndarray:
     """Mantel-Haenszel rate ratio over every prefix (..., T), NaN while undefined."""
     n = np.asarray(n_c, dtype=float) + np.asarray(n_b, dtype=float)
-    with quiet(divide="ignore", invalid="ignore"):
-        num = np.cumsum(np.where(n > 0, x_c * n_b / np.where(n > 0, n, 1.0), 0.0), axis=-1)
-        den = np.cumsum(np.where(n > 0, x_b * n_c / np.where(n > 0, n, 1.0), 0.0), axis=-1)
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    with quiet(invalid="ignore"):  # no division by zero left to silence: `divided` skips it
+        num = np.cumsum(divided(x_c * n_b, n, 0.0), axis=-1)
+        den = np.cumsum(divided(x_b * n_c, n, 0.0), axis=-1)
+        return divided(num, den, np.nan)
 
 
 def shiryaev_roberts_log_e(llr: np.ndarray) -> np.ndarray:
