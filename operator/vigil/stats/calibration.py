@@ -52,7 +52,7 @@ def calibration_evidence(lab_c: np.ndarray, cor_c: np.ndarray, lab_b: np.ndarray
     """Labelled and correct counts per interval and bucket, shaped (..., T, K). `last`: only
     the end of the window, (..., 1) (what a verdict reads); `pass_rows`, `fail_side`: see
     `band_evidence`."""
-    L_c, X_c, L_b, X_b = (np.cumsum(a, axis=-2) for a in (lab_c, cor_c, lab_b, cor_b))
+    L_c, X_c, L_b, X_b = (np.add.accumulate(a, axis=-2) for a in (lab_c, cor_c, lab_b, cor_b))
     if last:
         L_c, X_c, L_b, X_b = (a[..., -1:, :] for a in (L_c, X_c, L_b, X_b))
     shift, info = calibration_shift(L_c, X_c, L_b, X_b)

@@ -99,7 +99,7 @@ def buckets_shown(c: np.ndarray, b: np.ndarray, regression: float, last: bool = 
     counts is decided from the baseline *before* each interval, so the rule is predictable;
     at the start every bucket counts. `last`: only the end of the window, (..., 1)."""
     below, above = bucket_log_e(c, b, regression, inner=True, last=last)
-    before = np.moveaxis(np.cumsum(b, axis=-2) - b, -1, -2)  # (..., K, T)
+    before = np.moveaxis(np.add.accumulate(b, axis=-2) - b, -1, -2)  # (..., K, T)
     if last:
         before = before[..., -1:]
     total = before.sum(axis=-2, keepdims=True)
@@ -118,7 +118,7 @@ def drift_evidence(c: np.ndarray, b: np.ndarray, tolerance: float, scale: float 
     >= regression and against any bucket's ratio beyond the regression's bucket ratio
     (`buckets_shown`; Pass needs all, an intersection-union: no split needed).
     `last`: only the evidence at the end of the window, shaped (..., 1) (all a verdict reads)."""
-    C, B = np.cumsum(c, axis=-2), np.cumsum(b, axis=-2)
+    C, B = np.add.accumulate(c, axis=-2), np.add.accumulate(b, axis=-2)
     if last:
         C, B = C[..., -1:, :], B[..., -1:, :]
     norm_s, info, dim = chi_distance(C, B)

@@ -95,7 +95,7 @@ def any_of(log_e: list[np.ndarray], weights: list[float] | None = None, in_order
     top = x.max(axis=0, keepdims=True)
     top[~np.isfinite(top)] = 0.0
     with quiet(divide="ignore"):
-        return top[0] + np.log(np.cumsum(np.exp(x - top), axis=0)[-1])
+        return top[0] + np.log(np.add.accumulate(np.exp(x - top), axis=0)[-1])
 
 
 def all_of(log_e: list[np.ndarray]) -> np.ndarray:
@@ -104,7 +104,7 @@ def all_of(log_e: list[np.ndarray]) -> np.ndarray:
 
 
 def cumulative(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.cumsum(np.asarray(x, dtype=float), axis=axis)
+    return np.add.accumulate(np.asarray(x, dtype=float), axis=axis)
 
 
 _MAX = float(np.finfo(float).max)

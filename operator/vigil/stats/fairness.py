@@ -38,7 +38,7 @@ def fairness_evidence(tot_c: np.ndarray, pos_c: np.ndarray, tot_b: np.ndarray, p
     """Predictions and positive predictions per interval and group, shaped (..., T, G). `last`:
     only the end of the window, (..., 1) (what a verdict reads); `pass_rows`, `fail_side`: see
     `band_evidence`."""
-    N_c, P_c, N_b, P_b = (np.cumsum(a, axis=-2) for a in (tot_c, pos_c, tot_b, pos_b))
+    N_c, P_c, N_b, P_b = (np.add.accumulate(a, axis=-2) for a in (tot_c, pos_c, tot_b, pos_b))
     if last:
         N_c, P_c, N_b, P_b = (a[..., -1:, :] for a in (N_c, P_c, N_b, P_b))
     delta, info = group_shift(N_c, P_c, N_b, P_b)

@@ -60,7 +60,7 @@ def exceeding(counts: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Counts above edge j (bins after j), for (..., B) counts and indices broadcastable to (...)."""
     size = counts.shape[-1]
     base = np.arange(0, counts.size, size).reshape(counts.shape[:-1])  # a flat gather: take_along_axis's elements
-    return counts.sum(axis=-1) - np.cumsum(counts, axis=-1).reshape(-1)[base + j]
+    return counts.sum(axis=-1) - np.add.accumulate(counts, axis=-1).reshape(-1)[base + j]
 
 
 def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: float, tolerance: float,
@@ -81,7 +81,7 @@ def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: 
     both sides' bounds are, so both are bounded).
     """
     c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
-    before = np.cumsum(b, axis=-2) - b
+    before = np.add.accumulate(b, axis=-2) - b
     fails, passes = [], []
     reg = tolerance if regression is None else regression
     slots = zip(*tail_sides(edges, before, quantile, tolerance, reg))
@@ -111,7 +111,7 @@ def latency_change_log_e(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quanti
     of its exceedance counts at CHANGE_ALTERNATIVES x the bound rho0; the two edges' detectors
     averaged with SLOT_WEIGHTS (a mean of e-detectors is one)."""
     c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
-    before = np.cumsum(b, axis=-2) - b
+    before = np.add.accumulate(b, axis=-2) - b
     llrs = []
     for j, rho0, usable in tail_edges(edges, before, quantile, tolerance, "fail"):
         a = exposure_ratio(np.where(usable, c.sum(axis=-1), 0.0), np.where(usable, b.sum(axis=-1), 0.0), rho0)
@@ -125,7 +125,7 @@ def histogram_quantile(edges: np.ndarray, counts: np.ndarray, quantile: float) -
     total = counts.sum()
     if total <= 0:
         return float("nan")
-    cum = np.cumsum(counts)
+    cum = np.add.accumulate(counts)
     i = int(np.searchsorted(cum, quantile * total))
     if i >= edges.size or not np.isfinite(edges[i]):
         return float(edges[np.isfinite(edges)][-1])

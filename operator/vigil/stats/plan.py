@@ -307,7 +307,7 @@ def _drift(data: ScoreHistogram, gate: Gate, widths: np.ndarray, th: Thresholds)
         rows = effects.size
         tilted = np.clip(p * (1.0 + np.sqrt(effects)[:, None] * z), 0.0, None)
         tilted /= tilted.sum(axis=-1, keepdims=True)
-        C, B = np.cumsum(_over(N_c * tilted, widths, rows, batched=True), axis=-2), np.cumsum(_over(N_b * p, widths, rows), axis=-2)
+        C, B = np.add.accumulate(_over(N_c * tilted, widths, rows, batched=True), axis=-2), np.add.accumulate(_over(N_b * p, widths, rows), axis=-2)
         norm_s, info, dim = chi_distance(C, B)
         # the statistic's length carries sampling noise even without drift: E|S|^2 = info^2 d^2 + info dim
         typical = np.sqrt(norm_s**2 + info * dim)

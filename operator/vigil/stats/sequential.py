@@ -125,7 +125,7 @@ def _llr_terms(events: np.ndarray, m: np.ndarray, a: np.ndarray, rho: np.ndarray
     llr = np.multiply(a, rho)
     np.log1p(llr, out=llr)
     np.subtract(llr, np.log1p(a), out=llr)
-    if llr.shape != np.broadcast_shapes(llr.shape, m.shape, events.shape):
+    if llr.shape != np.broadcast(llr, m, events).shape:
         llr = np.multiply(m, llr)  # one exposure for several event counts (a histogram's buckets): its logs once
     else:
         np.multiply(m, llr, out=llr)
@@ -145,8 +145,9 @@ def divided(num: np.ndarray, den: np.ndarray, fill: float) -> np.ndarray:
     counts, so no division by zero to silence, and one comparison where two `np.where`s (a
     divisor made safe, then the fill) cost twice the calls on the window's small arrays."""
     counted = den > 0
-    shape = den.shape if np.shape(num) == den.shape else np.broadcast_shapes(np.shape(num), den.shape)
-    return np.divide(num, den, out=np.full(shape, fill), where=counted)
+    out = np.empty(den.shape if np.shape(num) == den.shape else np.broadcast(num, den).shape)
+    out.fill(fill)  # np.full without its wrapper
+    return np.divide(num, den, out=out, where=counted)
 
 
 def rate_ratio_evidence(
@@ -182,7 +183,7 @@ def rate_ratio_side(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.n
     rho_up, rho_down, log_up, log_down = _one_sided(prior)
     rho, log_rho = (rho_up, log_up) if fail else (rho_down, log_down)
     llr = rate_ratio_llr(x_c, x_b, exposure_ratio(n_c, n_b, rho0), rho, log_rho)
-    return _mixture(llr.sum(axis=-2, keepdims=True) if last else np.cumsum(llr, axis=-2), prior, owned=True)
+    return _mixture(llr.sum(axis=-2, keepdims=True) if last else np.add.accumulate(llr, axis=-2), prior, owned=True)
 
 
 _ONE_SIDED: dict[int, tuple[OneSidedPrior, tuple[np.ndarray, ...]]] = {}
@@ -207,9 +208,9 @@ def _pearson(n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pearson's statistic of per-interval counts x (exposure n) around their pooled rate, over
     the intervals *before* each one, and its degrees of freedom, (..., T) each."""
     x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
-    X, N = np.cumsum(x, axis=-1) - x, np.cumsum(n, axis=-1) - n
+    X, N = np.add.accumulate(x, axis=-1) - x, np.add.accumulate(n, axis=-1) - n
     q = ratio_or(x**2, n, 0.0)
-    Q = np.cumsum(q, axis=-1) - q
+    Q = np.add.accumulate(q, axis=-1) - q
     p = ratio_or(X, N, 0.0)
     pearson = np.where(p > 0, ratio_or(Q - 2 * p * X + p**2 * N, p, 0.0), 0.0)
     return pearson, _degrees(n)
@@ -293,15 +294,15 @@ def robust_rate_ratio_evidence(
         ok = np.isfinite(a) & (a > 0)
         theta0 = np.where(ok, a, 0.0) / (1.0 + np.where(ok, a, 0.0))
         d = np.where(ok, sign * (x_c - theta0 * m), 0.0)
-        total = np.cumsum(d, axis=-1)
-        at_null = np.cumsum(np.where(ok, theta0 * (1 - theta0) * m, 0.0), axis=-1)
+        total = np.add.accumulate(d, axis=-1)
+        at_null = np.add.accumulate(np.where(ok, theta0 * (1 - theta0) * m, 0.0), axis=-1)
         a_hat = exposure_ratio(n_c, n_b, np.where(np.isfinite(mh) & (mh > 0), mh, rho))
         theta_hat = np.where(ok, a_hat, 0.0) / (1.0 + np.where(ok, a_hat, 0.0))
-        at_hat = np.cumsum(np.where(ok, theta_hat * (1 - theta_hat) * m, 0.0), axis=-1)
+        at_hat = np.add.accumulate(np.where(ok, theta_hat * (1 - theta_hat) * m, 0.0), axis=-1)
         if dispersion is None:
             seen = np.cumsum(ok, axis=-1)
             before = np.where(seen > 1, (total - d) / np.maximum(seen - 1, 1), 0.0)
-            scatter = np.cumsum(np.where(ok, (d - before) ** 2, 0.0), axis=-1)
+            scatter = np.add.accumulate(np.where(ok, (d - before) ** 2, 0.0), axis=-1)
         else:  # what the scatter would be on average around the expected path
             scatter = max(dispersion, 1.0) * at_hat
         model = phi * at_null
@@ -318,8 +319,8 @@ def _running_ratio(x_c: np.ndarray, x_b: np.ndarray, n_c: np.ndarray, n_b: np.nd
     """Mantel-Haenszel rate ratio over every prefix (..., T), NaN while undefined."""
     n = np.asarray(n_c, dtype=float) + np.asarray(n_b, dtype=float)
     with quiet(invalid="ignore"):  # no division by zero left to silence: `divided` skips it
-        num = np.cumsum(divided(x_c * n_b, n, 0.0), axis=-1)
-        den = np.cumsum(divided(x_b * n_c, n, 0.0), axis=-1)
+        num = np.add.accumulate(divided(x_c * n_b, n, 0.0), axis=-1)
+        den = np.add.accumulate(divided(x_b * n_c, n, 0.0), axis=-1)
         return divided(num, den, np.nan)
 
 

@@ -37,7 +37,7 @@ def survival(counts: np.ndarray) -> Survival:
     """(total, survival at every edge, its lower and upper score bounds) of bin counts (..., B):
     what both sides of `tail_edges` read, so a caller asking for both computes it once."""
     total = counts.sum(axis=-1)
-    above = total[..., None] - np.cumsum(counts, axis=-1)
+    above = total[..., None] - np.add.accumulate(counts, axis=-1)
     surv = ratio(above, total[..., None])
     s_lo, s_hi = _survival_bounds(above, total)
     return total, surv, s_lo, s_hi
