@@ -167,6 +167,7 @@ def main() -> None:
     rollout_runs = cpu_runs(operator_env, "time_rollouts(1000.0)[0]", args.count, references=references)
     analysis_cpu, analysis_cpu_rollouts = statistics.median(canary_runs), statistics.median(rollout_runs)
     analysis_cpu_worst = statistics.median(analysis_cpu_runs(operator_env, "None", args.count))
+    counted = instruction_counts()
     rows = [
         ("reconcile-pass p50 (canaries in progress)", f"{pct(window, 0.5) * 1000:.0f} ms", ""),
         ("reconcile-pass p99 (canaries in progress)", f"{pct(window, 0.99) * 1000:.0f} ms",
@@ -197,6 +198,8 @@ def main() -> None:
          f"{statistics.median(references):.2f} us a step ({', '.join(f'{r:.2f}' for r in references)})", ""),
         ("CPU per analysis round: all seven gates at alpha 0.05 (the most a round costs: a policy with every "
          "gate, in shadow)", f"{analysis_cpu_worst:.1f} s", ""),
+        ("instructions per analysis, counted by valgrind (bench/instructions.py: the canary stage, whole rollouts; "
+         "the analysis's work whatever the host's speed)", counted, ""),
     ]
     print(f"ModelDeployments:              {args.count} (replicas {args.replicas}, istio router, "
           f"watch cache {'off' if args.no_cache else 'on'})")
@@ -245,6 +248,17 @@ def analysis_cpu_runs(env: dict[str, str], setting: str, count: int, calls: int 
     third more, and 64 KiB trim and mmap thresholds half as much again (the analysis's larger
     temporaries were mapped and unmapped at every call)."""
     return cpu_runs(env, f"time_analyze(calls={calls}, setting={setting})", count, references=references)
+
+
+def instruction_counts() -> str:
+    """bench/instructions.py's two figures (millions per analysis), or why there are none: they
+    say whether the code does less work when the CPU rows moved with the host."""
+    from bench.instructions import WORKLOADS, count
+
+    try:
+        return ", ".join(f"{w} {count(w, 40) / 1e6:.2f} M" for w in WORKLOADS)
+    except SystemExit as exc:  # no valgrind here, or a count failed: the CPU rows still stand
+        return f"not counted ({str(exc).splitlines()[0]})"
 
 
 def spread(figures: list[float]) -> str:
