@@ -135,6 +135,14 @@ def difference_floor_log_e(x_c: float, n_c: float, x_b: float, n_b: float, floor
     return fmax(best, 0.0) - log2 if n_c > 0 and n_b > 0 else 0.0
 
 
+RATE_BOUND_STEPS = 24
+"""Bisection steps for each end of a rate's interval (`bernoulli_bounds`): the end is found to
+within 2^-24 (6e-8) of its bracket, the rate or its complement, far below the four significant
+digits status and the records show of the increase's bounds, and stays on the rejected side of its
+crossing (the interval is never narrower than the confidence sequence's). It was 40, the evidence
+bisections' count, at 40 scalar e-values an end: 4.5% of an analysis's instructions."""
+
+
 def bernoulli_bounds(x: float, n: float, marginal: float, level: float) -> tuple[float, float]:
     """`sequential.bernoulli_bounds` given the log marginal and log(1/alpha) as numpy computes them."""
     hat = x / n
@@ -142,7 +150,7 @@ def bernoulli_bounds(x: float, n: float, marginal: float, level: float) -> tuple
     # bisect_increasing on -(e - level) over [0, hat] and on e - level over [hat, 1], with the
     # function's call inline: -(d) > 0 is d < 0 in floating point (NaN and -0.0 included)
     lo, hi = 0.0, hat
-    for _ in range(40):
+    for _ in range(RATE_BOUND_STEPS):
         mid = (lo + hi) / 2
         if bernoulli_log_e(x, miss, mid, marginal) - level < 0:
             hi = mid
@@ -150,7 +158,7 @@ def bernoulli_bounds(x: float, n: float, marginal: float, level: float) -> tuple
             lo = mid
     lower = lo
     lo, hi = hat, 1.0
-    for _ in range(40):
+    for _ in range(RATE_BOUND_STEPS):
         mid = (lo + hi) / 2
         if bernoulli_log_e(x, miss, mid, marginal) - level > 0:
             hi = mid

@@ -835,7 +835,7 @@ def bernoulli_bounds_reference(x: float, n: float, alpha: float) -> tuple[float,
     # (-(e - level) is exactly level - e in floating point, so each end is what its own search gives)
     sign = np.array([-1.0, 1.0])
     lo, hi = bisect_increasing(lambda t: sign * (bernoulli_log_e(x_, n_, t, m) - level),
-                               np.array([0.0, hat]), np.array([hat, 1.0]))
+                               np.array([0.0, hat]), np.array([hat, 1.0]), scalar.RATE_BOUND_STEPS)
     return float(lo[0]), float(hi[1])
 
 
