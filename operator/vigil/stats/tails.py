@@ -111,36 +111,43 @@ def tail_sides(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance
     j_below = np.where(below_ok, index, -1).max(axis=-1)
     j_above = np.where(above_ok, index, size).min(axis=-1)
     lo_at, hi_at = _gather(s_lo), _gather(s_hi)
+    # both slots at once, as the rows of a leading axis (below, above): every operation is
+    # elementwise, so each slot's values are what its own pass gives, at half the calls
+    j = np.minimum(np.maximum(np.array([j_below, j_above]), 1), size - 1)
+    ok = np.array([below_ok.any(axis=-1), above_ok.any(axis=-1)]) & enough
     fails: list[Slot] = []
     passes: list[Slot] = []
     with quiet(divide="ignore", invalid="ignore", over="ignore"):
-        for j, ok in ((j_below, below_ok.any(axis=-1)), (j_above, above_ok.any(axis=-1))):
-            j = np.minimum(np.maximum(j, 1), size - 1)
-            ok = ok & enough
-            lo_j, hi_j = lo_at(j), hi_at(j)
-            if tolerance is not None:
-                stretch = np.log1p(tolerance)
-                target = log_edge[j] - stretch  # log(u / s)
-                nxt = np.minimum(j + 1, size - 1)
-                has_next = (j + 1 < size) & finite[nxt]
-                lo_next = lo_at(nxt)
-                slope = np.log(hi_j / lo_next) / (log_edge[nxt] - log_edge[j])
-                concave = np.where(has_next & (lo_next > 0), np.exp(stretch * slope), np.inf)
-                k = np.searchsorted(log_finite, target, side="right") - 1  # largest edge <= u/s
-                geometric = np.where(k >= 0, hi_at(np.maximum(k, 0)), 1.0) / lo_j
-                fails.append(_slot(j, np.minimum(concave, geometric), ok))
-            if regression is not None:
-                stretch = np.log1p(regression)
-                target = log_edge[j] - stretch
-                k = np.searchsorted(log_finite, target, side="right") - 1
-                k0, k1 = np.maximum(k, 0), np.maximum(k - 1, 0)
-                span = log_edge[k0] - log_edge[k1]
-                slope = np.log(lo_at(k1) / hi_at(k0)) / np.where(span > 0, span, 1.0)
-                concave = np.where((k >= 1) & (span > 0), np.exp(stretch * _clip_slope(slope)), 1.0)
-                m = np.searchsorted(log_finite, target, side="left")  # smallest edge >= u/s
-                geometric = np.where(m < j, lo_at(np.minimum(m, size - 1)) / hi_j, 1.0)
-                passes.append(_slot(j, np.maximum(np.maximum(concave, nan_to_num(geometric, 1.0)), 1.0), ok))
+        lo_j, hi_j = lo_at(j), hi_at(j)
+        if tolerance is not None:
+            stretch = np.log1p(tolerance)
+            target = log_edge[j] - stretch  # log(u / s)
+            nxt = np.minimum(j + 1, size - 1)
+            has_next = (j + 1 < size) & finite[nxt]
+            lo_next = lo_at(nxt)
+            slope = np.log(hi_j / lo_next) / (log_edge[nxt] - log_edge[j])
+            concave = np.where(has_next & (lo_next > 0), np.exp(stretch * slope), np.inf)
+            k = np.searchsorted(log_finite, target, side="right") - 1  # largest edge <= u/s
+            geometric = np.where(k >= 0, hi_at(np.maximum(k, 0)), 1.0) / lo_j
+            fails = _slots(j, np.minimum(concave, geometric), ok)
+        if regression is not None:
+            stretch = np.log1p(regression)
+            target = log_edge[j] - stretch
+            k = np.searchsorted(log_finite, target, side="right") - 1
+            k0, k1 = np.maximum(k, 0), np.maximum(k - 1, 0)
+            span = log_edge[k0] - log_edge[k1]
+            slope = np.log(lo_at(k1) / hi_at(k0)) / np.where(span > 0, span, 1.0)
+            concave = np.where((k >= 1) & (span > 0), np.exp(stretch * _clip_slope(slope)), 1.0)
+            m = np.searchsorted(log_finite, target, side="left")  # smallest edge >= u/s
+            geometric = np.where(m < j, lo_at(np.minimum(m, size - 1)) / hi_j, 1.0)
+            passes = _slots(j, np.maximum(np.maximum(concave, nan_to_num(geometric, 1.0)), 1.0), ok)
     return fails, passes
+
+
+def _slots(j: np.ndarray, rho0: np.ndarray, ok: np.ndarray) -> list[Slot]:
+    """The two slots (rows of the leading axis) as (index, rho0, usable) each."""
+    j, rho0, usable = _slot(j, rho0, ok)
+    return [(j[0], rho0[0], usable[0]), (j[1], rho0[1], usable[1])]
 
 
 def _slot(j: np.ndarray, rho0: np.ndarray, ok: np.ndarray) -> Slot:
