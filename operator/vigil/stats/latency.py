@@ -50,7 +50,7 @@ from vigil.stats.sequential import (
     rate_ratio_side,
     shiryaev_roberts_log_e,
 )
-from vigil.stats.tails import Survival, survival, tail_edges, tail_sides  # noqa: F401  (re-exported)
+from vigil.stats.tails import Survival, survival, tail_edges, tail_rows, tail_sides  # noqa: F401  (re-exported)
 
 SLOT_WEIGHTS = [1.0, 3.0]  # the edge just above the quantile carries most of a slower tail's signal
 QUANTILE = {MetricKind.LATENCY_P50: 0.5, MetricKind.LATENCY_P99: 0.99}
@@ -82,25 +82,35 @@ def latency_evidence(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: 
     """
     c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
     before = np.add.accumulate(b, axis=-2) - b
-    fails, passes = [], []
     reg = tolerance if regression is None else regression
-    slots = zip(*tail_sides(edges, before, quantile, tolerance, reg))
+    at_fail, at_pass = tail_rows(edges, before, quantile, tolerance, reg)
+    assert at_fail is not None and at_pass is not None  # both margins are given
+    # both edges at once: the slot is a leading axis, with the canary's extra leading axes (a
+    # plan's effects) left as ones where only the baseline's history chose the edges
+    j, rho0, usable = (_slot_axis(v, c.ndim - b.ndim) for v in at_fail)
+    _, rho0_pass, usable_pass = (_slot_axis(v, c.ndim - b.ndim) for v in at_pass)
+    usable = usable & usable_pass
     n_c_all, n_b_all = c.sum(axis=-1), b.sum(axis=-1)
-    for (j, rho0, usable), (_, rho0_pass, usable_pass) in slots:
-        usable = usable & usable_pass
-        n_c = np.where(usable, n_c_all, 0.0)
-        n_b = np.where(usable, n_b_all, 0.0)
-        x_c, x_b = exceeding(c, j), exceeding(b, j)
-        if fail_side:
-            fails.append(rate_ratio_side(x_c, x_b, n_c, n_b, rho0, TAIL_PRIOR, True, last))
-        if pass_rows is not None:
-            x_c, n_c = x_c[:pass_rows], n_c[:pass_rows]
-        passes.append(rate_ratio_side(x_c, x_b, n_c, n_b, rho0_pass, TAIL_PRIOR, False, last))
+    n_c = np.where(usable, n_c_all, 0.0)
+    n_b = np.where(usable, n_b_all, 0.0)
+    x_c, x_b = exceeding(c, j), exceeding(b, j)
+    fail = rate_ratio_side(x_c, x_b, n_c, n_b, rho0, TAIL_PRIOR, True, last) if fail_side else None
+    if pass_rows is not None:
+        x_c, n_c = x_c[:, :pass_rows], n_c[:, :pass_rows]
+    both = rate_ratio_side(x_c, x_b, n_c, n_b, rho0_pass, TAIL_PRIOR, False, last)
     n_c_cum, n_b_cum = cumulative(n_c_all), cumulative(n_b_all)
     if last:
         n_c_cum, n_b_cum = n_c_cum[..., -1:], n_b_cum[..., -1:]
-    passed = all_of(passes)
-    return GateEvidence(any_of(fails, SLOT_WEIGHTS) if fail_side else not_computed(passed), passed, n_c_cum, n_b_cum)
+    passed = all_of([both[0], both[1]])
+    return GateEvidence(any_of([fail[0], fail[1]], SLOT_WEIGHTS) if fail is not None else not_computed(passed),
+                        passed, n_c_cum, n_b_cum)
+
+
+def _slot_axis(rows: np.ndarray, extra: int) -> np.ndarray:
+    """`tail_rows`' rows (2, ...) with `extra` axes of one after the slot axis, so that they
+    broadcast against a canary with that many more leading axes than the baseline."""
+    rows = np.asarray(rows)
+    return rows.reshape(rows.shape[:1] + (1,) * extra + rows.shape[1:]) if extra > 0 else rows
 
 
 def latency_change_log_e(edges: np.ndarray, c: np.ndarray, b: np.ndarray, quantile: float, tolerance: float

@@ -97,6 +97,23 @@ def tail_sides(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance
                regression: float | None, geometry: Survival | None = None) -> tuple[list[Slot], list[Slot]]:
     """`tail_edges` for the Fail side at `tolerance` and the Pass side at `regression` at once
     (either may be None, then its list is empty): both bracket the same edges."""
+    fail, passed = tail_rows(edges, counts, quantile, tolerance, regression, geometry)
+    return _split(fail), _split(passed)
+
+
+def _split(rows: Slot | None) -> list[Slot]:
+    """The two slots of `tail_rows`' rows (below, above) as (index, rho0, usable) each."""
+    if rows is None:
+        return []
+    j, rho0, usable = rows
+    return [(j[0], rho0[0], usable[0]), (j[1], rho0[1], usable[1])]
+
+
+def tail_rows(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance: float | None,
+              regression: float | None, geometry: Survival | None = None) -> tuple[Slot | None, Slot | None]:
+    """`tail_sides` with both slots as the rows of a leading axis: (index, rho0, usable) shaped
+    (2, ...) for the Fail side and for the Pass side (None where its margin is None), so that a
+    caller can test both edges in one call."""
     total, surv, s_lo, s_hi = geometry if geometry is not None else survival(counts)
     size = edges.size
     index = np.arange(size)
@@ -115,8 +132,8 @@ def tail_sides(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance
     # elementwise, so each slot's values are what its own pass gives, at half the calls
     j = np.minimum(np.maximum(np.array([j_below, j_above]), 1), size - 1)
     ok = np.array([below_ok.any(axis=-1), above_ok.any(axis=-1)]) & enough
-    fails: list[Slot] = []
-    passes: list[Slot] = []
+    fails: Slot | None = None
+    passes: Slot | None = None
     with quiet(divide="ignore", invalid="ignore", over="ignore"):
         lo_j, hi_j = lo_at(j), hi_at(j)
         if tolerance is not None:
@@ -129,7 +146,7 @@ def tail_sides(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance
             concave = np.where(has_next & (lo_next > 0), np.exp(stretch * slope), np.inf)
             k = np.searchsorted(log_finite, target, side="right") - 1  # largest edge <= u/s
             geometric = np.where(k >= 0, hi_at(np.maximum(k, 0)), 1.0) / lo_j
-            fails = _slots(j, np.minimum(concave, geometric), ok)
+            fails = _slot(j, np.minimum(concave, geometric), ok)
         if regression is not None:
             stretch = np.log1p(regression)
             target = log_edge[j] - stretch
@@ -140,14 +157,8 @@ def tail_sides(edges: np.ndarray, counts: np.ndarray, quantile: float, tolerance
             concave = np.where((k >= 1) & (span > 0), np.exp(stretch * _clip_slope(slope)), 1.0)
             m = np.searchsorted(log_finite, target, side="left")  # smallest edge >= u/s
             geometric = np.where(m < j, lo_at(np.minimum(m, size - 1)) / hi_j, 1.0)
-            passes = _slots(j, np.maximum(np.maximum(concave, nan_to_num(geometric, 1.0)), 1.0), ok)
+            passes = _slot(j, np.maximum(np.maximum(concave, nan_to_num(geometric, 1.0)), 1.0), ok)
     return fails, passes
-
-
-def _slots(j: np.ndarray, rho0: np.ndarray, ok: np.ndarray) -> list[Slot]:
-    """The two slots (rows of the leading axis) as (index, rho0, usable) each."""
-    j, rho0, usable = _slot(j, rho0, ok)
-    return [(j[0], rho0[0], usable[0]), (j[1], rho0[1], usable[1])]
 
 
 def _slot(j: np.ndarray, rho0: np.ndarray, ok: np.ndarray) -> Slot:
