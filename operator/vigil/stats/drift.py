@@ -27,7 +27,7 @@ from vigil.stats.quiet import quiet
 from vigil.stats.report import gate_verdict
 from vigil.stats.result import Verdict
 from vigil.stats.roots import brentq
-from vigil.stats.sequential import TAIL_PRIOR, ball_log_e, rate_ratio_evidence
+from vigil.stats.sequential import TAIL_PRIOR, ball_log_e, rate_ratio_evidence, rate_ratio_side
 
 DRIFT_SCALE = 0.1  # prior sd of each standardised bin shift (PSI of a few tenths spread over bins)
 MIN_EXPECTED = 5.0
@@ -88,17 +88,38 @@ def bucket_log_e(c: np.ndarray, b: np.ndarray, margin: float, inner: bool = Fals
     return rate_ratio_evidence(x_c, x_b, n_c, n_b, r, TAIL_PRIOR, rho0_pass=1.0 / r, last=last)
 
 
+def bucket_tests(c: np.ndarray, b: np.ndarray, tolerance: float, regression: float, last: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`bucket_log_e` at the tolerance (up, down: Fail) and inside the regression (below, above:
+    Pass), the four as two calls: each side's two ratios are the rows of a leading axis (every
+    operation of a side is elementwise over its rows, so each is what its own call gives)."""
+    c, b = np.asarray(c, dtype=float), np.asarray(b, dtype=float)
+    r_fail, r_pass = bucket_ratio(tolerance, c.shape[-1]), bucket_ratio(regression, c.shape[-1])
+    n_c, n_b = c.sum(axis=-1)[..., None, :], b.sum(axis=-1)[..., None, :]
+    x_c, x_b = np.moveaxis(c, -1, -2), np.moveaxis(b, -1, -2)
+    rows = (2,) + (1,) * x_c.ndim
+    # against "ratio <= rho0": up at the tolerance, above inside the regression; against ">= rho0":
+    # down at the tolerance, below inside the regression
+    against_up = rate_ratio_side(x_c, x_b, n_c, n_b, np.array([r_fail, 1.0 / r_pass]).reshape(rows),
+                                 TAIL_PRIOR, True, last)
+    against_down = rate_ratio_side(x_c, x_b, n_c, n_b, np.array([1.0 / r_fail, r_pass]).reshape(rows),
+                                   TAIL_PRIOR, False, last)
+    return against_up[0], against_down[0], against_down[1], against_up[1]
+
+
 RARE_SHARE = 0.005
 """A bucket with under 0.5% of the baseline's scores cannot be shown unchanged in useful time;
 once the baseline has shown it that rare (20 scores in 20 / RARE_SHARE), it does not block Pass."""
 
 
-def buckets_shown(c: np.ndarray, b: np.ndarray, regression: float, last: bool = False) -> np.ndarray:
+def buckets_shown(c: np.ndarray, b: np.ndarray, regression: float, last: bool = False,
+                  inside: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Log evidence (..., T) that no bucket's share ratio is beyond the regression's bucket
     ratio: the weakest bucket's, over the buckets that are not shown rare. Whether a bucket
     counts is decided from the baseline *before* each interval, so the rule is predictable;
-    at the start every bucket counts. `last`: only the end of the window, (..., 1)."""
-    below, above = bucket_log_e(c, b, regression, inner=True, last=last)
+    at the start every bucket counts. `last`: only the end of the window, (..., 1). `inside`:
+    (below, above) of `bucket_log_e(..., inner=True)` when the caller has them."""
+    below, above = bucket_log_e(c, b, regression, inner=True, last=last) if inside is None else inside
     before = np.moveaxis(np.add.accumulate(b, axis=-2) - b, -1, -2)  # (..., K, T)
     if last:
         before = before[..., -1:]
@@ -126,12 +147,12 @@ def drift_evidence(c: np.ndarray, b: np.ndarray, tolerance: float, scale: float 
     fail, _ = ball_log_e(norm_s, info, dim, np.sqrt(tolerance), scale)
     _, passed = ball_log_e(norm_s, info, dim, np.sqrt(reg), scale)
     if per_bucket and c.shape[-1] > 1:
-        up, down = bucket_log_e(c, b, tolerance, last=last)
+        up, down, below, above = bucket_tests(c, b, tolerance, reg, last=last)
         parts = [np.moveaxis(up, -2, 0), np.moveaxis(down, -2, 0)]
         buckets = [p[k] for p in parts for k in range(p.shape[0])]
         fail = any_of([fail, *buckets], [float(len(buckets))] + [1.0] * len(buckets),
                       in_order=last and c.shape[-2] > 1)
-        passed = np.minimum(passed, buckets_shown(c, b, reg, last=last))
+        passed = np.minimum(passed, buckets_shown(c, b, reg, last=last, inside=(below, above)))
     return GateEvidence(fail, passed, C.sum(axis=-1), B.sum(axis=-1))
 
 
