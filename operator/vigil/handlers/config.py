@@ -23,6 +23,7 @@ from kubernetes import config as k8s_config
 from vigil.core.decide import Analyzer, default_analyzer
 from vigil.handlers import env
 from vigil.kube import resilience
+from vigil.kube.cache import rv_int
 from vigil.kube.faults import FaultAwareKube, FaultLedger
 from vigil.metrics import MetricsProvider
 from vigil.reconciler import Reconciler
@@ -159,6 +160,24 @@ def wake(namespace: str, name: str | None = None) -> None:
     for (ns, md, _uid), event in list(WIRING.wakers.items()):
         if ns == namespace and name in (None, md):
             event.set()
+
+
+def observed(event_type: str | None, body: Mapping[str, Any]) -> None:
+    """Put what kopf's watch just saw into the watch cache before a daemon is woken for it.
+
+    kopf and the cache watch on separate streams; without this, a pass woken by kopf's event
+    can read the cache before the cache's own watch delivered the change (a new RiskPolicy not
+    there yet) and then sleep a whole requeue delay. The cache's staleness rule (only a higher
+    resourceVersion replaces an entry) makes feeding it twice harmless."""
+    cache = WIRING.cache
+    if cache is None or not body.get("metadata"):
+        return
+    if event_type == "DELETED":
+        meta = body["metadata"]
+        cache.forget(str(body.get("apiVersion")), str(body.get("kind")), meta.get("namespace") or "",
+                     meta["name"], rv_int(body))
+    else:
+        cache.observe(body)
 
 
 def wake_on_change(body: Mapping[str, Any]) -> None:

@@ -35,6 +35,7 @@ from vigil.handlers import health, leader
 from vigil.handlers.config import (
     WIRING,
     forget,
+    observed,
     reconciler,
     wake,
     wake_all,
@@ -414,12 +415,15 @@ async def _md_changed(body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL_MD: kopf.PRESENT})
-async def _workload_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+async def _workload_changed(type: str | None, body: kopf.Body, labels: dict[str, str], namespace: str,
+                            **_: Any) -> None:
+    observed(type, body)
     wake(namespace, labels[LABEL_MD])
 
 
 @kopf.on.event(GROUP, VERSION, "riskpolicies")
-async def _policy_changed(namespace: str, **_: Any) -> None:
+async def _policy_changed(type: str | None, body: kopf.Body, namespace: str, **_: Any) -> None:
+    observed(type, body)
     wake(namespace)
 
 
