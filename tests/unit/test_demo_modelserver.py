@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Awaitable, Callable
 
 import pytest
@@ -248,3 +249,23 @@ def test_healthz_names_the_version_and_its_faults(model: DemoModel) -> None:
     assert health["status"] == "ok"
     assert health["version"] == "v2"
     assert health["faults"]["latency"] == {"ms": 100.0, "share": 0.1}
+
+
+def test_latency_is_the_service_time_not_the_event_loop_lag_of_a_busy_process(model: DemoModel) -> None:
+    """A version carrying 95% of the demo's traffic shares a busy host with one carrying 5%:
+    its event loop resumes requests late. That lag is the host's, not the model's, and must not
+    show as the model's latency (it rolled back a healthy version in its holdback)."""
+    async def body(client: TestClient) -> str:
+        asyncio.get_running_loop().call_later(0.005, time.sleep, 0.3)  # the loop is stuck 300 ms
+        answer = await client.post("/predict", json={"row": 3})
+        assert answer.status == 200
+        return await (await client.get("/metrics")).text()
+
+    server = ModelServer(ServerConfig(model="iris", version="v2", namespace="demo", faults=FaultConfig(),
+                                      base_latency_ms=20.0), model)
+    started = time.perf_counter()
+    text = with_client(server, body)
+    assert time.perf_counter() - started >= 0.3  # the stall really happened
+    assert value(text, "vigil_model_request_duration_seconds_count") == 1
+    recorded = value(text, "vigil_model_request_duration_seconds_sum")
+    assert 0.005 <= recorded < 0.15, recorded  # about 20 ms of simulated service, not 300 ms
