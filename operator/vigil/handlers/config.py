@@ -23,7 +23,6 @@ from kubernetes import config as k8s_config
 from vigil.core.decide import Analyzer, default_analyzer
 from vigil.handlers import env
 from vigil.kube import resilience
-from vigil.kube.cache import rv_int
 from vigil.kube.faults import FaultAwareKube, FaultLedger
 from vigil.metrics import MetricsProvider
 from vigil.reconciler import Reconciler
@@ -169,15 +168,8 @@ def observed(event_type: str | None, body: Mapping[str, Any]) -> None:
     can read the cache before the cache's own watch delivered the change (a new RiskPolicy not
     there yet) and then sleep a whole requeue delay. The cache's staleness rule (only a higher
     resourceVersion replaces an entry) makes feeding it twice harmless."""
-    cache = WIRING.cache
-    if cache is None or not body.get("metadata"):
-        return
-    if event_type == "DELETED":
-        meta = body["metadata"]
-        cache.forget(str(body.get("apiVersion")), str(body.get("kind")), meta.get("namespace") or "",
-                     meta["name"], rv_int(body))
-    else:
-        cache.observe(body)
+    if WIRING.cache is not None and (body.get("metadata") or {}).get("name"):
+        WIRING.cache.apply(event_type, body)
 
 
 def wake_on_change(body: Mapping[str, Any]) -> None:

@@ -236,6 +236,14 @@ class Informer:
             self._reindex(key, entry)
             self._tombstones.pop(key, None)
 
+    def apply(self, event_type: str | None, obj: Mapping[str, Any]) -> None:
+        """A watch event's object: DELETED forgets it, anything else (ADDED, MODIFIED, or None for
+        a listing) is observed."""
+        if event_type == "DELETED":
+            self.forget(key_of(obj), rv_int(obj))
+        else:
+            self.observe(obj)
+
     def forget(self, key: Key, rv: int | None = None) -> None:
         """The object is gone (as of resourceVersion `rv`, when known)."""
         with self._lock:
@@ -349,10 +357,8 @@ class Informer:
                 raise ApiException(status=int(obj.get("code") or 500), reason=str(obj.get("message") or obj))
             self.events += 1
             rv = (obj.get("metadata") or {}).get("resourceVersion")
-            if kind in ("ADDED", "MODIFIED"):
-                self.observe(obj)
-            elif kind == "DELETED":
-                self.forget(key_of(obj), rv_int(obj))
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                self.apply(kind, obj)
             if rv:
                 self.resource_version = str(rv)
 
@@ -477,6 +483,12 @@ class WatchCache:
         informer = self._holder(obj.get("apiVersion"), obj.get("kind"), (obj.get("metadata") or {}).get("namespace"))
         if informer is not None:
             informer.observe(obj)
+
+    def apply(self, event_type: str | None, obj: Mapping[str, Any]) -> None:
+        """A watch event seen elsewhere (kopf's): applied to the informer that holds its kind."""
+        informer = self._holder(obj.get("apiVersion"), obj.get("kind"), (obj.get("metadata") or {}).get("namespace"))
+        if informer is not None:
+            informer.apply(event_type, obj)
 
     def forget(self, api_version: str, kind: str, namespace: str, name: str, rv: int | None = None) -> None:
         informer = self._holder(api_version, kind, namespace)
