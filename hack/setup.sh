@@ -2,7 +2,13 @@
 # Installs everything Vigil needs on a fresh Debian machine, showing progress, reusing what
 # is already there: Debian packages (Prometheus, Chromium for the report test), the Python
 # package with its demo, dev and test extras, and the control plane built from Go modules (cached).
+#
+# Usage: hack/setup.sh [--without-controlplane]
+#   --without-controlplane   leave the control plane to the caller (hack/test.sh builds it beside
+#                            the unit tests)
 set -euo pipefail
+with_controlplane=1
+[[ "${1:-}" == "--without-controlplane" ]] && with_controlplane=0
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { echo "==> [setup $(( $(date +%s) - start ))s] $*" >&2; }
@@ -31,12 +37,14 @@ fi
 # The control plane builds (or is found in its cache) while pip installs: the build is the long
 # part of a first setup, and both start by downloading. It runs in a process group of its own, so
 # a failed setup stops all of it.
-step "building the control plane from Go modules in the background (cached after the first run)"
-set -m
-bash hack/controlplane/build.sh >/dev/null &
-build_pid=$!
-set +m
-trap 'kill -- -"$build_pid" 2>/dev/null || true' EXIT
+if ((with_controlplane)); then
+  step "building the control plane from Go modules in the background (cached after the first run)"
+  set -m
+  bash hack/controlplane/build.sh >/dev/null &
+  build_pid=$!
+  set +m
+  trap 'kill -- -"$build_pid" 2>/dev/null || true' EXIT
+fi
 
 # pip runs again when pyproject.toml changes or this checkout is not the installed one (CI
 # clones elsewhere); a stamp in the cache remembers the last good install.
@@ -53,7 +61,9 @@ else
   mkdir -p "$stamp_dir" && touch "$stamp"
 fi
 
-step "waiting for the control plane build"
-wait "$build_pid" || { echo "error: building the control plane failed (see above)" >&2; exit 1; }
-trap - EXIT
+if ((with_controlplane)); then
+  step "waiting for the control plane build"
+  wait "$build_pid" || { echo "error: building the control plane failed (see above)" >&2; exit 1; }
+  trap - EXIT
+fi
 step "done"

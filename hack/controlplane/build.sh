@@ -3,9 +3,11 @@
 # kube-scheduler, kubectl (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3), kwok and
 # helm, and extracts the Gateway API and Istio CRDs from their modules.
 #
-# Versions are pinned in versions.env; module checksums in modules/*/go.sum. The result is
-# cached outside the repo, keyed by those files, so a second run returns in well under a
-# second. The last line of stdout is always `VIGIL_BIN_DIR=<dir>` on success.
+# Versions are pinned in versions.env and in one Go module (module/go.mod, checksums in
+# module/go.sum): one module means one version of each shared dependency, so a package that
+# several binaries use (client-go, grpc, ...) is compiled once, not once per binary. The
+# result is cached outside the repo, keyed by those files, so a second run returns in well
+# under a second. The last line of stdout is always `VIGIL_BIN_DIR=<dir>` on success.
 #
 # Usage: hack/controlplane/build.sh [--print-dir]
 #   --print-dir   print the cache dir for the pinned versions and exit (builds nothing)
@@ -17,8 +19,8 @@ source "$here/versions.env"
 
 cache_root=${VIGIL_CACHE:-$HOME/.cache/vigil}
 # The key covers what decides the binaries: versions and module checksums.
-key=$(cat "$here/versions.env" "$here"/modules/*/go.mod "$here"/modules/*/go.sum "$here"/modules/etcd/main.go \
-      | sha256sum | cut -c1-12)
+module="$here/module"
+key=$(cat "$here/versions.env" "$module/go.mod" "$module/go.sum" "$module/etcd/main.go" | sha256sum | cut -c1-12)
 dest="$cache_root/bin/${KUBERNETES_VERSION}-${key}"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
 crd_files=(gateway-api-httproutes.yaml gateway-api-standard.yaml istio-crds.yaml kwok-stages.yaml)
@@ -69,26 +71,23 @@ fi
 
 elapsed() { local s=$(( $(date +%s) - start )); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
 
-# build STEP NAME VERSION MODULE_DIR OUT_DIR LDFLAGS TARGETS...
-# Runs `go build -v` and prints a progress line every 20 s (packages compiled so far).
-build() {
-  local step=$1 name=$2 version=$3 moddir=$4 out=$5 ldflags=$6; shift 6
-  local log="$log_dir/build-$name-$version.log"
-  echo "[$step] building $name $version ... (log: $log)" >&2
-  (
-    cd "$here/modules/$moddir"
-    go build -v -trimpath -ldflags="$ldflags" -o "$out" "$@"
-  ) >"$log" 2>&1 &
+# with_progress WHAT LOG COMMAND...: runs COMMAND with its output in LOG and prints a line every
+# 20 s: for `go build -v`, the packages compiled so far (of $total when it is known).
+with_progress() {
+  local what=$1 log=$2; shift 2
+  "$@" >>"$log" 2>&1 &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     sleep 20
-    kill -0 "$pid" 2>/dev/null && echo "      $name: $(grep -vc '^#' "$log" || true) packages compiled, $(elapsed) elapsed" >&2
+    if kill -0 "$pid" 2>/dev/null; then
+      if [[ $what == compiling ]]; then
+        echo "      compiling: $(grep -vc '^#' "$log" || true) of about $total packages, $(elapsed) elapsed" >&2
+      else
+        echo "      $what: $(elapsed) elapsed" >&2
+      fi
+    fi
   done
-  if ! wait "$pid"; then
-    tail -n 20 "$log" >&2
-    die "building $name $version failed (full log: $log). Try: check that the Go module proxy is reachable (go env GOPROXY), that GOFLAGS has no -mod=vendor, and rerun; if the version is not served, change it in hack/controlplane/versions.env and run 'go mod tidy' in hack/controlplane/modules/$moddir"
-  fi
-  echo "      $name done at $(elapsed)" >&2
+  wait "$pid"
 }
 
 k8s_minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
@@ -96,10 +95,45 @@ ver_pkg_flags() {  # -X flags so `kubectl version` and the apiserver report the 
   local pkg=$1
   echo "-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 }
-k8s_ldflags="-s -w $(ver_pkg_flags k8s.io/component-base/version) $(ver_pkg_flags k8s.io/client-go/pkg/version)"
+# One link line for all seven binaries: an -X for a package a binary does not hold is ignored.
+ldflags="-s -w $(ver_pkg_flags k8s.io/component-base/version) $(ver_pkg_flags k8s.io/client-go/pkg/version)"
+ldflags+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 
+# versions.env names the versions, module/go.mod decides them: refuse to build when they differ.
+check_pins() {
+  local mod want have
+  while read -r mod want; do
+    have=$(cd "$module" && go list -m -f '{{.Version}}' "$mod") || die "could not resolve $mod in $module/go.mod (go env GOPROXY)"
+    [[ "$have" == "$want" ]] || die "$module/go.mod has $mod $have but versions.env says $want; run 'go get $mod@$want && go mod tidy' in $module, or fix versions.env"
+  done <<PINS
+k8s.io/kubernetes $KUBERNETES_VERSION
+go.etcd.io/etcd/server/v3 $ETCD_VERSION
+sigs.k8s.io/kwok $KWOK_VERSION
+helm.sh/helm/v3 $HELM_VERSION
+PINS
+}
 
-mod_dir() { (cd "$here/modules/kubernetes" && go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'); }
+# build_binaries OUT_DIR: the seven binaries in one `go build`, so a shared package compiles once.
+build_binaries() {
+  local out=$1 log="$log_dir/build-controlplane-${KUBERNETES_VERSION}-${key}.log"
+  : >"$log"
+  echo "[1/2] downloading Go modules ... (log: $log)" >&2
+  ( cd "$module" && with_progress downloading "$log" go mod download ) || {
+    tail -n 20 "$log" >&2
+    die "downloading Go modules failed (full log: $log); check that the Go module proxy is reachable (go env GOPROXY)"
+  }
+  check_pins
+  total=$(cd "$module" && go list -deps tool ./etcd | wc -l)
+  echo "[2/2] compiling about $total packages into ${binaries[*]} ... (log: $log)" >&2
+  : >"$log"
+  if ! ( cd "$module" && with_progress compiling "$log" go build -v -trimpath -ldflags="$ldflags" -o "$out/" tool ./etcd ); then
+    tail -n 20 "$log" >&2
+    die "building the control plane failed (full log: $log). Try: check that the Go module proxy is reachable (go env GOPROXY), that GOFLAGS has no -mod=vendor, and rerun; if a version is not served, change it in hack/controlplane/versions.env and run 'go get <module>@<version> && go mod tidy' in $module"
+  fi
+  echo "      compiled and linked at $(elapsed)" >&2
+}
+
+mod_dir() { (cd "$module" && go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'); }
 
 # extract_assets DIR: CRDs of Gateway API and Istio, and kwok's stage configuration, taken from
 # their modules as the Go module proxy serves them (never written by hand).
@@ -141,10 +175,7 @@ else
   mkdir -p "$log_dir"
   echo "building the control plane (Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION}, helm ${HELM_VERSION}) into $dest" >&2
   echo "a cold build takes about 15-25 minutes on 2 cores; later runs reuse the cache" >&2
-  build 1/4 kubernetes "$KUBERNETES_VERSION" kubernetes "$work/" "$k8s_ldflags" tool
-  build 2/4 etcd "$ETCD_VERSION" etcd "$work/etcd" "-s -w" .
-  build 3/4 kwok "$KWOK_VERSION" kwok "$work/" "-s -w" tool
-  build 4/4 helm "$HELM_VERSION" helm "$work/" "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" tool
+  build_binaries "$work"
   extract_assets "$work"
   rm -rf "$dest"
   mv "$work" "$dest"

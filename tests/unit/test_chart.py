@@ -15,6 +15,8 @@ import yaml
 from vigil.api.policy import RiskPolicySpec
 from vigil.dev.binaries import REPO_ROOT, ensure_built
 
+pytestmark = pytest.mark.controlplane  # renders with the helm built by hack/controlplane/build.sh
+
 CHART = REPO_ROOT / "charts" / "vigil"
 RELEASE_NS = "vigil-system"
 KUBE_VERSION = "1.33.0"

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from vigil.dev.binaries import ensure_built
 
+pytestmark = pytest.mark.controlplane  # renders with the helm built by hack/controlplane/build.sh
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "vigil"
 
