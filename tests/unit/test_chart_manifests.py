@@ -7,8 +7,11 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import yaml
 from vigil.dev.binaries import REPO_ROOT
+
+pytestmark = pytest.mark.controlplane  # hack/render-manifests.py renders with the helm of hack/controlplane/build.sh
 
 INSTALL = REPO_ROOT / "manifests" / "install"
 

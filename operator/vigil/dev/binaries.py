@@ -15,6 +15,8 @@ from vigil.dev.process import StartError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "controlplane" / "build.sh"
+BUILD_BUSY = 3
+"""build.sh's exit status when another build holds the cache and VIGIL_CONTROLPLANE_NO_WAIT is set."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ def ensure_built() -> ControlPlaneBinaries:
         ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
     )
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("VIGIL_BIN_DIR=")]
+    if result.returncode == BUILD_BUSY:
+        raise StartError(
+            "the control plane is still being built by another run and VIGIL_CONTROLPLANE_NO_WAIT is set "
+            "(make test's unit phase): a test that needs the binaries must be marked `controlplane`"
+        )
     if result.returncode != 0 or not lines:
         raise StartError(
             f"building the control plane failed (exit {result.returncode}); the error is printed "
