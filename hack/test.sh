@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { echo "==> [test $(( $(date +%s) - start ))s] $*" >&2; }
-pytest_args=(-q -p no:cacheprovider -n auto --maxprocesses 4 --dist loadfile)
+pytest_args=(-q -p no:cacheprovider -n auto --maxprocesses 4 --dist loadfile --durations 8)
 
 # The build runs in a process group of its own, stopped with this script however it ends.
 build_out=$(mktemp)

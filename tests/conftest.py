@@ -29,7 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-            item.add_marker(pytest.mark.controlplane)
+            if item.get_closest_marker("prometheus_only") is None:
+                item.add_marker(pytest.mark.controlplane)
 
     def rank(item: pytest.Item) -> int:
         path = str(item.fspath)

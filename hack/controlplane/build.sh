@@ -103,6 +103,8 @@ ver_pkg_flags() {  # -X flags so `kubectl version` and the apiserver report the 
   echo "-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 }
 # One link line for all seven binaries: an -X for a package a binary does not hold is ignored.
+# -s -w leave debug information out of the binaries, and -gcflags=all=-dwarf=false keeps the compiler
+# from generating it in the first place (stack traces come from the symbol table, which stays).
 ldflags="-s -w $(ver_pkg_flags k8s.io/component-base/version) $(ver_pkg_flags k8s.io/client-go/pkg/version)"
 ldflags+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 
@@ -133,7 +135,7 @@ build_binaries() {
   total=$(cd "$module" && go list -deps tool ./etcd | wc -l)
   echo "[2/2] compiling about $total packages into ${binaries[*]} ... (log: $log)" >&2
   : >"$log"
-  if ! ( cd "$module" && with_progress compiling "$log" go build -v -trimpath -ldflags="$ldflags" -o "$out/" tool ./etcd ); then
+  if ! ( cd "$module" && with_progress compiling "$log" go build -v -trimpath -gcflags=all=-dwarf=false -ldflags="$ldflags" -o "$out/" tool ./etcd ); then
     tail -n 20 "$log" >&2
     die "building the control plane failed (full log: $log). Try: check that the Go module proxy is reachable (go env GOPROXY), that GOFLAGS has no -mod=vendor, and rerun; if a version is not served, change it in hack/controlplane/versions.env and run 'go get <module>@<version> && go mod tidy' in $module"
   fi

@@ -17,6 +17,8 @@ from vigil.metrics.target import AnalysisTarget
 
 from ..conftest import wait_for
 
+pytestmark = pytest.mark.prometheus_only  # make test runs it beside the control plane build
+
 
 @pytest.fixture
 def exporter() -> Iterator[tuple[str, Counter, Gauge]]:

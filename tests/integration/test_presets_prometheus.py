@@ -29,7 +29,7 @@ from vigil.stats.data import LatencyHistogram, RequestCounts
 
 from ..conftest import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.prometheus_only]  # prometheus_only: make test runs it beside the build
 EDGES = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 

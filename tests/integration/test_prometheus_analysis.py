@@ -27,7 +27,7 @@ from vigil.metrics.promql import selector
 from vigil.metrics.queries import SERIES
 from vigil.stats import CounterPanel, CounterSeries, Outcome, analyze
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.prometheus_only]  # prometheus_only: make test runs it beside the build
 
 TARGET = AnalysisTarget(namespace="shop", model="ranker", baseline_version="v1", canary_version="v2")
 TYPES = {"vigil_model_requests": "counter", "vigil_model_request_duration_seconds": "histogram",

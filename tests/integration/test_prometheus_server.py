@@ -13,7 +13,7 @@ from vigil.dev import prometheus as devprom
 from vigil.dev.process import StartError, free_port, pid_alive
 from vigil.dev.prometheus import PrometheusServer, openmetrics_text
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.prometheus_only]  # prometheus_only: make test runs it beside the build
 
 
 def test_added_target_is_scraped_after_a_reload(prometheus: PrometheusServer) -> None:
