@@ -183,7 +183,7 @@ else
   log_dir="$cache_root/logs"
   mkdir -p "$log_dir"
   echo "building the control plane (Kubernetes ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION}, helm ${HELM_VERSION}) into $dest" >&2
-  echo "a cold build takes about 15-25 minutes on 2 cores; later runs reuse the cache" >&2
+  echo "a cold build takes about 16 minutes on 2 idle cores, 25 or more on a busy machine; later runs reuse the cache" >&2
   build_binaries "$work"
   extract_assets "$work"
   rm -rf "$dest"
