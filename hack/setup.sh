@@ -8,7 +8,11 @@
 #                            the unit tests)
 set -euo pipefail
 with_controlplane=1
-[[ "${1:-}" == "--without-controlplane" ]] && with_controlplane=0
+case "${1:-}" in
+  "") ;;
+  --without-controlplane) with_controlplane=0 ;;
+  *) echo "usage: hack/setup.sh [--without-controlplane] (got '$1')" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { echo "==> [setup $(( $(date +%s) - start ))s] $*" >&2; }
