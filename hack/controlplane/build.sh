@@ -19,9 +19,22 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/versions.env"
 
 cache_root=${VIGIL_CACHE:-$HOME/.cache/vigil}
-# The key covers what decides the binaries: versions and module checksums.
+k8s_minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+ver_pkg_flags() {  # -X flags so `kubectl version` and the apiserver report the real version
+  local pkg=$1
+  echo "-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+}
+# One link line for all seven binaries: an -X for a package a binary does not hold is ignored.
+# -s -w leave debug information out of the binaries, and -gcflags=all=-dwarf=false keeps the compiler
+# from generating it in the first place (stack traces come from the symbol table, which stays).
+ldflags="-s -w $(ver_pkg_flags k8s.io/component-base/version) $(ver_pkg_flags k8s.io/client-go/pkg/version)"
+ldflags+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+go_build_flags=(-trimpath -gcflags=all=-dwarf=false "-ldflags=$ldflags")
+
+# The key covers what decides the binaries: versions, module checksums and the build flags (a
+# changed flag must not reuse binaries built without it).
 module="$here/module"
-key=$(cat "$here/versions.env" "$module/go.mod" "$module/go.sum" "$module/etcd/main.go" | sha256sum | cut -c1-12)
+key=$( { cat "$here/versions.env" "$module/go.mod" "$module/go.sum" "$module/etcd/main.go"; printf '%s\n' "${go_build_flags[@]}"; } | sha256sum | cut -c1-12)
 dest="$cache_root/bin/${KUBERNETES_VERSION}-${key}"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
 crd_files=(gateway-api-httproutes.yaml gateway-api-standard.yaml istio-crds.yaml kwok-stages.yaml)
@@ -97,17 +110,6 @@ with_progress() {
   wait "$pid"
 }
 
-k8s_minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
-ver_pkg_flags() {  # -X flags so `kubectl version` and the apiserver report the real version
-  local pkg=$1
-  echo "-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-}
-# One link line for all seven binaries: an -X for a package a binary does not hold is ignored.
-# -s -w leave debug information out of the binaries, and -gcflags=all=-dwarf=false keeps the compiler
-# from generating it in the first place (stack traces come from the symbol table, which stays).
-ldflags="-s -w $(ver_pkg_flags k8s.io/component-base/version) $(ver_pkg_flags k8s.io/client-go/pkg/version)"
-ldflags+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-
 # versions.env names the versions, module/go.mod decides them: refuse to build when they differ.
 check_pins() {
   local mod want have
@@ -135,7 +137,7 @@ build_binaries() {
   total=$(cd "$module" && go list -deps tool ./etcd | wc -l)
   echo "[2/2] compiling about $total packages into ${binaries[*]} ... (log: $log)" >&2
   : >"$log"
-  if ! ( cd "$module" && with_progress compiling "$log" go build -v -trimpath -gcflags=all=-dwarf=false -ldflags="$ldflags" -o "$out/" tool ./etcd ); then
+  if ! ( cd "$module" && with_progress compiling "$log" go build -v "${go_build_flags[@]}" -o "$out/" tool ./etcd ); then
     tail -n 20 "$log" >&2
     die "building the control plane failed (full log: $log). Try: check that the Go module proxy is reachable (go env GOPROXY), that GOFLAGS has no -mod=vendor, and rerun; if a version is not served, change it in hack/controlplane/versions.env and run 'go get <module>@<version> && go mod tidy' in $module"
   fi
