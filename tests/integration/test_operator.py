@@ -145,7 +145,10 @@ def test_good_version_promoted_bad_version_rolled_back(kube: KubeHandle, namespa
         if w and (not seen or seen[-1] != w):
             seen.append(w)
         s = c.status()
-        return s.get("phase") == "Succeeded" and s.get("stableVersion") == "v2"
+        # status says Succeeded as soon as the promotion is recorded, before traffic moves;
+        # the promotion is done once its outcome is on the record too (no open intent)
+        return (s.get("phase") == "Succeeded" and s.get("stableVersion") == "v2"
+                and s.get("openIntent") is None)
 
     wait_for(promoted, timeout=90, what="v2 promoted")
     if router == "replicas":
